@@ -1,0 +1,1 @@
+"""The platform's FastAPI service: real-time look-ups for Magento, operations and analysts."""

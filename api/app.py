@@ -1,0 +1,35 @@
+"""The FastAPI application: `uvicorn api.app:create_app --factory`."""
+
+from __future__ import annotations
+
+import os
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.db import make_pool
+from api.routes import atp, health
+from oms.settings import get_settings
+
+
+def create_app(dsn: str | None = None) -> FastAPI:
+    warehouse_dsn = dsn or os.environ.get("OMS_WAREHOUSE_DSN") or get_settings().warehouse_dsn
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.pool = make_pool(warehouse_dsn)
+        await app.state.pool.open(wait=False)
+        app.state.token_cache = {}
+        yield
+        await app.state.pool.close()
+
+    app = FastAPI(
+        title="OMS platform API",
+        version="0.1.0",
+        description="Real-time available-to-promise per store and country, for Magento and operations. "
+        "Authenticate with `Authorization: Bearer <token>` (make one with `oms token create --scope stock:read`).",
+        lifespan=lifespan,
+    )
+    app.include_router(health.router)
+    app.include_router(atp.router)
+    return app

@@ -1,0 +1,43 @@
+"""dbt: staging → intermediate → ATP marts per store and per country, on new stock or hourly."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
+
+from oms.assets import ATP_MARTS, RAW_ERP_STOCK
+
+DOC = """
+### ATP build
+Runs `dbt build` for the ATP marts (`marts.fct_atp_store`, `marts.fct_atp_country`) and their
+upstream models and tests whenever `raw.erp_stock` receives a batch, and hourly as a safety net.
+Records the snapshot in `oms.atp_snapshot` (the API says which snapshot its answers rest on) and
+emits the `marts.atp` asset.
+"""
+
+
+@dag(
+    dag_id="atp_build",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 * * * *", timezone="UTC"), assets=RAW_ERP_STOCK
+    ),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "analytics-engineering", "retries": 2, "retry_delay": timedelta(seconds=30)},
+    tags=["transform", "dbt", "atp"],
+    doc_md=DOC,
+)
+def atp_build():
+    @task(outlets=[ATP_MARTS])
+    def dbt_build_atp(run_id=None, data_interval_end=None) -> dict:
+        from oms.airflow_links import warehouse_dsn
+        from oms.pipelines import atp
+
+        return atp.build(warehouse_dsn(), run_id, data_interval_end)
+
+    dbt_build_atp()
+
+
+atp_build()

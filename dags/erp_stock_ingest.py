@@ -1,0 +1,52 @@
+"""ERP store-wise stock → raw.erp_stock, gated by Great Expectations (bad rows → quarantine)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import CronDataIntervalTimetable, dag, task
+
+from oms.assets import RAW_ERP_STOCK
+
+DOC = """
+### ERP stock ingestion
+Pulls the ERP's store-wise stock rows changed within the run's **data interval**
+(`lastModifiedDateTime ≥ start and < end`), lands them as received in `raw.erp_stock`
+(idempotent on location × item × variant × modification time), then validates the window with
+Great Expectations: rows with missing keys, non-numeric or negative quantities, or unknown
+stores/SKUs go to `raw.quarantine` with the reason and the payload. Emits `raw.erp_stock`, which
+schedules `atp_build`. Backfill any range with `oms backfill` / `airflow backfill create`.
+"""
+
+
+@dag(
+    dag_id="erp_stock_ingest",
+    schedule=CronDataIntervalTimetable("*/15 * * * *", timezone="UTC"),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "data-engineering", "retries": 3, "retry_delay": timedelta(seconds=20),
+                  "retry_exponential_backoff": True},
+    tags=["ingest", "erp", "stock"],
+    doc_md=DOC,
+)
+def erp_stock_ingest():
+    @task
+    def land(data_interval_start=None, data_interval_end=None) -> dict:
+        from oms.airflow_links import erp_client, warehouse_dsn
+        from oms.pipelines import erp_stock
+
+        with erp_client() as erp:
+            return erp_stock.land(warehouse_dsn(), erp, data_interval_start, data_interval_end)
+
+    @task(outlets=[RAW_ERP_STOCK])
+    def validate(landed: dict, data_interval_start=None, data_interval_end=None) -> dict:
+        from oms.airflow_links import warehouse_dsn
+        from oms.pipelines import erp_stock
+
+        return {**landed, **erp_stock.validate(warehouse_dsn(), data_interval_start, data_interval_end)}
+
+    validate(land())
+
+
+erp_stock_ingest()

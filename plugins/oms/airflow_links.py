@@ -1,0 +1,37 @@
+"""Building the platform's clients from Airflow connections (set from config by `oms up`).
+
+Only used inside tasks: connections are looked up at run time, never at DAG parse time.
+"""
+
+from __future__ import annotations
+
+from oms.erp.client import ErpClient
+
+WAREHOUSE_CONN_ID = "oms_warehouse"
+ERP_CONN_ID = "oms_erp"
+
+
+def _get_connection(conn_id: str):
+    from airflow.sdk import BaseHook
+
+    return BaseHook.get_connection(conn_id)
+
+
+def warehouse_dsn(conn_id: str = WAREHOUSE_CONN_ID) -> str:
+    conn = _get_connection(conn_id)
+    auth = conn.login or "oms"
+    if conn.password:
+        auth += f":{conn.password}"
+    return f"postgresql://{auth}@{conn.host}:{conn.port or 5432}/{conn.schema}"
+
+
+def erp_client(conn_id: str = ERP_CONN_ID) -> ErpClient:
+    conn = _get_connection(conn_id)
+    extra = conn.extra_dejson
+    scheme = extra.get("scheme", "http")
+    return ErpClient(
+        base_url=f"{scheme}://{conn.host}:{conn.port}",
+        username=conn.login,
+        password=conn.password,
+        company_id=extra.get("company_id", "default"),
+    )

@@ -1,0 +1,356 @@
+"""`oms`: the operator's command line for the embedded stack and the platform's data."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from oms import reference, tokens
+from oms.settings import Settings, get_settings
+from oms.stack import control
+from oms.warehouse import connect
+
+app = typer.Typer(help="Omnichannel OMS data platform: run the local stack, the pipeline and the sandboxes.",
+                  no_args_is_help=True, pretty_exceptions_show_locals=False)
+pipeline_app = typer.Typer(help="Run the pipeline's DAGs through Airflow.", no_args_is_help=True)
+sandbox_app = typer.Typer(help="Load data into, and read back from, the Magento/Clickpost/ERP sandboxes.", no_args_is_help=True)
+token_app = typer.Typer(help="Local API bearer tokens with scopes.", no_args_is_help=True)
+channel_app = typer.Typer(help="Sales channels: one Magento website per country.", no_args_is_help=True)
+store_app = typer.Typer(help="Stores and warehouses (store id = the ERP's location code).", no_args_is_help=True)
+db_app = typer.Typer(help="The warehouse database.", no_args_is_help=True)
+app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(token_app, name="token")
+app.add_typer(channel_app, name="channel")
+app.add_typer(store_app, name="store")
+app.add_typer(db_app, name="db")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _progress() -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=False)
+
+
+def bring_up(settings: Settings, with_airflow: bool = True) -> None:
+    with _progress() as progress:
+        step = progress.add_task("postgres: init/start, databases, DDL", total=None)
+        try:
+            control.ensure_postgres(settings)
+        except Exception as exc:  # noqa: BLE001 — shown to the operator as is
+            fail(str(exc))
+        progress.update(step, description=f"postgres up on {settings.pg_host}:{settings.pg_port}", completed=1, total=1)
+        for service in control.services(settings, with_airflow):
+            step = progress.add_task(f"{service.name}: starting", total=None)
+            timeout = 240 if service.name == "airflow" else 60
+            try:
+                pid, started = control.start_service(settings, service, timeout)
+            except RuntimeError as exc:
+                fail(str(exc))
+            verb = "started" if started else "already running"
+            progress.update(step, description=f"{service.name} {verb} (pid {pid})", completed=1, total=1)
+
+
+@app.command()
+def up(no_airflow: Annotated[bool, typer.Option("--no-airflow", help="Start everything but Airflow.")] = False) -> None:
+    """Start the local stack: Postgres, the sandboxes, the API and Airflow. Safe to run twice."""
+    settings = get_settings()
+    bring_up(settings, with_airflow=not no_airflow)
+    show_status(settings)
+
+
+@app.command()
+def down() -> None:
+    """Stop everything `oms up` started."""
+    stopped = control.stop_all(get_settings())
+    console.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+
+
+def show_status(settings: Settings) -> None:
+    table = Table(title="OMS local stack")
+    for column in ("service", "state", "pid", "where"):
+        table.add_column(column)
+    for row in control.status(settings):
+        table.add_row(row.name, "[green]running[/]" if row.running else "[red]stopped[/]", str(row.pid or ""), row.where)
+    console.print(table)
+
+
+@app.command()
+def status() -> None:
+    """Show what runs where."""
+    show_status(get_settings())
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Start Postgres if needed, create the databases and apply sql/*.sql."""
+    applied = control.ensure_postgres(get_settings())
+    console.print(f"applied: {', '.join(applied)}")
+
+
+# ---------------------------------------------------------------- pipeline
+def airflow_api(settings: Settings):
+    from oms.stack.airflow import AirflowApi, admin_password
+
+    return AirflowApi(settings.airflow_url, admin_password(settings))
+
+
+def _parse_moment(value: str | None, default: datetime) -> datetime:
+    if value is None:
+        return default
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@pipeline_app.command("run")
+def pipeline_run(
+    start: Annotated[str | None, typer.Option("--from", help="Window start (ISO, UTC); default 1 day before --to.")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Window end (ISO, UTC); default now.")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each DAG run.")] = 600,
+) -> None:
+    """Trigger the stock pipeline now (ERP ingest → ATP build), wait until it finishes, print what happened."""
+    settings = get_settings()
+    from oms.pipeline_runner import run_stock_pipeline
+
+    window_end = _parse_moment(end, datetime.now(UTC).replace(microsecond=0))
+    window_start = _parse_moment(start, window_end - timedelta(days=1))
+    if window_start >= window_end:
+        fail("--from must be before --to")
+    api = airflow_api(settings)
+    try:
+        api.wait_for_dags(("erp_stock_ingest", "atp_build"))
+    except (httpx.HTTPError, TimeoutError) as exc:
+        fail(f"Airflow is not reachable or has not parsed the DAGs ({exc}); run `oms up` and `oms status`.")
+    with _progress() as progress:
+        steps: dict[str, int] = {}
+
+        def tick(dag_id: str, state: str) -> None:
+            if dag_id not in steps:
+                steps[dag_id] = progress.add_task(dag_id, total=None)
+            progress.update(steps[dag_id], description=f"{dag_id}: {state}")
+
+        reports = run_stock_pipeline(api, window_start, window_end, timeout, tick)
+    print_run_reports(reports)
+    if any(r.state != "success" for r in reports):
+        fail("a pipeline run failed; see the Airflow UI for its logs: " + settings.airflow_url)
+
+
+def print_run_reports(reports) -> None:
+    table = Table(title="Pipeline runs")
+    for column in ("dag", "state", "window", "tasks", "seconds", "result"):
+        table.add_column(column, overflow="fold")
+    for r in reports:
+        window = f"{(r.data_interval_start or '')[:19]} → {(r.data_interval_end or '')[:19]}"
+        tasks = ", ".join(f"{k}={v}" for k, v in r.tasks.items())
+        table.add_row(r.dag_id, r.state, window, tasks, f"{r.seconds:.1f}", json.dumps(r.result, default=str))
+    console.print(table)
+
+
+# ---------------------------------------------------------------- sandbox
+@sandbox_app.command("load-orders")
+def sandbox_load_orders(files: Annotated[list[Path], typer.Argument(help="JSON files, each one order or a list, in Magento's GET /V1/orders/{id} shape.")]) -> None:
+    """Load orders into the Magento sandbox."""
+    settings = get_settings()
+    orders = []
+    for path in files:
+        try:
+            body = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            fail(f"{path}: cannot read JSON ({exc})")
+        batch = body if isinstance(body, list) else body.get("items", [body]) if isinstance(body, dict) else None
+        if not batch or not all(isinstance(o, dict) and "items" in o for o in batch):
+            fail(f"{path}: expected a Magento order object (with 'items') or a list of them")
+        orders.extend(batch)
+    try:
+        response = httpx.post(f"{settings.magento_url}/_sandbox/orders", json=orders, timeout=60)
+    except httpx.HTTPError as exc:
+        fail(f"Magento sandbox not reachable at {settings.magento_url} ({exc}); run `oms up`.")
+    if response.status_code >= 400:
+        fail(f"Magento sandbox refused the orders: {response.status_code} {response.text}")
+    console.print(f"loaded {len(orders)} order(s) into the Magento sandbox: {response.json()}")
+
+
+@sandbox_app.command("requests")
+def sandbox_requests(
+    system: Annotated[str, typer.Argument(help="magento | clickpost | erp")],
+    path_prefix: Annotated[str, typer.Option(help="Only requests under this path.")] = "",
+) -> None:
+    """Read back what the platform sent to a sandbox."""
+    settings = get_settings()
+    urls = {"magento": settings.magento_url, "clickpost": settings.clickpost_url, "erp": settings.erp_url}
+    if system not in urls:
+        fail(f"unknown system '{system}'; choose magento, clickpost or erp")
+    response = httpx.get(f"{urls[system]}/_sandbox/requests", params={"path_prefix": path_prefix}, timeout=30)
+    console.print_json(response.text)
+
+
+@sandbox_app.command("faults")
+def sandbox_faults(
+    system: Annotated[str, typer.Argument(help="magento | clickpost | erp")],
+    error_rate: Annotated[float, typer.Option(help="Share of requests answered 5xx.")] = 0.0,
+    rate_429: Annotated[float, typer.Option("--rate-429", help="Share answered 429.")] = 0.0,
+    timeout_rate: Annotated[float, typer.Option(help="Share that hang then 504.")] = 0.0,
+    latency_ms: Annotated[int, typer.Option(help="Added latency.")] = 0,
+    duplicate_rate: Annotated[float, typer.Option(help="Share of deliveries sent twice.")] = 0.0,
+    shuffle: Annotated[bool, typer.Option(help="Deliver out of order.")] = False,
+    reset: Annotated[bool, typer.Option(help="Clear all faults.")] = False,
+) -> None:
+    """Switch faults on a sandbox (5xx, 429, timeouts, latency, duplicates, out-of-order)."""
+    settings = get_settings()
+    urls = {"magento": settings.magento_url, "clickpost": settings.clickpost_url, "erp": settings.erp_url}
+    if system not in urls:
+        fail(f"unknown system '{system}'; choose magento, clickpost or erp")
+    if reset:
+        response = httpx.delete(f"{urls[system]}/_sandbox/faults", timeout=10)
+    else:
+        response = httpx.post(f"{urls[system]}/_sandbox/faults", timeout=10, json={
+            "error_rate": error_rate, "rate_429": rate_429, "timeout_rate": timeout_rate,
+            "latency_ms": latency_ms, "duplicate_rate": duplicate_rate, "shuffle": shuffle})
+    console.print_json(response.text)
+
+
+# ---------------------------------------------------------------- tokens
+@token_app.command("create")
+def token_create(
+    scope: Annotated[list[str], typer.Option("--scope", "-s", help=f"Repeatable; one of {', '.join(tokens.SCOPES)}.")],
+    name: Annotated[str, typer.Option(help="Who or what uses it.")] = "local",
+) -> None:
+    """Make an API token and print it on stdout (only its hash is stored)."""
+    settings = get_settings()
+    try:
+        with connect(settings.warehouse_dsn) as conn:
+            token = tokens.create_token(conn, name, scope)
+    except tokens.UnknownScope as exc:
+        fail(str(exc), 2)
+    except Exception as exc:  # noqa: BLE001
+        fail(f"cannot reach the warehouse at {settings.pg_host}:{settings.pg_port} ({exc}); run `oms up`.")
+    print(token)
+
+
+@token_app.command("revoke")
+def token_revoke(name: str) -> None:
+    """Revoke every active token with this name."""
+    with connect(get_settings().warehouse_dsn) as conn:
+        count = tokens.revoke_token(conn, name)
+    console.print(f"revoked {count} token(s) named {name!r}")
+
+
+# ---------------------------------------------------------------- reference data
+def _load_records(file: Path) -> list[dict]:
+    try:
+        body = json.loads(file.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        fail(f"{file}: cannot read JSON ({exc})")
+    return body if isinstance(body, list) else [body]
+
+
+def _upsert(kind: str, upsert, records: list[dict]) -> None:
+    from pydantic import ValidationError
+
+    try:
+        with connect(get_settings().warehouse_dsn) as conn:
+            count = upsert(conn, records)
+    except ValidationError as exc:
+        fail(f"invalid {kind}: {exc}", 2)
+    console.print(f"saved {count} {kind}(s)")
+
+
+@channel_app.command("add")
+def channel_add(
+    channel_code: str, country_code: str, name: str, currency_code: str,
+    website: Annotated[str, typer.Option(help="Magento website code.")],
+    stock_id: Annotated[int, typer.Option(help="Magento MSI stock id of that website.")],
+    store_code: Annotated[str | None, typer.Option(help="Magento store view code (default: website).")] = None,
+    buffer_qty: Annotated[float, typer.Option(help="Units held back per SKU on this channel.")] = 0,
+) -> None:
+    """Add or change a sales channel (one per country)."""
+    _upsert("channel", reference.upsert_channels, [dict(
+        channel_code=channel_code, country_code=country_code.upper(), name=name, currency_code=currency_code.upper(),
+        magento_website_code=website, magento_store_code=store_code or website, magento_stock_id=stock_id,
+        buffer_qty=buffer_qty)])
+
+
+@channel_app.command("list")
+def channel_list() -> None:
+    """List sales channels."""
+    with connect(get_settings().warehouse_dsn) as conn:
+        rows = conn.execute("SELECT * FROM ref.channel ORDER BY country_code").fetchall()
+    _table(rows, ["channel_code", "country_code", "name", "currency_code", "magento_website_code", "magento_stock_id", "buffer_qty", "active"])
+
+
+@store_app.command("add")
+def store_add(
+    file: Annotated[Path | None, typer.Option(help="JSON file: one location or a list.")] = None,
+    store_id: Annotated[str | None, typer.Option(help="The ERP's location code.")] = None,
+    name: str | None = None,
+    country: str | None = None,
+    location_type: Annotated[str, typer.Option("--type", help="store | warehouse")] = "store",
+    ship_from_store: bool = True,
+    pickup: bool = True,
+    lat: float | None = None,
+    lon: float | None = None,
+    city: str | None = None,
+) -> None:
+    """Add or change stores/warehouses, from options or a JSON file."""
+    if file:
+        records = _load_records(file)
+    elif store_id and name and country:
+        records = [dict(store_id=store_id, name=name, country_code=country.upper(), location_type=location_type,
+                        ship_from_store=ship_from_store, pickup_enabled=pickup, latitude=lat, longitude=lon, city=city)]
+    else:
+        fail("give --file, or --store-id, --name and --country", 2)
+    _upsert("location", reference.upsert_locations, records)
+
+
+@store_app.command("list")
+def store_list(country: Annotated[str | None, typer.Option(help="Only this country.")] = None) -> None:
+    """List stores and warehouses."""
+    with connect(get_settings().warehouse_dsn) as conn:
+        rows = conn.execute(
+            "SELECT * FROM ref.location WHERE %(c)s::text IS NULL OR country_code = %(c)s ORDER BY store_id",
+            {"c": country.upper() if country else None},
+        ).fetchall()
+    _table(rows, ["store_id", "name", "country_code", "location_type", "city", "ship_from_store", "pickup_enabled", "magento_source_code", "active"])
+
+
+def _table(rows: list[dict], columns: list[str]) -> None:
+    table = Table()
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(row[c]) for c in columns))
+    console.print(table)
+
+
+# ---------------------------------------------------------------- demo
+@app.command()
+def demo(
+    skus: Annotated[int, typer.Option(help="Catalogue size.")] = 200,
+    stores: Annotated[int, typer.Option(help="Stores per country (plus one warehouse each).")] = 4,
+    orders: Annotated[int, typer.Option(help="Magento orders to load into the sandbox.")] = 40,
+) -> None:
+    """Start the stack, load demo data, run the pipeline through Airflow and print a summary."""
+    from oms import demo as demo_module
+
+    settings = get_settings()
+    bring_up(settings)
+    with _progress() as progress:
+        step = progress.add_task("loading demo data (reference data, ERP stock, Magento orders)", total=None)
+        loaded = demo_module.load(settings, skus=skus, stores_per_country=stores, orders=orders)
+        progress.update(step, description=f"demo data loaded: {loaded}", completed=1, total=1)
+    pipeline_run(start=None, end=None, timeout=600)
+    demo_module.print_summary(settings, console)

@@ -1,0 +1,1 @@
+"""The ERP side: store-wise stock pulled from Business Central / NAV / Oracle."""

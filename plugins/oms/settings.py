@@ -1,0 +1,103 @@
+"""Settings of the embedded stack, from OMS_* environment variables with local defaults.
+
+One object answers "where does everything run": the CLI, the DAGs (through Airflow connections
+built from it), the API and the tests all read it, so a port is configured in one place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+@dataclass(frozen=True)
+class Settings:
+    repo_root: Path = REPO_ROOT
+    state_dir: Path = field(default_factory=lambda: Path(_env("OMS_STATE_DIR", str(REPO_ROOT / ".oms"))))
+    pg_host: str = field(default_factory=lambda: _env("OMS_PG_HOST", "127.0.0.1"))
+    pg_port: int = field(default_factory=lambda: _env_int("OMS_PG_PORT", 5544))
+    pg_user: str = field(default_factory=lambda: _env("OMS_PG_USER", "oms"))
+    pg_password: str = field(default_factory=lambda: _env("OMS_PG_PASSWORD", ""))
+    warehouse_db: str = field(default_factory=lambda: _env("OMS_WAREHOUSE_DB", "oms"))
+    airflow_db: str = field(default_factory=lambda: _env("OMS_AIRFLOW_DB", "airflow"))
+    api_host: str = field(default_factory=lambda: _env("OMS_API_HOST", "127.0.0.1"))
+    api_port: int = field(default_factory=lambda: _env_int("OMS_API_PORT", 8000))
+    api_workers: int = field(default_factory=lambda: _env_int("OMS_API_WORKERS", 1))
+    airflow_port: int = field(default_factory=lambda: _env_int("OMS_AIRFLOW_PORT", 8080))
+    magento_port: int = field(default_factory=lambda: _env_int("OMS_MAGENTO_PORT", 8101))
+    clickpost_port: int = field(default_factory=lambda: _env_int("OMS_CLICKPOST_PORT", 8102))
+    erp_port: int = field(default_factory=lambda: _env_int("OMS_ERP_PORT", 8103))
+    magento_token: str = field(default_factory=lambda: _env("OMS_MAGENTO_TOKEN", "magento-sandbox-token"))
+    clickpost_username: str = field(default_factory=lambda: _env("OMS_CLICKPOST_USERNAME", "oms"))
+    clickpost_key: str = field(default_factory=lambda: _env("OMS_CLICKPOST_KEY", "clickpost-sandbox-key"))
+    erp_username: str = field(default_factory=lambda: _env("OMS_ERP_USERNAME", "oms"))
+    erp_password: str = field(default_factory=lambda: _env("OMS_ERP_PASSWORD", "erp-sandbox-key"))
+    erp_company_id: str = field(default_factory=lambda: _env("OMS_ERP_COMPANY_ID", "oms-demo"))
+
+    @cached_property
+    def pg_data_dir(self) -> Path:
+        """The cluster's data directory.
+
+        Inside the repo's ignored state folder when the server's user can reach it; otherwise (the
+        repo lives under /root, which is 0700, and Postgres refuses to run as root) a folder under
+        /tmp named after the repo path, so two checkouts never share a cluster.
+        """
+        configured = os.environ.get("OMS_PG_DATA_DIR")
+        if configured:
+            return Path(configured)
+        from oms.stack.postgres import server_user_can_reach
+
+        local = self.state_dir / "pgdata"
+        if server_user_can_reach(self.state_dir):
+            return local
+        digest = hashlib.sha1(str(self.state_dir).encode()).hexdigest()[:10]
+        return Path("/tmp") / f"oms-pg-{digest}" / "pgdata"
+
+    def dsn(self, database: str | None = None) -> str:
+        auth = self.pg_user + (f":{self.pg_password}" if self.pg_password else "")
+        return f"postgresql://{auth}@{self.pg_host}:{self.pg_port}/{database or self.warehouse_db}"
+
+    @property
+    def warehouse_dsn(self) -> str:
+        return self.dsn(self.warehouse_db)
+
+    @property
+    def airflow_sqlalchemy_conn(self) -> str:
+        return self.dsn(self.airflow_db).replace("postgresql://", "postgresql+psycopg2://", 1)
+
+    @property
+    def magento_url(self) -> str:
+        return f"http://127.0.0.1:{self.magento_port}"
+
+    @property
+    def clickpost_url(self) -> str:
+        return f"http://127.0.0.1:{self.clickpost_port}"
+
+    @property
+    def erp_url(self) -> str:
+        return f"http://127.0.0.1:{self.erp_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def airflow_url(self) -> str:
+        return f"http://127.0.0.1:{self.airflow_port}"
+
+
+def get_settings() -> Settings:
+    return Settings()

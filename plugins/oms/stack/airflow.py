@@ -1,0 +1,151 @@
+"""Airflow 3 configuration for the embedded stack: environment, connections, REST API v2 client.
+
+Connections are environment variables built from the settings (AIRFLOW_CONN_*), so they come
+from config, never from clicks; in production the same connection ids point at the real systems.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from oms.settings import Settings
+
+ADMIN_USER = "admin"
+PIPELINE_DAGS = ("erp_stock_ingest", "atp_build")
+
+
+def airflow_home(settings: Settings) -> Path:
+    path = settings.state_dir / "airflow"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def admin_password(settings: Settings) -> str:
+    """The local admin's password, generated once and kept in Simple Auth Manager's passwords file."""
+    passwords = airflow_home(settings) / "simple_auth_manager_passwords.json"
+    if passwords.exists():
+        known = json.loads(passwords.read_text())
+        if known.get(ADMIN_USER):
+            return known[ADMIN_USER]
+    password = secrets.token_urlsafe(12)
+    passwords.write_text(json.dumps({ADMIN_USER: password}))
+    return password
+
+
+def connection_env(settings: Settings) -> dict[str, str]:
+    def http(port: int, login: str, password: str, **extra: Any) -> str:
+        return json.dumps(
+            {"conn_type": "http", "host": "127.0.0.1", "port": port, "login": login, "password": password,
+             "extra": {"scheme": "http", **extra}}
+        )
+
+    return {
+        "AIRFLOW_CONN_OMS_WAREHOUSE": json.dumps(
+            {"conn_type": "postgres", "host": settings.pg_host, "port": settings.pg_port,
+             "login": settings.pg_user, "password": settings.pg_password, "schema": settings.warehouse_db}
+        ),
+        "AIRFLOW_CONN_OMS_ERP": http(settings.erp_port, settings.erp_username, settings.erp_password,
+                                     company_id=settings.erp_company_id),
+        "AIRFLOW_CONN_OMS_MAGENTO": http(settings.magento_port, "", settings.magento_token),
+        "AIRFLOW_CONN_OMS_CLICKPOST": http(settings.clickpost_port, settings.clickpost_username,
+                                           settings.clickpost_key),
+    }
+
+
+def airflow_env(settings: Settings) -> dict[str, str]:
+    home = airflow_home(settings)
+    secret_file = home / "secret_key"
+    if not secret_file.exists():
+        secret_file.write_text(secrets.token_hex(16))
+    secret = secret_file.read_text().strip()
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(settings.repo_root / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(settings.repo_root / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        # The default of 32 idle workers costs memory and shows nothing on 2 cores.
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "simple_auth_manager_passwords.json"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": settings.airflow_sqlalchemy_conn,
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(settings.airflow_port),
+        "AIRFLOW__API__BASE_URL": settings.airflow_url,
+        "AIRFLOW__API__SECRET_KEY": secret,
+        "AIRFLOW__API_AUTH__JWT_SECRET": secret,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{settings.airflow_url}/execution/",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        "GX_ANALYTICS_ENABLED": "False",
+        "TQDM_DISABLE": "1",
+        "OMS_DBT_TARGET_PATH": str(settings.state_dir / "dbt-target"),
+        **connection_env(settings),
+    }
+
+
+@dataclass
+class AirflowApi:
+    """A small client of Airflow's REST API v2 (never its metadata database)."""
+
+    base_url: str
+    password: str
+    username: str = ADMIN_USER
+    _token: str | None = None
+
+    def _headers(self) -> dict[str, str]:
+        if self._token is None:
+            response = httpx.post(f"{self.base_url}/auth/token", json={"username": self.username, "password": self.password}, timeout=10)
+            response.raise_for_status()
+            self._token = response.json()["access_token"]
+        return {"Authorization": f"Bearer {self._token}"}
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = httpx.request(method, f"{self.base_url}/api/v2{path}", headers=self._headers(), timeout=30, **kwargs)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def wait_for_dags(self, dag_ids: tuple[str, ...], timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        missing = set(dag_ids)
+        while time.monotonic() < deadline:
+            known = {d["dag_id"] for d in self.request("GET", "/dags", params={"limit": 100})["dags"]}
+            missing = set(dag_ids) - known
+            if not missing:
+                return
+            time.sleep(1)
+        raise TimeoutError(f"Airflow has not parsed these DAGs yet: {sorted(missing)} (see `oms status`, logs)")
+
+    def import_errors(self) -> list[dict[str, Any]]:
+        return self.request("GET", "/importErrors")["import_errors"]
+
+    def unpause(self, dag_id: str) -> None:
+        self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None, **interval: str) -> dict[str, Any]:
+        return self.request("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}, **interval})
+
+    def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+
+    def dag_runs(self, dag_id: str, limit: int = 20) -> list[dict[str, Any]]:
+        return self.request("GET", f"/dags/{dag_id}/dagRuns", params={"limit": limit, "order_by": "-run_after"})["dag_runs"]
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str) -> Any:
+        try:
+            return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value")["value"]
+        except httpx.HTTPStatusError:
+            return None

@@ -1,0 +1,73 @@
+"""Running dbt in-process (dbtRunner) against the warehouse.
+
+In-process avoids a second interpreter start per task (setup-notes: 14 s vs 37 s for a task
+group through a separate dbt executable). The profile reads the OMS_PG_* variables, set here
+from the warehouse connection the caller passes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from oms.settings import REPO_ROOT
+
+DBT_PROJECT_DIR = REPO_ROOT / "dbt"
+
+
+class DbtBuildFailed(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class DbtOutcome:
+    command: str
+    passed: int
+    failed: int
+    skipped: int
+    nodes: dict[str, str]
+
+
+def profile_env(dsn: str) -> dict[str, str]:
+    url = urlparse(dsn)
+    return {
+        "OMS_PG_HOST": url.hostname or "127.0.0.1",
+        "OMS_PG_PORT": str(url.port or 5432),
+        "OMS_PG_USER": url.username or "oms",
+        "OMS_PG_PASSWORD": url.password or "",
+        "OMS_WAREHOUSE_DB": url.path.lstrip("/"),
+    }
+
+
+def run_dbt(dsn: str, command: str, *args: str, target_path: Path | None = None) -> DbtOutcome:
+    from dbt.cli.main import dbtRunner
+
+    os.environ.update(profile_env(dsn))
+    target = target_path or Path(os.environ.get("OMS_DBT_TARGET_PATH", REPO_ROOT / ".oms" / "dbt-target"))
+    cli_args = [
+        command,
+        "--project-dir", str(DBT_PROJECT_DIR),
+        "--profiles-dir", str(DBT_PROJECT_DIR),
+        "--target-path", str(target),
+        "--log-path", str(target / "logs"),
+        *args,
+    ]
+    result = dbtRunner().invoke(cli_args)
+    nodes: dict[str, str] = {}
+    if result.result is not None and hasattr(result.result, "results"):
+        for node_result in result.result.results:
+            nodes[node_result.node.unique_id] = str(node_result.status)
+    failed = sum(status in {"error", "fail", "runtime error"} for status in nodes.values())
+    outcome = DbtOutcome(
+        command=" ".join(cli_args[:1] + list(args)),
+        passed=sum(status in {"success", "pass"} for status in nodes.values()),
+        failed=failed,
+        skipped=sum(status == "skipped" for status in nodes.values()),
+        nodes=nodes,
+    )
+    if not result.success:
+        detail = result.exception or [n for n, s in nodes.items() if s in {"error", "fail", "runtime error", "skipped"}]
+        raise DbtBuildFailed(f"dbt {command} failed: {detail}")
+    return outcome
