@@ -18,7 +18,7 @@ import psycopg
 from oms.validation.quarantine import Finding, quarantine, resolve_passing
 
 SOURCE = "erp_stock"
-NUMBER_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
+NUMBER_PATTERN = r"^-?[0-9]+(?:\.[0-9]+)?$"
 
 
 @dataclass(frozen=True)

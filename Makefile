@@ -1,0 +1,40 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both bootstrap .venv from the lock file.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.8
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test stop status lint bench clean
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	@# Bytecode is compiled at install: this machine sets PYTHONDONTWRITEBYTECODE, and without
+	@# .pyc files every Airflow import costs ~8 s instead of ~3 s.
+	UV_COMPILE_BYTECODE=1 $(BIN)/uv pip install --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/oms demo
+
+test: install
+	$(BIN)/python -m pytest
+
+stop:
+	@if [ -x $(BIN)/oms ]; then $(BIN)/oms down; else echo "nothing to stop (no .venv)"; fi
+
+status: install
+	$(BIN)/oms status
+
+lint: install
+	$(BIN)/ruff check dags plugins api tests
+
+lock:
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --python-platform x86_64-unknown-linux-gnu -o requirements.lock
+
+clean: stop
+	rm -rf $(VENV) .oms

@@ -1,0 +1,99 @@
+"""Landing ERP stock is idempotent, and the Great Expectations gate quarantines bad rows with
+their reason and payload while good rows pass (real Postgres)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from oms import reference
+from oms.erp.landing import land_stock_rows, record_key
+from oms.pipelines.erp_stock import batch_id_for
+from oms.validation.erp_stock import validate_window
+from oms.warehouse import connect
+
+START = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+END = datetime(2026, 3, 1, 10, 15, tzinfo=UTC)
+STAMP = "2026-03-01T10:05:00Z"
+
+
+@pytest.fixture()
+def ref_data(warehouse_dsn):
+    with connect(warehouse_dsn) as conn:
+        reference.upsert_channels(conn, [dict(channel_code="zz_web", country_code="ZZ", name="Test", currency_code="AED",
+                                              magento_website_code="zz", magento_store_code="zz", magento_stock_id=9)])
+        reference.upsert_locations(conn, [dict(store_id="ZZ-ST-01", name="Test Store", country_code="ZZ",
+                                               location_type="store")])
+        reference.upsert_skus(conn, [dict(sku="LAND-A", name="A"), dict(sku="LAND-B", name="B")])
+    yield warehouse_dsn
+    with connect(warehouse_dsn) as conn:
+        conn.execute("DELETE FROM raw.quarantine WHERE payload->>'lastModifiedDateTime' = %s OR batch_id = %s",
+                     (STAMP, batch_id_for(START, END)))
+        conn.execute("DELETE FROM raw.erp_stock WHERE batch_id = %s", (batch_id_for(START, END),))
+        conn.execute("DELETE FROM ref.location WHERE country_code = 'ZZ'")
+        conn.execute("DELETE FROM ref.channel WHERE country_code = 'ZZ'")
+
+
+GOOD = {"itemNumber": "LAND-A", "locationCode": "ZZ-ST-01", "variantCode": "", "inventory": 7, "lastModifiedDateTime": STAMP}
+BAD = [
+    ({"itemNumber": "LAND-B", "locationCode": "ZZ-ST-01", "inventory": "abc", "lastModifiedDateTime": STAMP}, "quantity_not_numeric"),
+    ({"itemNumber": "LAND-B", "locationCode": "ZZ-ST-01", "variantCode": "X", "inventory": -2, "lastModifiedDateTime": STAMP}, "negative_quantity"),
+    ({"itemNumber": "LAND-A", "locationCode": "ZZ-ST-99", "inventory": 1, "lastModifiedDateTime": STAMP}, "unknown_store"),
+    ({"itemNumber": "NOPE", "locationCode": "ZZ-ST-01", "inventory": 1, "lastModifiedDateTime": STAMP}, "unknown_sku"),
+    ({"itemNumber": "LAND-A", "inventory": 1, "lastModifiedDateTime": STAMP}, "missing_store_id"),
+]
+
+
+def _land_and_validate(dsn):
+    batch = batch_id_for(START, END)
+    with connect(dsn) as conn:
+        landed = land_stock_rows(conn, [GOOD, *[row for row, _ in BAD]], batch, START, END)
+        result = validate_window(conn, batch, START, END)
+    return landed, result
+
+
+def test_bad_rows_are_quarantined_with_reason_and_payload(ref_data):
+    landed, result = _land_and_validate(ref_data)
+    assert landed.received == 6 and landed.inserted == 6
+    assert result.checked == 6
+    assert result.quarantined_records == 5
+    with connect(ref_data) as conn:
+        rows = conn.execute(
+            "SELECT record_key, reason, payload FROM raw.quarantine WHERE batch_id = %s AND resolved_at IS NULL",
+            (batch_id_for(START, END),),
+        ).fetchall()
+    found = {(r["record_key"], r["reason"]) for r in rows}
+    for row, reason in BAD:
+        assert (record_key(row), reason) in found, reason
+    assert all(r["payload"] for r in rows)
+    assert record_key(GOOD) not in {r["record_key"] for r in rows}
+
+
+def test_relanding_the_window_changes_nothing(ref_data):
+    _land_and_validate(ref_data)
+    with connect(ref_data) as conn:
+        before = conn.execute("SELECT count(*) AS n, md5(string_agg(record_key || payload::text, ',' ORDER BY record_key)) AS h "
+                              "FROM raw.erp_stock WHERE batch_id = %s", (batch_id_for(START, END),)).fetchone()
+        q_before = conn.execute("SELECT count(*) AS n FROM raw.quarantine").fetchone()["n"]
+    landed, _ = _land_and_validate(ref_data)
+    assert landed.inserted == 0
+    with connect(ref_data) as conn:
+        after = conn.execute("SELECT count(*) AS n, md5(string_agg(record_key || payload::text, ',' ORDER BY record_key)) AS h "
+                             "FROM raw.erp_stock WHERE batch_id = %s", (batch_id_for(START, END),)).fetchone()
+        q_after = conn.execute("SELECT count(*) AS n FROM raw.quarantine").fetchone()["n"]
+    assert before == after
+    assert q_before == q_after
+
+
+def test_a_fixed_reference_resolves_the_quarantine_entry(ref_data):
+    _land_and_validate(ref_data)
+    with connect(ref_data) as conn:
+        reference.upsert_locations(conn, [dict(store_id="ZZ-ST-99", name="Opened later", country_code="ZZ",
+                                               location_type="store")])
+    _, result = _land_and_validate(ref_data)
+    assert result.resolved == 1
+    with connect(ref_data) as conn:
+        still_open = conn.execute("SELECT count(*) AS n FROM raw.quarantine WHERE reason = 'unknown_store' "
+                                  "AND resolved_at IS NULL AND batch_id = %s", (batch_id_for(START, END),)).fetchone()
+    assert still_open["n"] == 0
