@@ -31,6 +31,9 @@ class Settings:
     pg_port: int = field(default_factory=lambda: _env_int("OMS_PG_PORT", 5544))
     pg_user: str = field(default_factory=lambda: _env("OMS_PG_USER", "oms"))
     pg_password: str = field(default_factory=lambda: _env("OMS_PG_PASSWORD", ""))
+    # False when the cluster is someone else's (compose, a managed server): then `oms` only creates
+    # databases and applies DDL, and never runs initdb/pg_ctl.
+    pg_managed: bool = field(default_factory=lambda: _env("OMS_PG_MANAGED", "1") not in {"0", "false", "no"})
     warehouse_db: str = field(default_factory=lambda: _env("OMS_WAREHOUSE_DB", "oms"))
     airflow_db: str = field(default_factory=lambda: _env("OMS_AIRFLOW_DB", "airflow"))
     api_host: str = field(default_factory=lambda: _env("OMS_API_HOST", "127.0.0.1"))

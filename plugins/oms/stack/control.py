@@ -24,9 +24,10 @@ class ServiceStatus:
 
 def ensure_postgres(settings: Settings) -> list[str]:
     """Init (once), start, create the warehouse and Airflow databases, apply the DDL."""
-    data_dir = settings.pg_data_dir
-    postgres.init_cluster(data_dir, settings.pg_user)
-    postgres.start(data_dir, settings.pg_port, settings.pg_host)
+    if settings.pg_managed:
+        data_dir = settings.pg_data_dir
+        postgres.init_cluster(data_dir, settings.pg_user)
+        postgres.start(data_dir, settings.pg_port, settings.pg_host)
     admin = settings.dsn("postgres")
     for database in (settings.warehouse_db, settings.airflow_db):
         postgres.ensure_database(admin, database)
@@ -95,7 +96,7 @@ def start_service(settings: Settings, service: processes.Service, timeout: float
 
 def stop_all(settings: Settings) -> list[str]:
     stopped = [name for name in ("airflow", "api", "sandboxes") if processes.stop(settings.state_dir, name)]
-    if postgres.stop(settings.pg_data_dir):
+    if settings.pg_managed and postgres.stop(settings.pg_data_dir):
         stopped.append("postgres")
     return stopped
 

@@ -1,0 +1,107 @@
+"""`oms demo`: load the generated demo data into the warehouse's reference tables and the
+sandboxes, and print what the pipeline produced."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from oms import demo_data, reference, tokens
+from oms.settings import Settings
+from oms.stack.airflow import ADMIN_USER, admin_password
+from oms.warehouse import connect
+
+SEED = 7
+
+
+def demo_as_of() -> datetime:
+    """Stock rows are stamped at today's midnight UTC: a second demo the same day lands nothing new."""
+    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def channel_rows(data: demo_data.DemoData) -> list[dict[str, Any]]:
+    return [
+        dict(channel_code=f"{c['magento_website_code']}_web", country_code=c["country_code"], name=c["name"],
+             currency_code=c["currency_code"], magento_website_code=c["magento_website_code"],
+             magento_store_code=c["magento_store_code"], magento_stock_id=c["magento_stock_id"],
+             buffer_qty=c.get("buffer_qty", 0))
+        for c in data.countries
+    ]
+
+
+def _post(url: str, body: Any) -> httpx.Response:
+    response = httpx.post(url, json=body, timeout=120)
+    response.raise_for_status()
+    return response
+
+
+def load(settings: Settings, skus: int, stores_per_country: int, orders: int) -> str:
+    data = demo_data.generate(skus=skus, stores_per_country=stores_per_country, orders=orders, seed=SEED,
+                              as_of=demo_as_of())
+    with connect(settings.warehouse_dsn) as conn:
+        reference.upsert_channels(conn, channel_rows(data))
+        reference.upsert_locations(conn, data.locations)
+        reference.upsert_skus(conn, data.skus)
+        # Stores keep one unit of every SKU back for walk-in customers; warehouses promise all.
+        for location in data.locations:
+            if location["location_type"] == "store":
+                reference.upsert_safety_rule(conn, 1, store_id=location["store_id"])
+    for url in (settings.magento_url, settings.erp_url):
+        _post(f"{url}/_sandbox/reset", {})
+    _post(f"{settings.magento_url}/_sandbox/sources", [
+        {"source_code": loc["magento_source_code"], "name": loc["name"], "enabled": True,
+         "country_id": loc["country_code"], "latitude": loc["latitude"], "longitude": loc["longitude"]}
+        for loc in data.locations])
+    _post(f"{settings.magento_url}/_sandbox/stocks", [
+        {"stock_id": c["magento_stock_id"], "name": c["name"], "website_code": c["magento_website_code"],
+         "source_codes": [loc["magento_source_code"] for loc in data.locations if loc["country_code"] == c["country_code"]]}
+        for c in data.countries])
+    _post(f"{settings.erp_url}/_sandbox/stock", data.stock_rows + demo_data.bad_stock_rows(5, as_of=demo_as_of()))
+    _post(f"{settings.magento_url}/_sandbox/orders", data.orders)
+    return (f"{len(data.countries)} countries, {len(data.locations)} locations, {len(data.skus)} SKUs, "
+            f"{len(data.stock_rows)} stock rows (+5 bad), {len(data.orders)} orders")
+
+
+def print_summary(settings: Settings, console: Console) -> None:
+    with connect(settings.warehouse_dsn) as conn:
+        token = tokens.create_token(conn, "demo", ["stock:read"])
+        sample = conn.execute(
+            """
+            SELECT sku FROM marts.fct_atp_country
+            GROUP BY sku HAVING count(*) FILTER (WHERE atp_qty > 0) = count(*) AND count(*) > 1
+            ORDER BY sum(atp_qty) DESC, sku LIMIT 3
+            """
+        ).fetchall()
+        quarantine = conn.execute(
+            "SELECT reason, count(*) AS n FROM raw.quarantine WHERE resolved_at IS NULL GROUP BY reason ORDER BY reason"
+        ).fetchall()
+    table = Table(title="Available to promise (from the API)")
+    for column in ("sku", "country", "channel ATP", "on hand", "stores with ATP"):
+        table.add_column(column)
+    headers = {"Authorization": f"Bearer {token}"}
+    for row in sample:
+        body = httpx.get(f"{settings.api_url}/v1/atp/{row['sku']}", headers=headers, timeout=10).json()
+        for country in body["countries"]:
+            in_stock = [s["store_id"] for s in country["stores"] if float(s["atp_qty"]) > 0]
+            table.add_row(body["sku"], country["country_code"], str(country["atp_qty"]), str(country["on_hand_qty"]),
+                          ", ".join(in_stock) or "-")
+    console.print(table)
+    if quarantine:
+        console.print("Quarantined ERP rows (kept with reason and payload in raw.quarantine): "
+                      + ", ".join(f"{q['reason']}={q['n']}" for q in quarantine))
+    console.print(f"""
+[bold]Where to look[/]
+  Airflow UI     {settings.airflow_url}   (user {ADMIN_USER}, password {admin_password(settings)})
+  API docs       {settings.api_url}/docs
+  Sandboxes      Magento {settings.magento_url} · Clickpost {settings.clickpost_url} · ERP {settings.erp_url}
+  Warehouse      psql {settings.warehouse_dsn}
+
+[bold]Your API token[/] (scope stock:read):
+  {token}
+  curl -H 'Authorization: Bearer {token}' {settings.api_url}/v1/atp/{sample[0]['sku'] if sample else 'SKU'}
+
+The stack keeps running: `make stop` (or `oms down`) stops it.""")
