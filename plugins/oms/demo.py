@@ -25,10 +25,9 @@ def demo_as_of() -> datetime:
 
 def channel_rows(data: demo_data.DemoData) -> list[dict[str, Any]]:
     return [
-        dict(channel_code=f"{c['magento_website_code']}_web", country_code=c["country_code"], name=c["name"],
-             currency_code=c["currency_code"], magento_website_code=c["magento_website_code"],
-             magento_store_code=c["magento_store_code"], magento_stock_id=c["magento_stock_id"],
-             buffer_qty=c.get("buffer_qty", 0))
+        dict(channel_code=f"{c['website_code']}_web", country_code=c["country_code"], name=c["name"],
+             currency_code=c["currency"], magento_website_code=c["website_code"],
+             magento_store_code=c["website_code"], magento_stock_id=c["stock_id"], buffer_qty=0)
         for c in data.countries
     ]
 
@@ -52,15 +51,10 @@ def load(settings: Settings, skus: int, stores_per_country: int, orders: int) ->
                 reference.upsert_safety_rule(conn, 1, store_id=location["store_id"])
     for url in (settings.magento_url, settings.erp_url):
         _post(f"{url}/_sandbox/reset", {})
-    _post(f"{settings.magento_url}/_sandbox/sources", [
-        {"source_code": loc["magento_source_code"], "name": loc["name"], "enabled": True,
-         "country_id": loc["country_code"], "latitude": loc["latitude"], "longitude": loc["longitude"]}
-        for loc in data.locations])
-    _post(f"{settings.magento_url}/_sandbox/stocks", [
-        {"stock_id": c["magento_stock_id"], "name": c["name"], "website_code": c["magento_website_code"],
-         "source_codes": [loc["magento_source_code"] for loc in data.locations if loc["country_code"] == c["country_code"]]}
-        for c in data.countries])
-    _post(f"{settings.erp_url}/_sandbox/stock", data.stock_rows + demo_data.bad_stock_rows(5, as_of=demo_as_of()))
+    _post(f"{settings.magento_url}/_sandbox/sources", data.magento_sources())
+    _post(f"{settings.magento_url}/_sandbox/stocks", data.magento_stocks())
+    _post(f"{settings.erp_url}/_sandbox/items", data.erp_items())
+    _post(f"{settings.erp_url}/_sandbox/stock", data.stock_rows + data.bad_stock_rows(5))
     _post(f"{settings.magento_url}/_sandbox/orders", data.orders)
     return (f"{len(data.countries)} countries, {len(data.locations)} locations, {len(data.skus)} SKUs, "
             f"{len(data.stock_rows)} stock rows (+5 bad), {len(data.orders)} orders")
