@@ -12,7 +12,7 @@ DOC = """
 ### ERP stock ingestion
 Pulls the ERP's store-wise stock rows changed within the run's **data interval**
 (`lastModifiedDateTime ≥ start and < end`), lands them as received in `raw.erp_stock`
-(idempotent on location × item × variant × modification time), then validates the window with
+(idempotent on each row's content), then validates the window with
 Great Expectations: rows with missing keys, non-numeric or negative quantities, or unknown
 stores/SKUs go to `raw.quarantine` with the reason and the payload. Emits `raw.erp_stock`, which
 schedules `atp_build`. Backfill any range with `oms backfill` / `airflow backfill create`.

@@ -49,11 +49,13 @@ def pg_cluster(settings: Settings):
     postgres.init_cluster(data_dir, settings.pg_user)
     postgres.start(data_dir, settings.pg_port, settings.pg_host, durable=False)
     yield settings
+    if "airflow.settings" in sys.modules:  # close Airflow's pooled connections before the server goes
+        sys.modules["airflow.settings"].dispose_orm()
     if not was_running:
         postgres.stop(data_dir)
 
 
-def _fresh_database(settings: Settings, name: str) -> str:
+def fresh_database(settings: Settings, name: str) -> str:
     admin = settings.dsn("postgres")
     postgres.drop_database(admin, name)
     postgres.ensure_database(admin, name)
@@ -63,7 +65,7 @@ def _fresh_database(settings: Settings, name: str) -> str:
 @pytest.fixture(scope="session")
 def warehouse_dsn(pg_cluster: Settings) -> str:
     """A fresh warehouse database for the session, with the DDL applied."""
-    dsn = _fresh_database(pg_cluster, pg_cluster.warehouse_db)
+    dsn = fresh_database(pg_cluster, pg_cluster.warehouse_db)
     apply_ddl(dsn)
     os.environ["OMS_TEST_WAREHOUSE_DSN"] = dsn
     return dsn
@@ -72,9 +74,9 @@ def warehouse_dsn(pg_cluster: Settings) -> str:
 @pytest.fixture(scope="session")
 def airflow_env(pg_cluster: Settings, warehouse_dsn: str):
     """Airflow configured on a fresh metadata DB in the test cluster, connections from config."""
-    from oms.stack.airflow import airflow_env as build_env
+    from oms.stack.airflow_config import airflow_env as build_env
 
-    _fresh_database(pg_cluster, pg_cluster.airflow_db)
+    fresh_database(pg_cluster, pg_cluster.airflow_db)
     env = build_env(pg_cluster)
     os.environ.update(env)
     result = subprocess.run(

@@ -21,7 +21,8 @@ from oms.warehouse import connect
 
 pytestmark = pytest.mark.e2e
 
-WINDOW_START = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # the */15 interval [10:00, 10:15)
+# dag.test(logical_date=END) runs the */15 interval that ends there: [10:00, 10:15)
+WINDOW_START = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 WINDOW_END = datetime(2026, 3, 2, 10, 15, tzinfo=UTC)
 STAMP = datetime(2026, 3, 2, 10, 5, tzinfo=UTC)
 STORE_SAFETY = 2
@@ -51,13 +52,26 @@ def scenario(settings, warehouse_dsn, sandboxes):
     return data, bad
 
 
-def expected_atp(data) -> tuple[dict, dict]:
+def served_rows(data, bad) -> list[dict]:
+    """What the ERP page serves: its current row per (location, item, variant) — a bad row posted
+    for an existing key replaces the good one, as a bad value in the ERP would."""
+    current = {}
+    for row in data.stock_rows + bad:
+        current[(row.get("locationCode"), row.get("itemNumber"), row.get("variantCode"))] = row
+    return list(current.values())
+
+
+def expected_atp(data, rows) -> tuple[dict, dict]:
     locations = {loc["store_id"]: loc for loc in data.locations}
+    known_skus = {s["sku"] for s in data.skus}
     buffers = {c["country_code"]: 0.0 for c in data.countries}  # demo channels hold no buffer
     store_atp: dict[tuple[str, str], float] = {}
     country_atp: dict[tuple[str, str], float] = defaultdict(float)
-    for row in data.stock_rows:
-        loc = locations[row["locationCode"]]
+    for row in rows:
+        loc = locations.get(row.get("locationCode"))
+        if loc is None or row["itemNumber"] not in known_skus or not isinstance(row["inventory"], int | float) \
+                or row["inventory"] < 0:
+            continue  # quarantined
         safety = STORE_SAFETY if loc["location_type"] == "store" else 0
         atp = max(float(row["inventory"]) - safety, 0.0)
         store_atp[(loc["store_id"], row["itemNumber"])] = atp
@@ -77,9 +91,9 @@ def marts_hash(dsn: str) -> str:
 
 def test_stock_slice_end_to_end(settings, warehouse_dsn, dagbag, scenario):
     data, bad = scenario
-    ingest = dagbag.get_dag("erp_stock_ingest").test(logical_date=WINDOW_START)
+    ingest = dagbag.get_dag("erp_stock_ingest").test(logical_date=WINDOW_END)
     assert ingest.state == "success"
-    build = dagbag.get_dag("atp_build").test(logical_date=WINDOW_START)
+    build = dagbag.get_dag("atp_build").test(logical_date=WINDOW_END)
     assert build.state == "success"
 
     # bad rows were quarantined with their payload, good rows were not
@@ -89,11 +103,12 @@ def test_stock_slice_end_to_end(settings, warehouse_dsn, dagbag, scenario):
         landed = conn.execute("SELECT count(*) AS n FROM raw.erp_stock WHERE batch_id = %s",
                               (batch_id_for(WINDOW_START, WINDOW_END),)).fetchone()["n"]
     assert {record_key(r) for r in bad} <= quarantined
-    assert not quarantined & {record_key(r) for r in data.stock_rows}
-    assert landed == len(data.stock_rows) + len(bad)
+    served = served_rows(data, bad)
+    assert not quarantined & {record_key(r) for r in served if r not in bad}
+    assert landed == len(served)
 
     # the API, as a real uvicorn process over HTTP, answers what we computed independently
-    store_expected, country_expected = expected_atp(data)
+    store_expected, country_expected = expected_atp(data, served)
     with connect(warehouse_dsn) as conn:
         token = tokens.create_token(conn, "e2e", ["stock:read"])
     api = control.api_service(settings)
@@ -109,6 +124,9 @@ def test_stock_slice_end_to_end(settings, warehouse_dsn, dagbag, scenario):
                 if expected_sku == sku:
                     assert float(countries[country]["atp_qty"]) == pytest.approx(qty), (sku, country)
             for country in countries.values():
+                assert {s["store_id"] for s in country["stores"]} == {
+                    store for (store, s_sku) in store_expected
+                    if s_sku == sku and store.startswith(country["country_code"])}
                 for store in country["stores"]:
                     assert float(store["atp_qty"]) == pytest.approx(store_expected[(store["store_id"], sku)])
         # a store filter narrows the breakdown; unknown SKU is a clear 404; no token is 401
@@ -126,8 +144,8 @@ def test_stock_slice_end_to_end(settings, warehouse_dsn, dagbag, scenario):
     with connect(warehouse_dsn) as conn:
         counts_before = conn.execute(
             "SELECT (SELECT count(*) FROM raw.erp_stock) AS raw, (SELECT count(*) FROM raw.quarantine) AS q").fetchone()
-    assert dagbag.get_dag("erp_stock_ingest").test(logical_date=WINDOW_START).state == "success"
-    assert dagbag.get_dag("atp_build").test(logical_date=WINDOW_START).state == "success"
+    assert dagbag.get_dag("erp_stock_ingest").test(logical_date=WINDOW_END).state == "success"
+    assert dagbag.get_dag("atp_build").test(logical_date=WINDOW_END).state == "success"
     with connect(warehouse_dsn) as conn:
         counts_after = conn.execute(
             "SELECT (SELECT count(*) FROM raw.erp_stock) AS raw, (SELECT count(*) FROM raw.quarantine) AS q").fetchone()

@@ -104,7 +104,7 @@ def db_migrate() -> None:
 
 # ---------------------------------------------------------------- pipeline
 def airflow_api(settings: Settings):
-    from oms.stack.airflow import AirflowApi, admin_password
+    from oms.stack.airflow_config import AirflowApi, admin_password
 
     return AirflowApi(settings.airflow_url, admin_password(settings))
 

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from oms import demo_data, reference, tokens
 from oms.settings import Settings
-from oms.stack.airflow import ADMIN_USER, admin_password
+from oms.stack.airflow_config import ADMIN_USER, admin_password
 from oms.warehouse import connect
 
 SEED = 7

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from oms.stack.airflow import AirflowApi
+from oms.stack.airflow_config import AirflowApi
 
 TERMINAL = {"success", "failed"}
 

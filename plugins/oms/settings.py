@@ -48,7 +48,7 @@ class Settings:
     clickpost_key: str = field(default_factory=lambda: _env("OMS_CLICKPOST_KEY", "clickpost-sandbox-key"))
     erp_username: str = field(default_factory=lambda: _env("OMS_ERP_USERNAME", "oms"))
     erp_password: str = field(default_factory=lambda: _env("OMS_ERP_PASSWORD", "erp-sandbox-key"))
-    erp_company_id: str = field(default_factory=lambda: _env("OMS_ERP_COMPANY_ID", "oms-demo"))
+    erp_company_id: str = field(default_factory=lambda: _env("OMS_ERP_COMPANY_ID", "5d115c9c-44e3-ea11-bb43-000d3a2feca1"))
 
     @cached_property
     def pg_data_dir(self) -> Path:

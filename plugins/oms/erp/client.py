@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from oms.http import request_with_retries
+from oms.retrying_http import request_with_retries
 
 PAGE_SIZE = 5000
 

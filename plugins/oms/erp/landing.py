@@ -1,9 +1,8 @@
 """Landing ERP stock rows in raw.erp_stock exactly as received.
 
-A row version is keyed on (location, item, variant, lastModifiedDateTime): landing the same
-window again inserts nothing, so re-runs and backfills leave the same rows. Rows with missing
-or malformed keys are landed too (keyed on their payload) so validation can quarantine them
-with the payload: nothing received is dropped.
+A row is keyed on its content: landing the same window again inserts nothing, so re-runs and
+backfills leave the same rows. Rows with missing or malformed fields are landed too, so
+validation can quarantine them with the payload: nothing received is dropped.
 """
 
 from __future__ import annotations
@@ -46,12 +45,12 @@ def parse_erp_timestamp(value: Any) -> datetime | None:
 
 
 def record_key(row: dict[str, Any]) -> str:
-    store, sku, stamp = _text(row.get("locationCode")), _text(row.get("itemNumber")), _text(row.get("lastModifiedDateTime"))
-    if store and sku and stamp:
-        identity = f"v1|{store}|{sku}|{_text(row.get('variantCode')) or ''}|{stamp}"
-    else:
-        identity = "payload|" + json.dumps(row, sort_keys=True, default=str)
-    return hashlib.sha1(identity.encode()).hexdigest()
+    """The identity of one received row: a hash of its whole content.
+
+    Re-sending the same row lands nothing new; two different rows for the same location, item and
+    time (a correction, or a bad value beside a good one) both land, so neither is lost unseen.
+    """
+    return hashlib.sha1(json.dumps(row, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def land_stock_rows(

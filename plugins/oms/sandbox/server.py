@@ -33,6 +33,7 @@ ENV_DEFAULTS = {
     "clickpost_webhook_key": ("OMS_CLICKPOST_WEBHOOK_KEY", None),
     "erp_username": ("OMS_ERP_USERNAME", "oms"),
     "erp_password": ("OMS_ERP_PASSWORD", "erp-sandbox-key"),
+    "erp_company_id": ("OMS_ERP_COMPANY_ID", erp.DEFAULT_COMPANY_ID),
 }
 
 
@@ -45,6 +46,7 @@ class SandboxCredentials:
     clickpost_webhook_key: str | None
     erp_username: str
     erp_password: str
+    erp_company_id: str
 
 
 def resolve_credentials(
@@ -71,7 +73,7 @@ def build_apps(credentials: SandboxCredentials) -> tuple[FastAPI, FastAPI, FastA
             credentials.clickpost_webhook_url,
             credentials.clickpost_webhook_key,
         ),
-        erp.create_app(credentials.erp_username, credentials.erp_password),
+        erp.create_app(credentials.erp_username, credentials.erp_password, company_id=credentials.erp_company_id),
     )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from oms.settings import Settings
 from oms.stack import postgres, processes
-from oms.stack.airflow import admin_password, airflow_env
+from oms.stack.airflow_config import admin_password, airflow_env
 from oms.warehouse import apply_ddl
 
 VENV_BIN = Path(sys.executable).parent
@@ -46,6 +46,7 @@ def sandbox_service(settings: Settings) -> processes.Service:
             "OMS_CLICKPOST_WEBHOOK_URL": f"{settings.api_url}/v1/webhooks/clickpost",
             "OMS_ERP_USERNAME": settings.erp_username,
             "OMS_ERP_PASSWORD": settings.erp_password,
+            "OMS_ERP_COMPANY_ID": settings.erp_company_id,
         },
         health_url=f"{settings.erp_url}/_sandbox/faults",
         port=settings.erp_port,

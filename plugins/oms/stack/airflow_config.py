@@ -68,7 +68,9 @@ def airflow_env(settings: Settings) -> dict[str, str]:
     return {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(settings.repo_root / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(settings.repo_root / "plugins"),
+        # Not plugins/: our package is installed in the venv, and Airflow's plugin manager would
+        # import every module of it as a top-level name (oms/http.py shadowing stdlib http…).
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         # The default of 32 idle workers costs memory and shows nothing on 2 cores.
