@@ -149,15 +149,22 @@ def pipeline_run(
         fail("a pipeline run failed; see the Airflow UI for its logs: " + settings.airflow_url)
 
 
+def _flatten(value, prefix: str = "") -> list[str]:
+    if isinstance(value, dict):
+        return [part for key, item in value.items() for part in _flatten(item, f"{prefix}{key}.")]
+    return [f"{prefix.rstrip('.')}={value}"]
+
+
 def print_run_reports(reports) -> None:
-    table = Table(title="Pipeline runs")
-    for column in ("dag", "state", "window", "tasks", "seconds", "result"):
-        table.add_column(column, overflow="fold")
+    console.print("[bold]Pipeline runs[/]")
     for r in reports:
-        window = f"{(r.data_interval_start or '')[:19]} → {(r.data_interval_end or '')[:19]}"
-        tasks = ", ".join(f"{k}={v}" for k, v in r.tasks.items())
-        table.add_row(r.dag_id, r.state, window, tasks, f"{r.seconds:.1f}", json.dumps(r.result, default=str))
-    console.print(table)
+        colour = "green" if r.state == "success" else "red"
+        window = (f"window {r.data_interval_start[:19]} → {r.data_interval_end[:19]}"
+                  if r.data_interval_start and r.data_interval_end else "asset-triggered")
+        console.print(f"  [bold]{r.dag_id}[/] [{colour}]{r.state}[/] in {r.seconds:.1f}s · {window} · run {r.run_id}")
+        console.print("    tasks:  " + ", ".join(f"{k}={v}" for k, v in r.tasks.items()))
+        if isinstance(r.result, dict):
+            console.print("    result: " + " ".join(_flatten({k: v for k, v in r.result.items() if k != "batch_id"})))
 
 
 # ---------------------------------------------------------------- sandbox
