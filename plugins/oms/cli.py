@@ -82,10 +82,13 @@ def down() -> None:
 
 def show_status(settings: Settings) -> None:
     table = Table(title="OMS local stack")
-    for column in ("service", "state", "pid", "where"):
+    for column in ("service", "state", "pid", "memory (PSS)", "where"):
         table.add_column(column)
-    for row in control.status(settings):
-        table.add_row(row.name, "[green]running[/]" if row.running else "[red]stopped[/]", str(row.pid or ""), row.where)
+    rows = control.status(settings)
+    for row in rows:
+        table.add_row(row.name, "[green]running[/]" if row.running else "[red]stopped[/]", str(row.pid or ""),
+                      f"{row.pss_mib:,.0f} MiB" if row.running else "", row.where)
+    table.add_row("total", "", "", f"{sum(r.pss_mib for r in rows):,.0f} MiB", "")
     console.print(table)
 
 

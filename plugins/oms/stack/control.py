@@ -20,6 +20,7 @@ class ServiceStatus:
     running: bool
     pid: int | None
     where: str
+    pss_mib: float = 0.0
 
 
 def ensure_postgres(settings: Settings) -> list[str]:
@@ -103,9 +104,11 @@ def stop_all(settings: Settings) -> list[str]:
 
 
 def status(settings: Settings) -> list[ServiceStatus]:
+    pg_pid = postgres.server_pid(settings.pg_data_dir)
     rows = [
-        ServiceStatus("postgres", postgres.is_running(settings.pg_data_dir), None,
-                      f"{settings.pg_host}:{settings.pg_port} (data {settings.pg_data_dir})"),
+        ServiceStatus("postgres", pg_pid is not None, pg_pid,
+                      f"{settings.pg_host}:{settings.pg_port} (data {settings.pg_data_dir})",
+                      processes.tree_pss_mib(pg_pid) if pg_pid else 0.0),
     ]
     where = {
         "sandboxes": f"magento {settings.magento_url} · clickpost {settings.clickpost_url} · erp {settings.erp_url}",
@@ -114,5 +117,5 @@ def status(settings: Settings) -> list[ServiceStatus]:
     }
     for name, place in where.items():
         pid = processes.read_pid(settings.state_dir, name)
-        rows.append(ServiceStatus(name, pid is not None, pid, place))
+        rows.append(ServiceStatus(name, pid is not None, pid, place, processes.tree_pss_mib(pid) if pid else 0.0))
     return rows

@@ -89,6 +89,16 @@ def is_running(data_dir: Path) -> bool:
     return result.returncode == 0
 
 
+def server_pid(data_dir: Path) -> int | None:
+    """The postmaster's pid from postmaster.pid, if that process is alive."""
+    try:
+        pid = int((data_dir / "postmaster.pid").read_text().splitlines()[0])
+        os.kill(pid, 0)
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid
+
+
 def start(data_dir: Path, port: int, host: str = "127.0.0.1", durable: bool = True) -> None:
     if is_running(data_dir):
         return

@@ -101,3 +101,30 @@ def wait_healthy(url: str, timeout: float, alive: Callable[[], bool] | None = No
             return False
         time.sleep(0.5)
     return False
+
+
+def _pss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def tree_pss_mib(root_pid: int) -> float:
+    """Proportional set size of a process and all its descendants, in MiB."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    total, stack = 0, [root_pid]
+    while stack:
+        pid = stack.pop()
+        total += _pss_kib(pid)
+        stack.extend(children.get(pid, []))
+    return total / 1024
