@@ -17,15 +17,17 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 TEST_STATE = REPO / ".oms" / "test"
 
+# OMS_TEST_PORT_OFFSET lets several checkouts (worktrees) run their suites side by side.
+_OFFSET = int(os.environ.get("OMS_TEST_PORT_OFFSET", "0"))
 TEST_ENV = {
     "OMS_STATE_DIR": str(TEST_STATE),
-    "OMS_PG_PORT": os.environ.get("OMS_TEST_PG_PORT", "5546"),
+    "OMS_PG_PORT": str(5546 + _OFFSET),
     "OMS_WAREHOUSE_DB": "oms_test",
     "OMS_AIRFLOW_DB": "airflow_test",
-    "OMS_API_PORT": "18000",
-    "OMS_MAGENTO_PORT": "18101",
-    "OMS_CLICKPOST_PORT": "18102",
-    "OMS_ERP_PORT": "18103",
+    "OMS_API_PORT": str(18000 + _OFFSET),
+    "OMS_MAGENTO_PORT": str(18101 + _OFFSET),
+    "OMS_CLICKPOST_PORT": str(18102 + _OFFSET),
+    "OMS_ERP_PORT": str(18103 + _OFFSET),
     "GX_ANALYTICS_ENABLED": "False",
     "TQDM_DISABLE": "1",
 }
