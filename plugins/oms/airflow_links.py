@@ -35,3 +35,18 @@ def erp_client(conn_id: str = ERP_CONN_ID) -> ErpClient:
         password=conn.password,
         company_id=extra.get("company_id", "default"),
     )
+
+
+MAGENTO_CONN_ID = "oms_magento"
+
+
+def magento_msi_client(conn_id: str = MAGENTO_CONN_ID):
+    """The MSI client and the connection's publishing settings (extra: publish_transport, chunk_size,
+    input_limiting — Magento caps synchronous list inputs at 20 items when input limiting is on)."""
+    from oms.publishing.msi_client import MagentoMsiClient
+
+    conn = _get_connection(conn_id)
+    extra = conn.extra_dejson
+    client = MagentoMsiClient(f"{extra.get('scheme', 'http')}://{conn.host}:{conn.port}", conn.password)
+    chunk_size = 20 if extra.get("input_limiting") else int(extra.get("chunk_size", 500))
+    return client, {"mode": extra.get("publish_transport", "sync"), "chunk_size": chunk_size}

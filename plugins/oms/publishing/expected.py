@@ -1,0 +1,37 @@
+"""What Magento should hold per (sku, MSI source), from the ATP marts and each channel's contract.
+
+- 'physical' channels: quantity = on hand − safety stock; Magento's own reservations hold open
+  orders (subtracting ours as well would count every open order twice — MSI's classic bug).
+- 'sellable' channels: quantity = ATP (open orders already subtracted); Magento's reservations
+  must be switched off for the channel's stock.
+- Locations that are not eligible for the channel (stores without ship-from-store) publish 0 and
+  status 0: Magento's salable quantity is then the channel's ATP. Pickup availability at such
+  stores is answered by the platform's own /v1/pickup-locations, which checks real quantities.
+- The channel buffer (held back per SKU) is taken from the sources with the most stock first, so
+  Σ published = channel ATP exactly.
+Never negative; status 0 when nothing is sellable.
+"""
+
+EXPECTED_SQL = """
+WITH base AS (
+    SELECT s.country_code,
+           s.sku,
+           s.magento_source_code AS source_code,
+           c.buffer_qty AS holdback,
+           CASE WHEN NOT s.is_channel_eligible THEN 0
+                WHEN c.publish_mode = 'sellable' THEN s.atp_qty
+                ELSE greatest(s.on_hand_qty - s.safety_stock_qty, 0)
+           END AS qty
+    FROM marts.fct_atp_store s
+    JOIN ref.channel c ON c.country_code = s.country_code AND c.active
+),
+ordered AS (
+    SELECT *,
+           coalesce(sum(qty) OVER (PARTITION BY country_code, sku ORDER BY qty DESC, source_code
+                                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
+    FROM base
+)
+SELECT sku, source_code,
+       (qty - least(qty, greatest(holdback - before, 0)))::numeric(18, 4) AS quantity
+FROM ordered
+"""
