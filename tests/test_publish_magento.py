@@ -120,3 +120,27 @@ def test_async_bulk_publishes_only_the_change(settings, scenario, client):
     for row in changed:
         source = row["locationCode"].lower()
         assert items[(row["itemNumber"], source)] == (0.0, 0)
+
+
+def test_reconciliation_finds_and_repairs_drift(settings, scenario, client):
+    from oms.publishing.reconcile import reconcile
+
+    dsn, data = scenario
+    publish(dsn, client, chunk_size=50)
+    assert reconcile(dsn, client, run_id="clean").drifting == 0
+    # someone edits stock in Magento's admin behind the platform's back
+    victim = data.stock_rows[0]
+    source = victim["locationCode"].lower()
+    httpx.post(f"{settings.magento_url}/rest/V1/inventory/source-items", timeout=10,
+               headers={"Authorization": f"Bearer {settings.magento_token}"},
+               json={"sourceItems": [{"sku": victim["itemNumber"], "source_code": source, "quantity": 999,
+                                      "status": 1}]}).raise_for_status()
+    report = reconcile(dsn, client, run_id="drift")
+    assert report.drifting == 1
+    with connect(dsn) as conn:
+        drift = conn.execute("SELECT sku, drift FROM oms.stock_drift WHERE run_id = 'drift'").fetchone()
+    assert drift["sku"] == victim["itemNumber"] and float(drift["drift"]) > 0
+    repaired = publish(dsn, client, chunk_size=50, run_id="repair")
+    assert repaired.changed >= 1
+    assert magento_items(settings) == ledger(dsn)
+    assert reconcile(dsn, client, run_id="after").drifting == 0
