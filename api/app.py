@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.db import make_pool
-from api.routes import atp, health
+from api.metrics import install_metrics
+from api.routes import atp, health, pickup
 from oms.settings import get_settings
 
 
@@ -32,4 +33,6 @@ def create_app(dsn: str | None = None) -> FastAPI:
     )
     app.include_router(health.router)
     app.include_router(atp.router)
+    app.include_router(pickup.router)
+    install_metrics(app)
     return app
