@@ -135,7 +135,7 @@ def pipeline_run(
         fail("--from must be before --to")
     api = airflow_api(settings)
     try:
-        api.wait_for_dags(("erp_stock_ingest", "atp_build"))
+        api.wait_for_dags(("erp_stock_ingest", "atp_build", "magento_stock_publish"))
     except (httpx.HTTPError, TimeoutError) as exc:
         fail(f"Airflow is not reachable or has not parsed the DAGs ({exc}); run `oms up` and `oms status`.")
     with _progress() as progress:

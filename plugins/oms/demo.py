@@ -51,6 +51,10 @@ def load(settings: Settings, skus: int, stores_per_country: int, orders: int) ->
                 reference.upsert_safety_rule(conn, 1, store_id=location["store_id"])
     for url in (settings.magento_url, settings.erp_url):
         _post(f"{url}/_sandbox/reset", {})
+    with connect(settings.warehouse_dsn) as conn:
+        # The Magento sandbox starts empty again: forget what the platform published to the old one,
+        # so the next publish sends everything (in production, reconciliation finds such a wipe).
+        conn.execute("TRUNCATE oms.publish_ledger")
     _post(f"{settings.magento_url}/_sandbox/sources", data.magento_sources())
     _post(f"{settings.magento_url}/_sandbox/stocks", data.magento_stocks())
     _post(f"{settings.erp_url}/_sandbox/items", data.erp_items())
@@ -70,6 +74,8 @@ def print_summary(settings: Settings, console: Console) -> None:
             ORDER BY sum(atp_qty) DESC, sku LIMIT 3
             """
         ).fetchall()
+        published = conn.execute("SELECT count(*) AS n, count(*) FILTER (WHERE status = 1) AS in_stock "
+                                 "FROM oms.publish_ledger").fetchone()
         quarantine = conn.execute(
             "SELECT reason, count(*) AS n FROM raw.quarantine WHERE resolved_at IS NULL GROUP BY reason ORDER BY reason"
         ).fetchall()
@@ -84,6 +90,9 @@ def print_summary(settings: Settings, console: Console) -> None:
             table.add_row(body["sku"], country["country_code"], str(country["atp_qty"]), str(country["on_hand_qty"]),
                           ", ".join(in_stock) or "-")
     console.print(table)
+    magento_items = len(httpx.get(f"{settings.magento_url}/_sandbox/source-items", timeout=30).json())
+    console.print(f"Published to Magento MSI: {published['n']} source items ({published['in_stock']} in stock) "
+                  f"per the publish ledger; the Magento sandbox holds {magento_items}.")
     if quarantine:
         console.print("Quarantined ERP rows (kept with reason and payload in raw.quarantine): "
                       + ", ".join(f"{q['reason']}={q['n']}" for q in quarantine))

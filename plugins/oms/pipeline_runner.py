@@ -50,9 +50,29 @@ def _report(api: AirflowApi, dag_id: str, run: dict[str, Any], started: float, r
                      api.xcom(dag_id, run["dag_run_id"], result_task))
 
 
+def wait_for_asset_run(api: AirflowApi, dag_id: str, queued_after: datetime, timeout: float,
+                       on_tick: Callable[[str, str], None] | None = None) -> dict[str, Any]:
+    """Find the run an asset event queued for `dag_id` after `queued_after`, and wait for it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for candidate in api.dag_runs(dag_id):
+            queued = datetime.fromisoformat(candidate["run_after"].replace("Z", "+00:00"))
+            if queued >= queued_after and candidate.get("run_type") == "asset_triggered":
+                return wait_for_run(api, dag_id, candidate["dag_run_id"], timeout, on_tick)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{dag_id} was not scheduled by its asset event within {timeout:.0f}s")
+        if on_tick:
+            on_tick(dag_id, "waiting for asset event")
+        time.sleep(1)
+
+
+# DAGs scheduled, one after the other, by the asset events of the ingestion.
+ASSET_CHAIN = (("atp_build", "dbt_build_atp"), ("magento_stock_publish", "publish_source_items"))
+
+
 def run_stock_pipeline(api: AirflowApi, start: datetime, end: datetime, timeout: float = 600,
                        on_tick: Callable[[str, str], None] | None = None) -> list[RunReport]:
-    """Trigger erp_stock_ingest for [start, end), then wait for the atp_build run its asset event starts."""
+    """Trigger erp_stock_ingest for [start, end), then follow the runs its asset events schedule."""
     reports = []
     began = time.monotonic()
     triggered_at = datetime.now(UTC)
@@ -60,23 +80,10 @@ def run_stock_pipeline(api: AirflowApi, start: datetime, end: datetime, timeout:
                       data_interval_end=_iso(end))
     run = wait_for_run(api, "erp_stock_ingest", run["dag_run_id"], timeout, on_tick)
     reports.append(_report(api, "erp_stock_ingest", run, began, "validate"))
-    if run["state"] != "success":
-        return reports
-    began = time.monotonic()
-    deadline = began + timeout
-    atp_run = None
-    while atp_run is None:  # the asset event schedules it; find the run queued after our trigger
-        for candidate in api.dag_runs("atp_build"):
-            queued = datetime.fromisoformat(candidate["run_after"].replace("Z", "+00:00"))
-            if queued >= triggered_at and candidate.get("run_type") == "asset_triggered":
-                atp_run = candidate
-                break
-        if atp_run is None:
-            if time.monotonic() > deadline:
-                raise TimeoutError("atp_build was not scheduled by the raw.erp_stock asset event")
-            if on_tick:
-                on_tick("atp_build", "waiting for asset event")
-            time.sleep(1)
-    run = wait_for_run(api, "atp_build", atp_run["dag_run_id"], timeout, on_tick)
-    reports.append(_report(api, "atp_build", run, began, "dbt_build_atp"))
+    for dag_id, result_task in ASSET_CHAIN:
+        if run["state"] != "success":
+            break
+        began = time.monotonic()
+        run = wait_for_asset_run(api, dag_id, triggered_at, timeout, on_tick)
+        reports.append(_report(api, dag_id, run, began, result_task))
     return reports
