@@ -402,6 +402,13 @@ def create_app(
         except (ValueError, TypeError, KeyError) as exc:
             raise HTTPException(400, f"invalid stock: {exc}") from exc
 
+    @app.post(f"{ADMIN_PREFIX}/stocks/{{stock_id}}/reservations", tags=["sandbox admin"])
+    async def switch_reservations(stock_id: int, request: Request):
+        enabled = bool((await admin_body(request) or {}).get("enabled", True))
+        inventory.stock(stock_id)
+        (inventory.reservations_off.discard if enabled else inventory.reservations_off.add)(stock_id)
+        return json_response({"stock_id": stock_id, "reservations_enabled": enabled})
+
     @app.get(f"{ADMIN_PREFIX}/source-items", tags=["sandbox admin"])
     async def dump_source_items():
         return json_response(list(inventory.source_items.values()))

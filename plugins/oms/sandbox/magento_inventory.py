@@ -99,6 +99,9 @@ class Inventory:
         self.source_items: dict[tuple[str, str], dict[str, Any]] = {}
         self.reservations: list[dict[str, Any]] = []
         self._reserved: dict[tuple[int, str], float] = defaultdict(float)
+        # Stocks whose salable quantity ignores reservations: a merchant who publishes sellable
+        # quantities switches Magento's reservations off (a customisation; core MSI has no switch).
+        self.reservations_off: set[int] = set()
         self.known_skus: set[str] = set()
         self.bulks: dict[str, Bulk] = {}
         self._reservation_ids = itertools.count(1)
@@ -244,6 +247,8 @@ class Inventory:
         return quantity, any_in_stock
 
     def reserved(self, sku: str, stock_id: int) -> float:
+        if stock_id in self.reservations_off:
+            return 0.0
         return self._reserved.get((stock_id, sku), 0.0)
 
     def salable_qty(self, sku: str, stock_id: int) -> float:
