@@ -170,6 +170,65 @@ def print_run_reports(reports) -> None:
             console.print("    result: " + " ".join(_flatten({k: v for k, v in r.result.items() if k != "batch_id"})))
 
 
+@app.command()
+def backfill(
+    start: Annotated[str, typer.Option("--from", help="First logical date to re-run (ISO, UTC).")],
+    end: Annotated[str, typer.Option("--to", help="Last logical date to re-run (ISO, UTC).")],
+    dag: Annotated[list[str] | None, typer.Option("--dag", help="Repeatable; a DAG id.")] = None,
+    all_windowed: Annotated[bool, typer.Option("--all", help="Every time-windowed ingestion DAG.")] = False,
+    reprocess: Annotated[str, typer.Option(help="none | failed | completed: which existing runs to redo.")] = "failed",
+    max_active_runs: Annotated[int, typer.Option(help="Runs in flight per DAG.")] = 2,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the runs it would create, create nothing.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for completion.")] = 3600,
+) -> None:
+    """Re-run data intervals after an outage, through Airflow 3 backfills (REST API v2)."""
+    import time as _time
+
+    from oms.stack.airflow_config import WINDOWED_DAGS, backfill_create, backfill_dry_run, backfill_runs
+
+    dag_ids = list(WINDOWED_DAGS) if all_windowed else list(dag or [])
+    if not dag_ids:
+        fail("give --dag DAG_ID (repeatable) or --all", 2)
+    if reprocess not in {"none", "failed", "completed"}:
+        fail("--reprocess must be none, failed or completed", 2)
+    window_start = _parse_moment(start, datetime.now(UTC)).isoformat()
+    window_end = _parse_moment(end, datetime.now(UTC)).isoformat()
+    if window_start >= window_end:
+        fail("--from must be before --to", 2)
+    api = airflow_api(get_settings())
+    try:
+        planned = {d: backfill_dry_run(api, d, window_start, window_end, reprocess) for d in dag_ids}
+    except httpx.HTTPStatusError as exc:
+        fail(f"Airflow refused the backfill: {exc.response.status_code} {exc.response.text[:300]}")
+    except httpx.HTTPError as exc:
+        fail(f"Airflow is not reachable ({exc}); run `oms up`.")
+    for dag_id, dates in planned.items():
+        console.print(f"{dag_id}: {len(dates)} run(s) {dates[0][:19] if dates else ''} … {dates[-1][:19] if dates else ''}")
+    if dry_run:
+        return
+    with Progress(*Progress.get_default_columns(), TimeElapsedColumn(), console=err) as progress:
+        bars = {}
+        for dag_id in dag_ids:
+            backfill_create(api, dag_id, window_start, window_end, reprocess, max_active_runs)
+            bars[dag_id] = progress.add_task(dag_id, total=max(len(planned[dag_id]), 1))
+        deadline = _time.monotonic() + timeout
+        states: dict[str, list[str]] = {}
+        while True:
+            for dag_id in dag_ids:
+                states[dag_id] = [r["state"] for r in backfill_runs(api, dag_id, window_start, window_end)]
+                done = sum(s in {"success", "failed"} for s in states[dag_id])
+                progress.update(bars[dag_id], completed=done, description=f"{dag_id} ({states[dag_id].count('failed')} failed)")
+            if all(len(states[d]) >= len(planned[d]) and all(s in {"success", "failed"} for s in states[d]) for d in dag_ids):
+                break
+            if _time.monotonic() > deadline:
+                fail(f"backfill still running after {timeout:.0f}s; follow it in the Airflow UI")
+            _time.sleep(2)
+    failed = {d: s.count("failed") for d, s in states.items() if s.count("failed")}
+    if failed:
+        fail(f"backfill finished with failed runs: {failed}")
+    console.print(f"backfill done: {', '.join(f'{d} {len(s)} run(s)' for d, s in states.items())}")
+
+
 # ---------------------------------------------------------------- sandbox
 @sandbox_app.command("load-orders")
 def sandbox_load_orders(files: Annotated[list[Path], typer.Argument(help="JSON files, each one order or a list, in Magento's GET /V1/orders/{id} shape.")]) -> None:

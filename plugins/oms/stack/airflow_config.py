@@ -151,3 +151,25 @@ class AirflowApi:
             return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value")["value"]
         except httpx.HTTPStatusError:
             return None
+
+
+# Time-windowed ingestion DAGs: what `oms backfill --all` covers after an outage.
+WINDOWED_DAGS = ("erp_stock_ingest",)
+
+
+def backfill_dry_run(api: AirflowApi, dag_id: str, start: str, end: str, reprocess: str) -> list[str]:
+    body = api.request("POST", "/backfills/dry_run", json={"dag_id": dag_id, "from_date": start, "to_date": end,
+                                                           "reprocess_behavior": reprocess})
+    return [b["logical_date"] for b in body["backfills"]]
+
+
+def backfill_create(api: AirflowApi, dag_id: str, start: str, end: str, reprocess: str,
+                    max_active_runs: int) -> dict[str, Any]:
+    return api.request("POST", "/backfills", json={"dag_id": dag_id, "from_date": start, "to_date": end,
+                                                   "reprocess_behavior": reprocess,
+                                                   "max_active_runs": max_active_runs})
+
+
+def backfill_runs(api: AirflowApi, dag_id: str, start: str, end: str) -> list[dict[str, Any]]:
+    return api.request("GET", f"/dags/{dag_id}/dagRuns", params={
+        "run_type": "backfill", "logical_date_gte": start, "logical_date_lte": end, "limit": 1000})["dag_runs"]
