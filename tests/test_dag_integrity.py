@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
-EXPECTED = {"erp_stock_ingest", "atp_build"}
+EXPECTED = {"erp_stock_ingest", "atp_build", "magento_stock_publish", "magento_stock_reconcile"}
 
 
 @pytest.fixture(scope="module")
