@@ -27,7 +27,8 @@ def channel_rows(data: demo_data.DemoData) -> list[dict[str, Any]]:
     return [
         dict(channel_code=f"{c['website_code']}_web", country_code=c["country_code"], name=c["name"],
              currency_code=c["currency"], magento_website_code=c["website_code"],
-             magento_store_code=c["website_code"], magento_stock_id=c["stock_id"], buffer_qty=0)
+             magento_store_code=c["website_code"], magento_stock_id=c["stock_id"],
+             magento_store_id=c["magento_store_id"], buffer_qty=0)
         for c in data.countries
     ]
 
