@@ -6,9 +6,11 @@ Only used inside tasks: connections are looked up at run time, never at DAG pars
 from __future__ import annotations
 
 from oms.erp.client import ErpClient
+from oms.magento.client import MagentoClient
 
 WAREHOUSE_CONN_ID = "oms_warehouse"
 ERP_CONN_ID = "oms_erp"
+MAGENTO_CONN_ID = "oms_magento"
 
 
 def _get_connection(conn_id: str):
@@ -34,4 +36,17 @@ def erp_client(conn_id: str = ERP_CONN_ID) -> ErpClient:
         username=conn.login,
         password=conn.password,
         company_id=extra.get("company_id", "default"),
+    )
+
+
+def magento_client(conn_id: str = MAGENTO_CONN_ID) -> MagentoClient:
+    """The connection's password is the integration's bearer token; extra may name a store code."""
+    conn = _get_connection(conn_id)
+    extra = conn.extra_dejson
+    scheme = extra.get("scheme", "http")
+    port = f":{conn.port}" if conn.port else ""
+    return MagentoClient(
+        base_url=f"{scheme}://{conn.host}{port}",
+        token=conn.password,
+        store_code=extra.get("store_code") or None,
     )

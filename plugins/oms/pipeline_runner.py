@@ -50,33 +50,59 @@ def _report(api: AirflowApi, dag_id: str, run: dict[str, Any], started: float, r
                      api.xcom(dag_id, run["dag_run_id"], result_task))
 
 
-def run_stock_pipeline(api: AirflowApi, start: datetime, end: datetime, timeout: float = 600,
-                       on_tick: Callable[[str, str], None] | None = None) -> list[RunReport]:
-    """Trigger erp_stock_ingest for [start, end), then wait for the atp_build run its asset event starts."""
+INGEST_DAGS = {"erp_stock_ingest": "validate", "magento_orders_ingest": "validate"}  # dag id -> result task
+BUILD_DAG = ("atp_build", "dbt_build_atp")
+
+
+def _await_consumers(api: AirflowApi, dag_id: str, producers: set[tuple[str, str]], triggered_at: datetime,
+                     timeout: float, on_tick: Callable[[str, str], None] | None) -> list[dict[str, Any]]:
+    """The asset-triggered runs of dag_id that consumed the events of the producer runs (dag id,
+    run id). Events of two producers may be consumed by one run or by two, whichever the
+    scheduler saw first; each run's consumed events are fixed when it is created."""
+    deadline = time.monotonic() + timeout
+    pending, consumers, inspected = set(producers), {}, set()
+    while pending:
+        for candidate in api.dag_runs(dag_id):
+            run_id = candidate["dag_run_id"]
+            queued = datetime.fromisoformat(candidate["run_after"].replace("Z", "+00:00"))
+            if run_id in inspected or candidate.get("run_type") != "asset_triggered" or queued < triggered_at:
+                continue
+            inspected.add(run_id)
+            consumed = {(e.get("source_dag_id"), e.get("source_run_id"))
+                        for e in api.upstream_asset_events(dag_id, run_id)}
+            if consumed & pending:
+                consumers[run_id] = candidate
+                pending -= consumed
+        if pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{dag_id} was not scheduled by the asset events of {sorted(pending)}")
+            if on_tick:
+                on_tick(dag_id, "waiting for asset events")
+            time.sleep(1)
+    return sorted(consumers.values(), key=lambda run: run["run_after"])
+
+
+def run_pipeline(api: AirflowApi, start: datetime, end: datetime, timeout: float = 600,
+                 on_tick: Callable[[str, str], None] | None = None) -> list[RunReport]:
+    """Trigger the ingest DAGs (ERP stock, Magento orders) for [start, end), wait for them, then
+    for the atp_build run(s) their asset events start (ATP and order marts)."""
     reports = []
     began = time.monotonic()
     triggered_at = datetime.now(UTC)
-    run = api.trigger("erp_stock_ingest", logical_date=_iso(end), data_interval_start=_iso(start),
-                      data_interval_end=_iso(end))
-    run = wait_for_run(api, "erp_stock_ingest", run["dag_run_id"], timeout, on_tick)
-    reports.append(_report(api, "erp_stock_ingest", run, began, "validate"))
-    if run["state"] != "success":
+    runs = {dag_id: api.trigger(dag_id, logical_date=_iso(end), data_interval_start=_iso(start),
+                                data_interval_end=_iso(end))["dag_run_id"]
+            for dag_id in INGEST_DAGS}
+    succeeded = set()
+    for dag_id, run_id in runs.items():
+        run = wait_for_run(api, dag_id, run_id, timeout, on_tick)
+        reports.append(_report(api, dag_id, run, began, INGEST_DAGS[dag_id]))
+        if run["state"] == "success":
+            succeeded.add((dag_id, run_id))
+    if not succeeded:
         return reports
-    began = time.monotonic()
-    deadline = began + timeout
-    atp_run = None
-    while atp_run is None:  # the asset event schedules it; find the run queued after our trigger
-        for candidate in api.dag_runs("atp_build"):
-            queued = datetime.fromisoformat(candidate["run_after"].replace("Z", "+00:00"))
-            if queued >= triggered_at and candidate.get("run_type") == "asset_triggered":
-                atp_run = candidate
-                break
-        if atp_run is None:
-            if time.monotonic() > deadline:
-                raise TimeoutError("atp_build was not scheduled by the raw.erp_stock asset event")
-            if on_tick:
-                on_tick("atp_build", "waiting for asset event")
-            time.sleep(1)
-    run = wait_for_run(api, "atp_build", atp_run["dag_run_id"], timeout, on_tick)
-    reports.append(_report(api, "atp_build", run, began, "dbt_build_atp"))
+    build_dag, result_task = BUILD_DAG
+    for candidate in _await_consumers(api, build_dag, succeeded, triggered_at, timeout, on_tick):
+        began = time.monotonic()
+        run = wait_for_run(api, build_dag, candidate["dag_run_id"], timeout, on_tick)
+        reports.append(_report(api, build_dag, run, began, result_task))
     return reports

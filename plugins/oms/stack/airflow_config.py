@@ -18,7 +18,7 @@ import httpx
 from oms.settings import Settings
 
 ADMIN_USER = "admin"
-PIPELINE_DAGS = ("erp_stock_ingest", "atp_build")
+PIPELINE_DAGS = ("erp_stock_ingest", "magento_orders_ingest", "atp_build")
 
 
 def airflow_home(settings: Settings) -> Path:
@@ -145,6 +145,9 @@ class AirflowApi:
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+
+    def upstream_asset_events(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/upstreamAssetEvents")["asset_events"]
 
     def xcom(self, dag_id: str, run_id: str, task_id: str) -> Any:
         try:
