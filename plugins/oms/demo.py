@@ -72,7 +72,15 @@ def print_summary(settings: Settings, console: Console) -> None:
             """
         ).fetchall()
         quarantine = conn.execute(
-            "SELECT reason, count(*) AS n FROM raw.quarantine WHERE resolved_at IS NULL GROUP BY reason ORDER BY reason"
+            "SELECT source, reason, count(*) AS n FROM raw.quarantine WHERE resolved_at IS NULL"
+            " GROUP BY source, reason ORDER BY source, reason"
+        ).fetchall()
+        orders = conn.execute(
+            "SELECT (SELECT count(*) FROM marts.fct_orders) AS orders,"
+            " (SELECT count(*) FROM marts.fct_order_lines) AS lines"
+        ).fetchone()
+        exceptions = conn.execute(
+            "SELECT reason, count(*) AS n FROM oms.order_exception WHERE resolved_at IS NULL GROUP BY reason ORDER BY reason"
         ).fetchall()
     table = Table(title="Available to promise (from the API)")
     for column in ("sku", "country", "channel ATP", "on hand", "stores with ATP"):
@@ -85,9 +93,14 @@ def print_summary(settings: Settings, console: Console) -> None:
             table.add_row(body["sku"], country["country_code"], str(country["atp_qty"]), str(country["on_hand_qty"]),
                           ", ".join(in_stock) or "-")
     console.print(table)
+    console.print(f"Magento orders in marts.fct_orders: {orders['orders']} with {orders['lines']} stock lines"
+                  " (marts.fct_order_lines)")
+    if exceptions:
+        console.print("Order exceptions (oms.order_exception, docs/exceptions.md): "
+                      + ", ".join(f"{e['reason']}={e['n']}" for e in exceptions))
     if quarantine:
-        console.print("Quarantined ERP rows (kept with reason and payload in raw.quarantine): "
-                      + ", ".join(f"{q['reason']}={q['n']}" for q in quarantine))
+        console.print("Quarantined records (kept with reason and payload in raw.quarantine): "
+                      + ", ".join(f"{q['source']}/{q['reason']}={q['n']}" for q in quarantine))
     console.print(f"""
 [bold]Where to look[/]
   Airflow UI     {settings.airflow_url}   (user {ADMIN_USER}, password {admin_password(settings)})

@@ -97,4 +97,5 @@ def validate(
         "exceptions_by_reason": result.exceptions_by_reason,
         "exceptions_opened": result.exceptions_opened,
         "exceptions_resolved": result.exceptions_resolved,
+        "exceptions_as_of": result.as_of.isoformat() if result.as_of else None,
     }

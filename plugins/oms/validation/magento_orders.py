@@ -101,22 +101,26 @@ def _item_problem(items: list[Any]) -> str | None:
     return "; ".join(problems) or None
 
 
+def _unless(ok: bool, problem: str) -> str | None:
+    return None if ok else problem
+
+
 def structural_problems(payload: Any) -> dict[str, str | None]:
     """Per malformed-record reason, what is wrong with this payload (None when fine)."""
-    order = payload if isinstance(payload, dict) else {}
-    shape = None if isinstance(payload, dict) else f"not an order object: {str(payload)[:80]}"
-    items = order.get("items")
+    if not isinstance(payload, dict):
+        shape = f"not an order object: {str(payload)[:80]}"
+        return {reason: None if reason == "malformed_item" else shape for reason in MALFORMED_REASONS}
+    get = payload.get
+    items = get("items")
     return {
-        "missing_entity_id": shape
-        or (None if parse_int(order.get("entity_id")) is not None else f"entity_id={order.get('entity_id')!r}"),
-        "missing_increment_id": shape
-        or (None if text_or_none(order.get("increment_id")) else f"increment_id={order.get('increment_id')!r}"),
-        "missing_or_bad_updated_at": shape
-        or (None if parse_magento_timestamp(order.get("updated_at")) else f"updated_at={order.get('updated_at')!r}"),
-        "missing_or_bad_created_at": shape
-        or (None if parse_magento_timestamp(order.get("created_at")) else f"created_at={order.get('created_at')!r}"),
-        "missing_items": shape
-        or (None if isinstance(items, list) and items else f"items={str(items)[:80] if items is not None else None}"),
+        "missing_entity_id": _unless(parse_int(get("entity_id")) is not None, f"entity_id={get('entity_id')!r}"),
+        "missing_increment_id": _unless(text_or_none(get("increment_id")) is not None,
+                                        f"increment_id={get('increment_id')!r}"),
+        "missing_or_bad_updated_at": _unless(parse_magento_timestamp(get("updated_at")) is not None,
+                                             f"updated_at={get('updated_at')!r}"),
+        "missing_or_bad_created_at": _unless(parse_magento_timestamp(get("created_at")) is not None,
+                                             f"created_at={get('created_at')!r}"),
+        "missing_items": _unless(isinstance(items, list) and len(items) > 0, f"items={str(items)[:80]}"),
         "malformed_item": _item_problem(items) if isinstance(items, list) else None,
     }
 
