@@ -54,55 +54,57 @@ INGEST_DAGS = {"erp_stock_ingest": "validate", "magento_orders_ingest": "validat
 BUILD_DAG = ("atp_build", "dbt_build_atp")
 
 
-def _await_consumers(api: AirflowApi, dag_id: str, producers: set[tuple[str, str]], triggered_at: datetime,
-                     timeout: float, on_tick: Callable[[str, str], None] | None) -> list[dict[str, Any]]:
-    """The asset-triggered runs of dag_id that consumed the events of the producer runs (dag id,
-    run id). Events of two producers may be consumed by one run or by two, whichever the
-    scheduler saw first; each run's consumed events are fixed when it is created."""
+def _parse(moment: str) -> datetime:
+    return datetime.fromisoformat(moment.replace("Z", "+00:00"))
+
+
+def _landed_at(api: AirflowApi, dag_id: str, run: dict[str, Any]) -> datetime:
+    """When the run's data was in: its asset event (emitted when validate committed), else its end."""
+    events = api.asset_events(source_dag_id=dag_id, source_run_id=run["dag_run_id"])
+    stamps = [_parse(e["timestamp"]) for e in events]
+    return max(stamps) if stamps else _parse(run["end_date"])
+
+
+def _await_build(api: AirflowApi, dag_id: str, landed_by: datetime, timeout: float,
+                 on_tick: Callable[[str, str], None] | None) -> dict[str, Any]:
+    """The first asset-triggered run of dag_id that started once everything had landed: dbt
+    builds from the whole warehouse, so that run covers every ingest before it.
+
+    Waiting on time, not on a run's consumed events: an event that arrives while the consumer is
+    held at max_active_runs is folded into the next run without being listed among its events."""
     deadline = time.monotonic() + timeout
-    pending, consumers, inspected = set(producers), {}, set()
-    while pending:
-        for candidate in api.dag_runs(dag_id):
-            run_id = candidate["dag_run_id"]
-            queued = datetime.fromisoformat(candidate["run_after"].replace("Z", "+00:00"))
-            if run_id in inspected or candidate.get("run_type") != "asset_triggered" or queued < triggered_at:
-                continue
-            inspected.add(run_id)
-            consumed = {(e.get("source_dag_id"), e.get("source_run_id"))
-                        for e in api.upstream_asset_events(dag_id, run_id)}
-            if consumed & pending:
-                consumers[run_id] = candidate
-                pending -= consumed
-        if pending:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{dag_id} was not scheduled by the asset events of {sorted(pending)}")
-            if on_tick:
-                on_tick(dag_id, "waiting for asset events")
-            time.sleep(1)
-    return sorted(consumers.values(), key=lambda run: run["run_after"])
+    while True:
+        started = [r for r in api.dag_runs(dag_id) if r.get("run_type") == "asset_triggered"
+                   and r.get("start_date") and _parse(r["start_date"]) >= landed_by]
+        if started:
+            return min(started, key=lambda r: _parse(r["start_date"]))
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{dag_id} was not scheduled by the asset events landed by {landed_by.isoformat()}")
+        if on_tick:
+            on_tick(dag_id, "waiting for asset events")
+        time.sleep(1)
 
 
 def run_pipeline(api: AirflowApi, start: datetime, end: datetime, timeout: float = 600,
                  on_tick: Callable[[str, str], None] | None = None) -> list[RunReport]:
     """Trigger the ingest DAGs (ERP stock, Magento orders) for [start, end), wait for them, then
-    for the atp_build run(s) their asset events start (ATP and order marts)."""
+    for the atp_build run their asset events start (ATP and order marts)."""
     reports = []
     began = time.monotonic()
-    triggered_at = datetime.now(UTC)
     runs = {dag_id: api.trigger(dag_id, logical_date=_iso(end), data_interval_start=_iso(start),
                                 data_interval_end=_iso(end))["dag_run_id"]
             for dag_id in INGEST_DAGS}
-    succeeded = set()
+    landed = []
     for dag_id, run_id in runs.items():
         run = wait_for_run(api, dag_id, run_id, timeout, on_tick)
         reports.append(_report(api, dag_id, run, began, INGEST_DAGS[dag_id]))
         if run["state"] == "success":
-            succeeded.add((dag_id, run_id))
-    if not succeeded:
+            landed.append(_landed_at(api, dag_id, run))
+    if not landed:
         return reports
     build_dag, result_task = BUILD_DAG
-    for candidate in _await_consumers(api, build_dag, succeeded, triggered_at, timeout, on_tick):
-        began = time.monotonic()
-        run = wait_for_run(api, build_dag, candidate["dag_run_id"], timeout, on_tick)
-        reports.append(_report(api, build_dag, run, began, result_task))
+    began = time.monotonic()
+    build = _await_build(api, build_dag, max(landed), timeout, on_tick)
+    run = wait_for_run(api, build_dag, build["dag_run_id"], timeout, on_tick)
+    reports.append(_report(api, build_dag, run, began, result_task))
     return reports

@@ -146,8 +146,8 @@ class AirflowApi:
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
 
-    def upstream_asset_events(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/upstreamAssetEvents")["asset_events"]
+    def asset_events(self, **filters: str) -> list[dict[str, Any]]:
+        return self.request("GET", "/assets/events", params={"limit": 100, **filters})["asset_events"]
 
     def xcom(self, dag_id: str, run_id: str, task_id: str) -> Any:
         try:
