@@ -11,6 +11,7 @@ catch up), that watermark less the overlap, so the first run after an outage cov
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,6 +20,8 @@ from oms.magento.landing import land_orders
 from oms.settings import Settings
 from oms.validation.magento_orders import read_watermark, validate_window
 from oms.warehouse import connect
+
+log = logging.getLogger(__name__)
 
 
 def batch_id_for(start: datetime, end: datetime) -> str:
@@ -35,14 +38,14 @@ def plan_pulls(dsn: str, start: datetime, end: datetime, settings: Settings | No
     """The run's pulls, read from ref.channel at run time: one per mapped active channel, plus the rest."""
     settings = settings or Settings()
     with connect(dsn) as conn:
-        channels = conn.execute(
-            """
-            SELECT channel_code, magento_store_id FROM ref.channel
-            WHERE active AND magento_store_id IS NOT NULL
-            ORDER BY channel_code
-            """
+        active = conn.execute(
+            "SELECT channel_code, magento_store_id FROM ref.channel WHERE active ORDER BY channel_code"
         ).fetchall()
         watermark = read_watermark(conn)
+    channels = [c for c in active if c["magento_store_id"] is not None]
+    for unmapped in (c["channel_code"] for c in active if c["magento_store_id"] is None):
+        log.warning("channel %s has no magento_store_id: its orders land as 'unknown_channel' exceptions"
+                    " until `oms channel add … --store-id` maps it", unmapped)
     fetch_start = fetch_start_for(watermark, start, timedelta(minutes=settings.magento_overlap_minutes))
     window = {"fetch_start": fetch_start.isoformat(), "end": end.isoformat()}
     pulls = [
