@@ -1,4 +1,4 @@
-"""dbt: staging → intermediate → ATP marts per store and per country, on new stock or hourly."""
+"""dbt: staging → intermediate → ATP and order marts, on new stock, new orders or hourly."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
-from oms.assets import ATP_MARTS, RAW_ERP_STOCK
+from oms.assets import ATP_MARTS, RAW_ERP_STOCK, RAW_MAGENTO_ORDER
 
 DOC = """
 ### ATP build
-Runs `dbt build` for the ATP marts (`marts.fct_atp_store`, `marts.fct_atp_country`) and their
-upstream models and tests whenever `raw.erp_stock` receives a batch, and hourly as a safety net.
+Runs `dbt build` for the ATP marts (`marts.fct_atp_store`, `marts.fct_atp_country`), the order
+marts (`marts.fct_orders`, `marts.fct_order_lines`) and their upstream models and tests whenever
+`raw.erp_stock` or `raw.magento_order` receives a batch, and hourly as a safety net.
 Records the snapshot in `oms.atp_snapshot` (the API says which snapshot its answers rest on) and
 emits the `marts.atp` asset.
 """
@@ -20,7 +21,7 @@ emits the `marts.atp` asset.
 @dag(
     dag_id="atp_build",
     schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable("0 * * * *", timezone="UTC"), assets=RAW_ERP_STOCK
+        timetable=CronTriggerTimetable("0 * * * *", timezone="UTC"), assets=RAW_ERP_STOCK | RAW_MAGENTO_ORDER
     ),
     start_date=datetime(2026, 1, 1),
     catchup=False,

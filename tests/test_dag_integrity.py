@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
-EXPECTED = {"erp_stock_ingest", "atp_build", "magento_stock_publish", "magento_stock_reconcile"}
+EXPECTED = {"erp_stock_ingest", "magento_orders_ingest", "atp_build", "magento_stock_publish", "magento_stock_reconcile"}
 
 
 @pytest.fixture(scope="module")
@@ -43,5 +43,18 @@ def test_ingestion_windows_are_real_intervals(dagbag):
     # Airflow 3 defaults to zero-width intervals; an ingestion DAG must declare data intervals.
     from airflow.sdk import CronDataIntervalTimetable, DeltaDataIntervalTimetable
 
-    dag = dagbag.get_dag("erp_stock_ingest")
-    assert isinstance(dag.timetable, CronDataIntervalTimetable | DeltaDataIntervalTimetable)
+    for dag_id in ("erp_stock_ingest", "magento_orders_ingest"):
+        dag = dagbag.get_dag(dag_id)
+        assert isinstance(dag.timetable, CronDataIntervalTimetable | DeltaDataIntervalTimetable), dag_id
+        assert not dag.catchup, f"{dag_id}: after downtime the next run catches up by itself"
+
+
+def test_order_ingest_is_mapped_over_channels_and_feeds_the_atp_build(dagbag):
+    from oms.assets import RAW_ERP_STOCK, RAW_MAGENTO_ORDER
+
+    dag = dagbag.get_dag("magento_orders_ingest")
+    assert dag.timetable.expression == "*/10 * * * *"
+    assert dag.get_task("land").is_mapped
+    assert [o.name for o in dag.get_task("validate").outlets] == [RAW_MAGENTO_ORDER.name]
+    scheduled_on = {a.name for a in dagbag.get_dag("atp_build").timetable.asset_condition.objects}
+    assert scheduled_on == {RAW_ERP_STOCK.name, RAW_MAGENTO_ORDER.name}

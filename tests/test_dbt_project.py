@@ -30,13 +30,13 @@ REPO = Path(__file__).resolve().parents[1]
 DBT_DIR = REPO / "dbt"
 
 FIXTURE_SQL = """
-TRUNCATE ref.safety_stock_rule, ref.location, ref.sku, ref.channel, raw.erp_stock, raw.quarantine
-    RESTART IDENTITY;
+TRUNCATE ref.safety_stock_rule, ref.location, ref.sku, ref.channel, raw.erp_stock, raw.quarantine,
+    raw.magento_order RESTART IDENTITY;
 
 INSERT INTO ref.channel (channel_code, country_code, name, currency_code, magento_website_code,
-                         magento_store_code, magento_stock_id, buffer_qty) VALUES
-    ('ae_web', 'AE', 'UAE web', 'AED', 'ae', 'ae_en', 2, 2),
-    ('sa_web', 'SA', 'KSA web', 'SAR', 'sa', 'sa_en', 3, 0);
+                         magento_store_code, magento_stock_id, magento_store_id, buffer_qty) VALUES
+    ('ae_web', 'AE', 'UAE web', 'AED', 'ae', 'ae_en', 2, 1, 2),
+    ('sa_web', 'SA', 'KSA web', 'SAR', 'sa', 'sa_en', 3, 2, 0);
 
 INSERT INTO ref.location (store_id, name, country_code, location_type, ship_from_store,
                           pickup_enabled, magento_source_code, active) VALUES
@@ -111,6 +111,37 @@ FROM (VALUES
 JOIN raw.erp_stock r USING (record_key);
 """
 
+# Magento orders: order 1 in two versions (the later one wins), a configurable pair and a simple
+# row; order 2's only version is quarantined, so it is in no mart.
+MAGENTO_FIXTURE_SQL = """
+INSERT INTO raw.magento_order (record_key, entity_id, updated_at, increment_id, store_id, channel_code, payload,
+                               batch_id, data_interval_start, data_interval_end)
+SELECT v.entity_id || '@' || to_char(v.updated_at::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+       v.entity_id, v.updated_at::timestamptz, v.payload ->> 'increment_id', v.store_id, 'ae_web', v.payload,
+       'batch-1', '2026-11-21T00:00:00Z', '2026-11-22T00:00:00Z'
+FROM (VALUES
+    (1, '2026-11-21T08:00:00Z', 1, jsonb_build_object('entity_id', 1, 'increment_id', 'AE1', 'state', 'new',
+        'created_at', '2026-11-21 08:00:00', 'updated_at', '2026-11-21 08:00:00', 'items', jsonb_build_array(
+            jsonb_build_object('item_id', 1, 'sku', 'TSHIRT-BLK-M', 'product_type', 'simple', 'qty_ordered', 2)))),
+    (1, '2026-11-21T09:00:00Z', 1, jsonb_build_object('entity_id', 1, 'increment_id', 'AE1', 'state', 'processing',
+        'created_at', '2026-11-21 08:00:00', 'updated_at', '2026-11-21 09:00:00',
+        'payment', jsonb_build_object('method', 'cashondelivery'), 'items', jsonb_build_array(
+            jsonb_build_object('item_id', 1, 'sku', 'TSHIRT-BLK-M', 'product_type', 'configurable',
+                               'qty_ordered', 2, 'qty_shipped', 1, 'price', 50, 'row_total', 100),
+            jsonb_build_object('item_id', 2, 'parent_item_id', 1, 'sku', 'TSHIRT-BLK-M', 'product_type', 'simple',
+                               'qty_ordered', 2, 'qty_shipped', 1, 'price', 0, 'row_total', 0),
+            jsonb_build_object('item_id', 3, 'sku', 'SKU-1', 'product_type', 'simple', 'qty_ordered', 3,
+                               'qty_canceled', 1, 'price', 7.5, 'row_total', 22.5)))),
+    (2, '2026-11-21T09:00:00Z', 2, jsonb_build_object('entity_id', 2, 'increment_id', 'SA2', 'state', 'new',
+        'created_at', 'soon', 'updated_at', '2026-11-21 09:00:00', 'items', jsonb_build_array(
+            jsonb_build_object('item_id', 9, 'sku', 'SKU-1', 'qty_ordered', 1))))
+) AS v (entity_id, updated_at, store_id, payload);
+
+INSERT INTO raw.quarantine (source, record_key, batch_id, reason, detail, payload)
+SELECT 'magento_order', record_key, 'batch-1', 'missing_or_bad_created_at', 'created_at=soon', payload
+FROM raw.magento_order WHERE entity_id = 2;
+"""
+
 # (store_id, sku) -> (on_hand_qty, safety_stock_qty, atp_qty, is_in_stock, is_channel_eligible)
 EXPECTED_STORE = {
     ("AE-WH-01", "TSHIRT-BLK-M"): ("25", "2", "23", True, True),
@@ -166,6 +197,7 @@ def warehouse(dsn):
     with psycopg.connect(dsn, autocommit=True) as conn:
         with conn.transaction():
             conn.execute(FIXTURE_SQL)
+            conn.execute(MAGENTO_FIXTURE_SQL)
         yield conn
 
 
@@ -247,6 +279,19 @@ def test_magento_worked_example(built, warehouse):
         "select atp_qty from marts.fct_atp_country where country_code = 'SA' and sku = 'SKU-1'"
     ).fetchone()[0]
     assert atp == Decimal("8.5")
+
+
+def test_order_marts_numbers(built, warehouse):
+    """The latest valid version of each order; configurable qty from the child, money from the parent."""
+    orders = warehouse.execute(
+        "select entity_id, state, fulfilment_status, channel_code, country_code, is_cod from marts.fct_orders"
+    ).fetchall()
+    assert orders == [(1, "processing", "ready_to_fulfil", "ae_web", "AE", True)]
+    lines = warehouse.execute(
+        "select line_key, sku, qty_ordered, qty_open, unit_price, row_total from marts.fct_order_lines order by 1"
+    ).fetchall()
+    assert lines == [("1-2", "TSHIRT-BLK-M", _q("2"), _q("1"), _q("50"), _q("100")),
+                     ("1-3", "SKU-1", _q("3"), _q("2"), _q("7.5"), _q("22.5"))]
 
 
 def test_every_built_column_is_documented(built, warehouse):

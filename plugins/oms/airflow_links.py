@@ -6,9 +6,11 @@ Only used inside tasks: connections are looked up at run time, never at DAG pars
 from __future__ import annotations
 
 from oms.erp.client import ErpClient
+from oms.magento.client import MagentoClient
 
 WAREHOUSE_CONN_ID = "oms_warehouse"
 ERP_CONN_ID = "oms_erp"
+MAGENTO_CONN_ID = "oms_magento"
 
 
 def _get_connection(conn_id: str):
@@ -37,9 +39,6 @@ def erp_client(conn_id: str = ERP_CONN_ID) -> ErpClient:
     )
 
 
-MAGENTO_CONN_ID = "oms_magento"
-
-
 def magento_msi_client(conn_id: str = MAGENTO_CONN_ID):
     """The MSI client and the connection's publishing settings (extra: publish_transport, chunk_size,
     input_limiting — Magento caps synchronous list inputs at 20 items when input limiting is on)."""
@@ -50,3 +49,16 @@ def magento_msi_client(conn_id: str = MAGENTO_CONN_ID):
     client = MagentoMsiClient(f"{extra.get('scheme', 'http')}://{conn.host}:{conn.port}", conn.password)
     chunk_size = 20 if extra.get("input_limiting") else int(extra.get("chunk_size", 500))
     return client, {"mode": extra.get("publish_transport", "sync"), "chunk_size": chunk_size}
+
+
+def magento_client(conn_id: str = MAGENTO_CONN_ID) -> MagentoClient:
+    """The connection's password is the integration's bearer token; extra may name a store code."""
+    conn = _get_connection(conn_id)
+    extra = conn.extra_dejson
+    scheme = extra.get("scheme", "http")
+    port = f":{conn.port}" if conn.port else ""
+    return MagentoClient(
+        base_url=f"{scheme}://{conn.host}{port}",
+        token=conn.password,
+        store_code=extra.get("store_code") or None,
+    )

@@ -3,4 +3,5 @@
 from airflow.sdk import Asset
 
 RAW_ERP_STOCK = Asset(name="raw.erp_stock", uri="oms://warehouse/raw/erp_stock")
+RAW_MAGENTO_ORDER = Asset(name="raw.magento_order", uri="oms://warehouse/raw/magento_order")
 ATP_MARTS = Asset(name="marts.atp", uri="oms://warehouse/marts/atp")

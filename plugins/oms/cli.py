@@ -125,9 +125,10 @@ def pipeline_run(
     end: Annotated[str | None, typer.Option("--to", help="Window end (ISO, UTC); default now.")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each DAG run.")] = 600,
 ) -> None:
-    """Trigger the stock pipeline now (ERP ingest → ATP build), wait until it finishes, print what happened."""
+    """Trigger the pipeline now (ERP stock + Magento orders ingest → ATP and order marts), wait, print what happened."""
     settings = get_settings()
-    from oms.pipeline_runner import run_stock_pipeline
+    from oms.pipeline_runner import run_pipeline
+    from oms.stack.airflow_config import PIPELINE_DAGS
 
     window_end = _parse_moment(end, datetime.now(UTC).replace(microsecond=0))
     window_start = _parse_moment(start, window_end - timedelta(days=1))
@@ -135,7 +136,7 @@ def pipeline_run(
         fail("--from must be before --to")
     api = airflow_api(settings)
     try:
-        api.wait_for_dags(("erp_stock_ingest", "atp_build", "magento_stock_publish"))
+        api.wait_for_dags(PIPELINE_DAGS)
     except (httpx.HTTPError, TimeoutError) as exc:
         fail(f"Airflow is not reachable or has not parsed the DAGs ({exc}); run `oms up` and `oms status`.")
     with _progress() as progress:
@@ -146,7 +147,7 @@ def pipeline_run(
                 steps[dag_id] = progress.add_task(dag_id, total=None)
             progress.update(steps[dag_id], description=f"{dag_id}: {state}")
 
-        reports = run_stock_pipeline(api, window_start, window_end, timeout, tick)
+        reports = run_pipeline(api, window_start, window_end, timeout, tick)
     print_run_reports(reports)
     if any(r.state != "success" for r in reports):
         fail("a pipeline run failed; see the Airflow UI for its logs: " + settings.airflow_url)
@@ -344,13 +345,15 @@ def channel_add(
     website: Annotated[str, typer.Option(help="Magento website code.")],
     stock_id: Annotated[int, typer.Option(help="Magento MSI stock id of that website.")],
     store_code: Annotated[str | None, typer.Option(help="Magento store view code (default: website).")] = None,
+    store_id: Annotated[int | None, typer.Option(
+        help="Magento store (view) id stamped on the channel's orders; orders are pulled per channel by it.")] = None,
     buffer_qty: Annotated[float, typer.Option(help="Units held back per SKU on this channel.")] = 0,
 ) -> None:
     """Add or change a sales channel (one per country)."""
     _upsert("channel", reference.upsert_channels, [dict(
         channel_code=channel_code, country_code=country_code.upper(), name=name, currency_code=currency_code.upper(),
         magento_website_code=website, magento_store_code=store_code or website, magento_stock_id=stock_id,
-        buffer_qty=buffer_qty)])
+        magento_store_id=store_id, buffer_qty=buffer_qty)])
 
 
 @channel_app.command("list")
@@ -358,7 +361,8 @@ def channel_list() -> None:
     """List sales channels."""
     with connect(get_settings().warehouse_dsn) as conn:
         rows = conn.execute("SELECT * FROM ref.channel ORDER BY country_code").fetchall()
-    _table(rows, ["channel_code", "country_code", "name", "currency_code", "magento_website_code", "magento_stock_id", "buffer_qty", "active"])
+    _table(rows, ["channel_code", "country_code", "name", "currency_code", "magento_website_code", "magento_stock_id",
+                  "magento_store_id", "buffer_qty", "active"])
 
 
 @store_app.command("add")
@@ -421,5 +425,7 @@ def demo(
         step = progress.add_task("loading demo data (reference data, ERP stock, Magento orders)", total=None)
         loaded = demo_module.load(settings, skus=skus, stores_per_country=stores, orders=orders)
         progress.update(step, description=f"demo data loaded: {loaded}", completed=1, total=1)
-    pipeline_run(start=None, end=None, timeout=600)
+    # The demo's orders were placed over the 14 days before today: pull that whole range once.
+    since = (datetime.now(UTC) - timedelta(days=15)).replace(microsecond=0)
+    pipeline_run(start=since.isoformat(), end=None, timeout=600)
     demo_module.print_summary(settings, console)

@@ -27,7 +27,8 @@ def channel_rows(data: demo_data.DemoData) -> list[dict[str, Any]]:
     return [
         dict(channel_code=f"{c['website_code']}_web", country_code=c["country_code"], name=c["name"],
              currency_code=c["currency"], magento_website_code=c["website_code"],
-             magento_store_code=c["website_code"], magento_stock_id=c["stock_id"], buffer_qty=0)
+             magento_store_code=c["website_code"], magento_stock_id=c["stock_id"],
+             magento_store_id=c["magento_store_id"], buffer_qty=0)
         for c in data.countries
     ]
 
@@ -77,7 +78,15 @@ def print_summary(settings: Settings, console: Console) -> None:
         published = conn.execute("SELECT count(*) AS n, count(*) FILTER (WHERE status = 1) AS in_stock "
                                  "FROM oms.publish_ledger").fetchone()
         quarantine = conn.execute(
-            "SELECT reason, count(*) AS n FROM raw.quarantine WHERE resolved_at IS NULL GROUP BY reason ORDER BY reason"
+            "SELECT source, reason, count(*) AS n FROM raw.quarantine WHERE resolved_at IS NULL"
+            " GROUP BY source, reason ORDER BY source, reason"
+        ).fetchall()
+        orders = conn.execute(
+            "SELECT (SELECT count(*) FROM marts.fct_orders) AS orders,"
+            " (SELECT count(*) FROM marts.fct_order_lines) AS lines"
+        ).fetchone()
+        exceptions = conn.execute(
+            "SELECT reason, count(*) AS n FROM oms.order_exception WHERE resolved_at IS NULL GROUP BY reason ORDER BY reason"
         ).fetchall()
     table = Table(title="Available to promise (from the API)")
     for column in ("sku", "country", "channel ATP", "on hand", "stores with ATP"):
@@ -93,9 +102,14 @@ def print_summary(settings: Settings, console: Console) -> None:
     magento_items = len(httpx.get(f"{settings.magento_url}/_sandbox/source-items", timeout=30).json())
     console.print(f"Published to Magento MSI: {published['n']} source items ({published['in_stock']} in stock) "
                   f"per the publish ledger; the Magento sandbox holds {magento_items}.")
+    console.print(f"Magento orders in marts.fct_orders: {orders['orders']} with {orders['lines']} stock lines"
+                  " (marts.fct_order_lines)")
+    if exceptions:
+        console.print("Order exceptions (oms.order_exception, docs/exceptions.md): "
+                      + ", ".join(f"{e['reason']}={e['n']}" for e in exceptions))
     if quarantine:
-        console.print("Quarantined ERP rows (kept with reason and payload in raw.quarantine): "
-                      + ", ".join(f"{q['reason']}={q['n']}" for q in quarantine))
+        console.print("Quarantined records (kept with reason and payload in raw.quarantine): "
+                      + ", ".join(f"{q['source']}/{q['reason']}={q['n']}" for q in quarantine))
     console.print(f"""
 [bold]Where to look[/]
   Airflow UI     {settings.airflow_url}   (user {ADMIN_USER}, password {admin_password(settings)})

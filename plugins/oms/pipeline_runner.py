@@ -50,40 +50,74 @@ def _report(api: AirflowApi, dag_id: str, run: dict[str, Any], started: float, r
                      api.xcom(dag_id, run["dag_run_id"], result_task))
 
 
-def wait_for_asset_run(api: AirflowApi, dag_id: str, queued_after: datetime, timeout: float,
-                       on_tick: Callable[[str, str], None] | None = None) -> dict[str, Any]:
-    """Find the run an asset event queued for `dag_id` after `queued_after`, and wait for it."""
+INGEST_DAGS = {"erp_stock_ingest": "validate", "magento_orders_ingest": "validate"}  # dag id -> result task
+BUILD_DAG = ("atp_build", "dbt_build_atp")
+# Scheduled, one after the other, by the asset event of the run before (dag id, result task).
+DOWNSTREAM = (("magento_stock_publish", "publish_source_items"),)
+
+
+def _parse(moment: str) -> datetime:
+    return datetime.fromisoformat(moment.replace("Z", "+00:00"))
+
+
+def _landed_at(api: AirflowApi, dag_id: str, run: dict[str, Any]) -> datetime:
+    """When the run's data was in: its asset event (emitted when validate committed), else its end."""
+    events = api.asset_events(source_dag_id=dag_id, source_run_id=run["dag_run_id"])
+    stamps = [_parse(e["timestamp"]) for e in events]
+    return max(stamps) if stamps else _parse(run["end_date"])
+
+
+def _await_asset_run(api: AirflowApi, dag_id: str, landed_by: datetime, timeout: float,
+                     on_tick: Callable[[str, str], None] | None) -> dict[str, Any]:
+    """The first asset-triggered run of dag_id that started once everything had landed: dbt
+    builds from the whole warehouse, so that run covers every ingest before it.
+
+    Waiting on time, not on a run's consumed events: an event that arrives while the consumer is
+    held at max_active_runs is folded into the next run without being listed among its events."""
     deadline = time.monotonic() + timeout
     while True:
-        for candidate in api.dag_runs(dag_id):
-            queued = datetime.fromisoformat(candidate["run_after"].replace("Z", "+00:00"))
-            if queued >= queued_after and candidate.get("run_type") == "asset_triggered":
-                return wait_for_run(api, dag_id, candidate["dag_run_id"], timeout, on_tick)
+        started = [r for r in api.dag_runs(dag_id) if r.get("run_type") == "asset_triggered"
+                   and r.get("start_date") and _parse(r["start_date"]) >= landed_by]
+        if started:
+            return min(started, key=lambda r: _parse(r["start_date"]))
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{dag_id} was not scheduled by its asset event within {timeout:.0f}s")
+            raise TimeoutError(f"{dag_id} was not scheduled by the asset events landed by {landed_by.isoformat()}")
         if on_tick:
-            on_tick(dag_id, "waiting for asset event")
+            on_tick(dag_id, "waiting for asset events")
         time.sleep(1)
 
 
-# DAGs scheduled, one after the other, by the asset events of the ingestion.
-ASSET_CHAIN = (("atp_build", "dbt_build_atp"), ("magento_stock_publish", "publish_source_items"))
-
-
-def run_stock_pipeline(api: AirflowApi, start: datetime, end: datetime, timeout: float = 600,
-                       on_tick: Callable[[str, str], None] | None = None) -> list[RunReport]:
-    """Trigger erp_stock_ingest for [start, end), then follow the runs its asset events schedule."""
+def run_pipeline(api: AirflowApi, start: datetime, end: datetime, timeout: float = 600,
+                 on_tick: Callable[[str, str], None] | None = None,
+                 downstream: tuple[tuple[str, str], ...] = DOWNSTREAM) -> list[RunReport]:
+    """Trigger the ingest DAGs (ERP stock, Magento orders) for [start, end), wait for them, then
+    for the atp_build run their asset events start (ATP and order marts), then for each downstream
+    DAG the run the previous one's asset event starts (the Magento stock publish)."""
     reports = []
     began = time.monotonic()
-    triggered_at = datetime.now(UTC)
-    run = api.trigger("erp_stock_ingest", logical_date=_iso(end), data_interval_start=_iso(start),
-                      data_interval_end=_iso(end))
-    run = wait_for_run(api, "erp_stock_ingest", run["dag_run_id"], timeout, on_tick)
-    reports.append(_report(api, "erp_stock_ingest", run, began, "validate"))
-    for dag_id, result_task in ASSET_CHAIN:
+    runs = {dag_id: api.trigger(dag_id, logical_date=_iso(end), data_interval_start=_iso(start),
+                                data_interval_end=_iso(end))["dag_run_id"]
+            for dag_id in INGEST_DAGS}
+    landed = []
+    for dag_id, run_id in runs.items():
+        run = wait_for_run(api, dag_id, run_id, timeout, on_tick)
+        reports.append(_report(api, dag_id, run, began, INGEST_DAGS[dag_id]))
+        if run["state"] == "success":
+            landed.append(_landed_at(api, dag_id, run))
+    if not landed:
+        return reports
+    build_dag, result_task = BUILD_DAG
+    began = time.monotonic()
+    build = _await_asset_run(api, build_dag, max(landed), timeout, on_tick)
+    run = wait_for_run(api, build_dag, build["dag_run_id"], timeout, on_tick)
+    reports.append(_report(api, build_dag, run, began, result_task))
+    upstream = build_dag
+    for dag_id, task_id in downstream:
         if run["state"] != "success":
             break
         began = time.monotonic()
-        run = wait_for_asset_run(api, dag_id, triggered_at, timeout, on_tick)
-        reports.append(_report(api, dag_id, run, began, result_task))
+        follow = _await_asset_run(api, dag_id, _landed_at(api, upstream, run), timeout, on_tick)
+        run = wait_for_run(api, dag_id, follow["dag_run_id"], timeout, on_tick)
+        reports.append(_report(api, dag_id, run, began, task_id))
+        upstream = dag_id
     return reports

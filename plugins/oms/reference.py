@@ -23,6 +23,7 @@ class Channel(BaseModel):
     magento_website_code: str
     magento_store_code: str
     magento_stock_id: int = Field(gt=0)
+    magento_store_id: int | None = Field(default=None, ge=0, description="store_id Magento stamps on the channel's orders")
     buffer_qty: float = Field(default=0, ge=0)
     active: bool = True
 
@@ -66,14 +67,14 @@ def upsert_channels(conn: psycopg.Connection, rows: Iterable[Mapping[str, Any]])
         cur.executemany(
             """
             INSERT INTO ref.channel (channel_code, country_code, name, currency_code, magento_website_code,
-                                     magento_store_code, magento_stock_id, buffer_qty, active)
+                                     magento_store_code, magento_stock_id, magento_store_id, buffer_qty, active)
             VALUES (%(channel_code)s, %(country_code)s, %(name)s, %(currency_code)s, %(magento_website_code)s,
-                    %(magento_store_code)s, %(magento_stock_id)s, %(buffer_qty)s, %(active)s)
+                    %(magento_store_code)s, %(magento_stock_id)s, %(magento_store_id)s, %(buffer_qty)s, %(active)s)
             ON CONFLICT (channel_code) DO UPDATE SET
                 country_code = excluded.country_code, name = excluded.name,
                 currency_code = excluded.currency_code, magento_website_code = excluded.magento_website_code,
                 magento_store_code = excluded.magento_store_code, magento_stock_id = excluded.magento_stock_id,
-                buffer_qty = excluded.buffer_qty, active = excluded.active, updated_at = now()
+                magento_store_id = excluded.magento_store_id, buffer_qty = excluded.buffer_qty, active = excluded.active, updated_at = now()
             """,
             [c.model_dump() for c in channels],
         )

@@ -49,6 +49,14 @@ class Settings:
     erp_username: str = field(default_factory=lambda: _env("OMS_ERP_USERNAME", "oms"))
     erp_password: str = field(default_factory=lambda: _env("OMS_ERP_PASSWORD", "erp-sandbox-key"))
     erp_company_id: str = field(default_factory=lambda: _env("OMS_ERP_COMPANY_ID", "5d115c9c-44e3-ea11-bb43-000d3a2feca1"))
+    # Magento order ingestion: each window is pulled from this many minutes before its start (orders
+    # stamped in the same second as a page boundary, late commits); landing is keyed, so the
+    # overlap costs requests, never duplicates.
+    magento_overlap_minutes: int = field(default_factory=lambda: _env_int("OMS_MAGENTO_OVERLAP_MINUTES", 10))
+    magento_page_size: int = field(default_factory=lambda: _env_int("OMS_MAGENTO_PAGE_SIZE", 100))
+    # An order still in pending_payment / payment_review this long after its last change becomes a
+    # 'payment_not_completed' exception (Magento itself cancels pending-payment orders after 480 min).
+    payment_timeout_minutes: int = field(default_factory=lambda: _env_int("OMS_PAYMENT_TIMEOUT_MINUTES", 60))
 
     @cached_property
     def pg_data_dir(self) -> Path:

@@ -1,4 +1,4 @@
-"""Rebuilding the ATP marts with dbt and recording the snapshot the API answers from."""
+"""Rebuilding the ATP (and order) marts with dbt and recording the snapshot the API answers from."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 from oms.transform import run_dbt
 from oms.warehouse import connect
 
-ATP_SELECTOR = "+fct_atp_store+ +fct_atp_country+"
+# The order marts are built with the ATP marts: reservations (issue 3) make ATP depend on them.
+ATP_SELECTOR = "+fct_atp_store+ +fct_atp_country+ +fct_orders+ +fct_order_lines+"
 
 
 def build(dsn: str, dag_run_id: str | None, data_interval_end: datetime | None) -> dict[str, Any]:

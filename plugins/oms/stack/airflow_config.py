@@ -18,7 +18,7 @@ import httpx
 from oms.settings import Settings
 
 ADMIN_USER = "admin"
-PIPELINE_DAGS = ("erp_stock_ingest", "atp_build")
+PIPELINE_DAGS = ("erp_stock_ingest", "magento_orders_ingest", "atp_build", "magento_stock_publish")
 
 
 def airflow_home(settings: Settings) -> Path:
@@ -146,6 +146,9 @@ class AirflowApi:
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
 
+    def asset_events(self, **filters: str) -> list[dict[str, Any]]:
+        return self.request("GET", "/assets/events", params={"limit": 100, **filters})["asset_events"]
+
     def xcom(self, dag_id: str, run_id: str, task_id: str) -> Any:
         try:
             return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value")["value"]
@@ -154,7 +157,7 @@ class AirflowApi:
 
 
 # Time-windowed ingestion DAGs: what `oms backfill --all` covers after an outage.
-WINDOWED_DAGS = ("erp_stock_ingest",)
+WINDOWED_DAGS = ("erp_stock_ingest", "magento_orders_ingest")
 
 
 def backfill_dry_run(api: AirflowApi, dag_id: str, start: str, end: str, reprocess: str) -> list[str]:

@@ -8,13 +8,13 @@ the rows that pass flow on to dbt (stg_erp__stock excludes open quarantine entri
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
 import psycopg
 
+from oms.validation.gx import unexpected_records
 from oms.validation.quarantine import Finding, quarantine, resolve_passing
 
 SOURCE = "erp_stock"
@@ -75,26 +75,8 @@ def _expectations():
 
 def run_suite(frame: pd.DataFrame) -> tuple[list[Finding], bool]:
     """Validate the frame with GX; returns the per-record findings and the suite's verdict."""
-    import great_expectations as gx
-
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    context = gx.get_context(mode="ephemeral")
-    batch = (
-        context.data_sources.add_pandas("erp")
-        .add_dataframe_asset("erp_stock_window")
-        .add_batch_definition_whole_dataframe("window")
-        .get_batch(batch_parameters={"dataframe": frame})
-    )
-    findings: list[Finding] = []
-    success = True
-    result_format = {"result_format": "COMPLETE", "unexpected_index_column_names": ["record_key"]}
-    for reason, expectation in _expectations():
-        result = batch.validate(expectation, result_format=result_format)
-        success &= bool(result.success)
-        for item in result.result.get("unexpected_index_list") or []:
-            column = expectation.column
-            findings.append(Finding(item["record_key"], reason, f"{column}={item.get(column)!r}"))
-    return findings, success
+    failing, success = unexpected_records(frame, "erp", _expectations())
+    return [Finding(u.key, u.reason, f"{u.column}={u.value!r}") for u in failing], success
 
 
 def validate_window(conn: psycopg.Connection, batch_id: str, start: datetime, end: datetime) -> ValidationResult:

@@ -15,6 +15,7 @@ renamed as (
         magento_website_code,
         magento_store_code,
         magento_stock_id,
+        magento_store_id,
 
         ---------- text
         name as channel_name,

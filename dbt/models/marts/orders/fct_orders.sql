@@ -1,0 +1,145 @@
+-- One row per Magento order (its current validated version): channel and country, state and
+-- the fulfilment status mapped from it, payment, totals, customer, shipping address and click &
+-- collect store. Orders with exceptions (oms.order_exception) are here too; an order from a store
+-- no active channel maps has a null channel_code and country_code.
+--
+-- fulfilment_status from Magento's state (docs/exceptions.md and the dbt README):
+--   new              → awaiting_payment (ready_to_fulfil when cash on delivery: paid on delivery)
+--   pending_payment  → awaiting_payment
+--   payment_review   → awaiting_payment
+--   processing       → ready_to_fulfil (paid or authorised; may be partly shipped)
+--   holded           → on_hold
+--   complete         → fulfilled
+--   closed           → closed (refunded)
+--   canceled         → canceled
+--   anything else    → unknown
+with
+
+orders as (
+
+    select * from {{ ref('stg_magento__orders') }}
+
+),
+
+payments as (
+
+    select * from {{ ref('stg_magento__order_payments') }}
+
+),
+
+shipping_addresses as (
+
+    select * from {{ ref('stg_magento__order_addresses') }}
+    where address_type = 'shipping'
+
+),
+
+channels as (
+
+    select * from {{ ref('stg_ref__channels') }}
+    where is_active
+
+),
+
+locations as (
+
+    select * from {{ ref('stg_ref__locations') }}
+
+),
+
+joined as (
+
+    select
+        orders.*,
+        channels.channel_code,
+        channels.country_code,
+        payments.payment_method,
+        coalesce(payments.payment_method = 'cashondelivery', false) as is_cod,
+        shipping_addresses.firstname as ship_to_firstname,
+        shipping_addresses.lastname as ship_to_lastname,
+        shipping_addresses.street as ship_to_street,
+        shipping_addresses.city as ship_to_city,
+        shipping_addresses.region as ship_to_region,
+        shipping_addresses.postcode as ship_to_postcode,
+        shipping_addresses.country_code as ship_to_country_code,
+        shipping_addresses.telephone as ship_to_telephone,
+        locations.store_id as pickup_store_id
+
+    from orders
+
+    left join channels
+        on channels.magento_store_id = orders.store_id
+
+    left join payments
+        on payments.entity_id = orders.entity_id
+
+    left join shipping_addresses
+        on shipping_addresses.entity_id = orders.entity_id
+
+    left join locations
+        on locations.magento_source_code = orders.pickup_location_code
+
+),
+
+final as (
+
+    select
+        ----------  ids
+        increment_id,
+        entity_id,
+        channel_code,
+        country_code,
+        store_id as magento_store_id,
+
+        ---------- status
+        state,
+        status,
+        case
+            when state = 'new' and is_cod then 'ready_to_fulfil'
+            when state in ('new', 'pending_payment', 'payment_review') then 'awaiting_payment'
+            when state = 'processing' then 'ready_to_fulfil'
+            when state = 'holded' then 'on_hold'
+            when state = 'complete' then 'fulfilled'
+            when state = 'closed' then 'closed'
+            when state = 'canceled' then 'canceled'
+            else 'unknown'
+        end as fulfilment_status,
+
+        ---------- payment and money
+        payment_method,
+        is_cod,
+        cast(grand_total as numeric(18, 4)) as grand_total,
+        cast(total_paid as numeric(18, 4)) as total_paid,
+        cast(total_due as numeric(18, 4)) as total_due,
+        currency_code,
+
+        ---------- customer
+        customer_id,
+        customer_email,
+        nullif(concat_ws(' ', customer_firstname, customer_lastname), '') as customer_name,
+        is_guest,
+
+        ---------- delivery
+        shipping_method,
+        ship_to_firstname,
+        ship_to_lastname,
+        ship_to_street,
+        ship_to_city,
+        ship_to_region,
+        ship_to_postcode,
+        ship_to_country_code,
+        ship_to_telephone,
+        pickup_location_code,
+        pickup_store_id,
+        (pickup_location_code is not null or coalesce(shipping_method = 'instore_pickup', false))
+            as is_click_and_collect,
+
+        ---------- timestamps
+        created_at,
+        updated_at
+
+    from joined
+
+)
+
+select * from final
