@@ -8,6 +8,8 @@ from the warehouse connection the caller passes.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -41,10 +43,26 @@ def profile_env(dsn: str) -> dict[str, str]:
     }
 
 
+@contextmanager
+def _profile_environment(dsn: str) -> Iterator[None]:
+    """profiles.yml reads OMS_PG_*; set them for this invocation only, so the caller's own
+    settings (which read the same variables) are not redirected to dbt's database afterwards."""
+    values = profile_env(dsn)
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def run_dbt(dsn: str, command: str, *args: str, target_path: Path | None = None) -> DbtOutcome:
     from dbt.cli.main import dbtRunner
 
-    os.environ.update(profile_env(dsn))
     target = target_path or Path(os.environ.get("OMS_DBT_TARGET_PATH", REPO_ROOT / ".oms" / "dbt-target"))
     cli_args = [
         command,
@@ -54,7 +72,8 @@ def run_dbt(dsn: str, command: str, *args: str, target_path: Path | None = None)
         "--log-path", str(target / "logs"),
         *args,
     ]
-    result = dbtRunner().invoke(cli_args)
+    with _profile_environment(dsn):
+        result = dbtRunner().invoke(cli_args)
     nodes: dict[str, str] = {}
     if result.result is not None and hasattr(result.result, "results"):
         for node_result in result.result.results:
