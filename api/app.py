@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from api.db import make_pool
 from api.metrics import install_metrics
-from api.routes import atp, health, pickup
+from api.routes import atp, health, orders, pickup
 from oms.settings import get_settings
 
 
@@ -34,5 +34,6 @@ def create_app(dsn: str | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(atp.router)
     app.include_router(pickup.router)
+    app.include_router(orders.router)
     install_metrics(app)
     return app

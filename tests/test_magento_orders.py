@@ -396,6 +396,41 @@ def test_dag_lands_orders_into_the_order_marts(settings, magento, warehouse, dag
         assert (row["increment_id"], row["state"], row["is_cod"]) == (
             o["increment_id"], o["state"], o["payment"]["method"] == "cashondelivery")
 
+    # the order API answers the same stock lines, the payment and the exception queue
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from oms import tokens
+
+    with connect(warehouse) as conn:
+        token = tokens.create_token(conn, "orders-api", ["orders:read"])
+        stock_only = tokens.create_token(conn, "stock-only", ["stock:read"])
+    headers = {"Authorization": f"Bearer {token}"}
+    with TestClient(create_app(warehouse)) as api:
+        body = api.get("/v1/orders/AE000000111", headers=headers).json()
+        assert [(line["sku"], Decimal(str(line["qty_ordered"])), Decimal(str(line["qty_open"])))
+                for line in body["lines"]] == [(r["sku"], r["qty_ordered"], r["qty_open"]) for r in mine]
+        assert (body["payment_method"], body["fulfilment_status"], body["exceptions"]) == (
+            "checkmo", "ready_to_fulfil", [])
+        assert api.get("/v1/orders/AE000000111", headers={"Authorization": f"Bearer {stock_only}"}).status_code == 403
+        assert api.get("/v1/orders/NO-SUCH", headers=headers).status_code == 404
+        unknown_order = api.get(f"/v1/orders/{unknown['increment_id']}", headers=headers).json()
+        assert [e["reason"] for e in unknown_order["exceptions"]] == ["unknown_channel"]
+        queue = api.get("/v1/exceptions", headers=headers).json()
+        assert queue["counts"] == {"unknown_channel": 1}
+        assert [e["increment_id"] for e in queue["items"]] == [unknown["increment_id"]]
+        listed, cursor = [], None
+        while True:
+            page = api.get("/v1/orders", headers=headers,
+                           params={"limit": 7, **({"cursor": cursor} if cursor else {})}).json()
+            listed += [o["increment_id"] for o in page["items"]]
+            if not (cursor := page["next_cursor"]):
+                break
+        assert sorted(listed) == sorted(o["increment_id"] for o in orders.values()) and len(set(listed)) == len(listed)
+        qa_only = api.get("/v1/orders", headers=headers, params={"country": "qa", "status": "ready_to_fulfil"}).json()
+        assert all(o["country_code"] == "QA" and o["fulfilment_status"] == "ready_to_fulfil" for o in qa_only["items"])
+        assert qa["increment_id"] in [o["increment_id"] for o in qa_only["items"]]
+
 
 # What must be identical: raw versions, quarantine and exceptions by content, watermark, marts.
 # Lineage columns (batch_id, data_interval_*, loaded_at, detected_at/resolved_at, surrogate ids)
