@@ -21,7 +21,7 @@ ratecard_app = typer.Typer(help="Courier rate cards for the shipping-cost and se
 app.add_typer(profile_app, name="profile")
 app.add_typer(ratecard_app, name="ratecard")
 
-console = Console()
+console = Console(soft_wrap=True)
 err = Console(stderr=True)
 
 

@@ -564,6 +564,12 @@ def _source(view: _OrderView, locs: list[_Loc], rule: Rule) -> tuple[list[_Loc] 
     full = [loc for loc in ranked if loc.full]
     if full:
         return [full[0]] * len(view.lines), "single", ""
+    union = 0
+    for loc in ranked:
+        union |= loc.covers
+    if union != view.all_mask:
+        short = [f"{_fmt(line.qty)} of {line.sku}" for i, line in enumerate(view.lines) if not union >> i & 1]
+        return None, "", "no eligible location has " + ", ".join(short)
     why = "no eligible location holds every line"
     blocked = _split_allowed(rule.constraints, view.order)
     if blocked:
@@ -756,6 +762,11 @@ def _explain(d: Decision, profile: ProfileSpec, view: _OrderView) -> str:
             continue
         verb = "did not apply" if not t.matched else "could not allocate"
         parts.append(f"Rule {t.index + 1} '{t.name}' {verb}: {t.detail}.")
+    deciding = next((t for t in d.rules_tried if t.index == d.rule_index), None)
+    if deciding is not None and d.outcome not in ("allocated", "split"):
+        parts.append(f"Rule {deciding.index + 1}: {deciding.detail}.")
+    if d.outcome == "split":
+        parts.append(f"No eligible location held every line; the fewest that do: {len(d.shipments)}.")
     by_store = {c.store_id: c for c in d.candidates}
     for s in d.shipments:
         what = {"ship": "ships", "pickup": "hands over", "transfer_to_pickup": f"sends to {s.deliver_to_store_id}"}[s.fulfilment]
