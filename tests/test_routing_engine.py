@@ -100,8 +100,9 @@ def test_sort_priority_by_locations():
     p = profile(rule(sorts=[{"by": "priority", "locations": ["AE-ST-03", "AE-ST-02"]}]))
     d = route(order(("A", 1)), network(STOCKED), p, ctx())
     assert stores_of(d) == ["AE-ST-03"]
-    assert report(d, "AE-ST-02").scores["priority"] == {"value": 2, "detail": "#2 in the priority list"}
-    assert report(d, "AE-WH-01").scores["priority"]["detail"] == "not in the priority list"
+    assert report(d, "AE-ST-02").scores["priority"] == 2 and "priority" not in report(d, "AE-ST-02").notes
+    assert report(d, "AE-WH-01").scores["priority"] == 3
+    assert report(d, "AE-WH-01").notes["priority"] == "not in the priority list"
     assert [c.store_id for c in sorted(d.candidates, key=lambda c: c.rank)] == [
         "AE-ST-03", "AE-ST-02", "AE-ST-01", "AE-WH-01"]   # unlisted ones tie, then store_id
 
@@ -115,7 +116,7 @@ def test_sort_priority_by_location_type():
 def test_sort_distance_and_bands():
     d = route(order(("A", 1)), network(STOCKED), profile(rule(sorts=["distance_to_customer"])), ctx())
     assert stores_of(d) == ["AE-ST-01"]
-    assert report(d, "AE-ST-01").scores["distance_to_customer"]["value"] < 2
+    assert report(d, "AE-ST-01").scores["distance_to_customer"] < 2
     assert [c.store_id for c in sorted(d.candidates, key=lambda c: c.rank)] == [
         "AE-ST-01", "AE-ST-03", "AE-ST-02", "AE-WH-01"]
     # within one 50 km band every location ties: stock depth decides
@@ -130,7 +131,7 @@ def test_sort_distance_without_coordinates_goes_last_same_city_counts_as_near():
     d = route(order(("A", 1)), cands, profile(rule(sorts=["distance_to_customer"])), ctx())
     assert stores_of(d) == ["AE-ST-01"]    # no coordinates, but the customer's city
     d = route(order(("A", 1), city="Sharjah"), cands, profile(rule(sorts=["distance_to_customer"])), ctx())
-    assert stores_of(d) == ["AE-ST-04"] and report(d, "AE-ST-01").scores["distance_to_customer"]["value"] is None
+    assert stores_of(d) == ["AE-ST-04"] and report(d, "AE-ST-01").scores["distance_to_customer"] is None
 
 
 RATES = [
@@ -145,20 +146,20 @@ RATES = [
 def test_sort_shipping_cost_uses_the_most_specific_lane_per_courier():
     d = route(order(("A", 1)), network(STOCKED), profile(rule(sorts=["shipping_cost"])), ctx(rate_cards=RATES))
     assert stores_of(d) == ["AE-ST-02"]                       # its own Quiqup rate, 9
-    assert report(d, "AE-ST-02").scores["shipping_cost"] == {"value": 9.0, "detail": "Quiqup"}
-    assert report(d, "AE-WH-01").scores["shipping_cost"]["value"] == 12.0   # warehouse lane beats the generic 18
-    assert report(d, "AE-ST-01").scores["shipping_cost"]["value"] == 15.0   # SMSA to Dubai under 2 kg
+    assert report(d, "AE-ST-02").scores["shipping_cost"] == 9.0 and report(d, "AE-ST-02").notes["shipping_cost"] == "Quiqup"
+    assert report(d, "AE-WH-01").scores["shipping_cost"] == 12.0   # warehouse lane beats the generic 18
+    assert report(d, "AE-ST-01").scores["shipping_cost"] == 15.0   # SMSA to Dubai under 2 kg
     assert (d.shipments[0].courier, d.shipments[0].cost) == ("Quiqup", 9.0)
     heavy = order(lines=[OrderLine(line_key="1", sku="A", qty=1, weight_g=2500)])   # SMSA's band ends at 2 kg
     d = route(heavy, network(STOCKED), profile(rule(sorts=["shipping_cost"])), ctx(rate_cards=RATES))
-    assert report(d, "AE-ST-01").scores["shipping_cost"] == {"value": 18.0, "detail": "Aramex"}
+    assert (report(d, "AE-ST-01").scores["shipping_cost"], report(d, "AE-ST-01").notes["shipping_cost"]) == (18.0, "Aramex")
 
 
 def test_sort_service_level_fastest_lane():
     d = route(order(("A", 1)), network(STOCKED), profile(rule(sorts=["service_level"])), ctx(rate_cards=RATES))
     assert stores_of(d) == ["AE-ST-01"]                       # Quiqup same day within 15 km
-    assert report(d, "AE-ST-01").scores["service_level"]["value"] == 0.5
-    assert report(d, "AE-WH-01").scores["service_level"]["value"] == 1.0
+    assert report(d, "AE-ST-01").scores["service_level"] == 0.5
+    assert report(d, "AE-WH-01").scores["service_level"] == 1.0
 
 
 def test_missing_rate_card_sorts_last_but_is_not_excluded():
@@ -166,15 +167,16 @@ def test_missing_rate_card_sorts_last_but_is_not_excluded():
               profile(rule(sorts=["shipping_cost"])),
               ctx(rate_cards=[RateCard(country_code="AE", courier="X", from_store_id="AE-ST-02", cost=5, transit_days=1)]))
     assert stores_of(d) == ["AE-ST-02"]
-    assert report(d, "AE-ST-01").scores["shipping_cost"] == {"value": None, "detail": "no rate card for this lane"}
+    assert report(d, "AE-ST-01").scores["shipping_cost"] is None
+    assert report(d, "AE-ST-01").notes["shipping_cost"] == "no rate card for this lane"
     assert report(d, "AE-ST-01").status == "eligible"
 
 
 def test_sort_stock_depth_keeps_thin_positions():
     d = route(order(("A", 2)), network(STOCKED), profile(rule(sorts=["stock_depth"])), ctx())
     assert stores_of(d) == ["AE-WH-01"]
-    assert report(d, "AE-WH-01").scores["stock_depth"]["value"] == 8
-    assert report(d, "AE-ST-03").scores["stock_depth"]["value"] == 0
+    assert report(d, "AE-WH-01").scores["stock_depth"] == 8
+    assert report(d, "AE-ST-03").scores["stock_depth"] == 0
 
 
 def test_sorts_are_lexicographic_and_every_score_is_recorded():
@@ -479,3 +481,12 @@ def test_explanation_lists_every_excluded_location_with_its_reason():
 def test_duplicate_candidates_are_refused():
     with pytest.raises(ValueError, match="appears twice"):
         route(order(("A", 1)), [cand("AE-ST-01"), cand("AE-ST-01")], profile(rule()), ctx())
+
+
+def test_decision_round_trips_through_json():
+    from oms.routing import Decision
+
+    stock = {"AE-WH-01": {"A": 3}, "AE-ST-01": {"A": 1, "B": 1}, "AE-ST-02": {"B": 2}}
+    d = route(order(("A", 2), ("B", 1)), network(stock), example("warehouse_first"), ctx(rate_cards=RATES))
+    again = Decision.model_validate_json(d.model_dump_json())
+    assert again == d and again.candidates[0].reasons == d.candidates[0].reasons

@@ -157,7 +157,8 @@ def explain(
             for column in ("location", "type", "status", "rank", "atp", "scores", "why not"):
                 table.add_column(column)
             for c in d["candidates"]:
-                scores = ", ".join(f"{k}={v.get('value')}" for k, v in c["scores"].items())
+                notes = c.get("notes") or {}
+                scores = ", ".join(f"{k}={v}" + (f" ({notes[k]})" if k in notes else "") for k, v in c["scores"].items())
                 table.add_row(c["store_id"], c["location_type"], c["status"], str(c["rank"] or ""),
                               ", ".join(f"{k}:{v:g}" for k, v in c["atp"].items()), scores,
                               "; ".join(r["detail"] for r in c["reasons"]))

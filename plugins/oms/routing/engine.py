@@ -65,6 +65,7 @@ from oms.routing.rules import (
 )
 
 EPS = 1e-9
+_UNSET = object()
 EXACT_SPLIT_LIMIT = 20_000   # location sets examined exactly per split size; greedy beyond
 MAX_EXPLAINED_EXCLUSIONS = 12
 
@@ -98,10 +99,11 @@ class _Loc:
     covers: int = 0                        # bit mask of lines it could serve alone
     full: bool = False                     # holds every line (aggregated per SKU)
     distance: float | None = None
-    scores: dict[str, dict] = field(default_factory=dict)
+    scores: dict[str, float | None] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
     key: tuple = ()
     limit: int | None = None               # daily capacity limit under this rule
-    quote: tuple | None = None             # (courier, cost, transit_days) of the cheapest lane
+    depth: float = 0.0                     # units of the scarcest SKU left after the order
 
     @property
     def store_id(self) -> str:
@@ -110,6 +112,36 @@ class _Loc:
     @property
     def excluded(self) -> bool:
         return bool(self.reasons) or not self.covers
+
+
+# Sort kinds, compiled once per rule (isinstance on every candidate of every order adds up).
+_PRIO_LOC, _PRIO_TYPE, _DIST, _COST, _SERVICE, _DEPTH = range(6)
+_PLANS: dict[int, tuple[Rule, list[tuple[int, object]]]] = {}
+
+
+def _plan(rule: Rule) -> list[tuple[int, object]]:
+    hit = _PLANS.get(id(rule))
+    if hit is not None and hit[0] is rule:
+        return hit[1]
+    plan: list[tuple[int, object]] = []
+    for sort in rule.sorts:
+        if isinstance(sort, PrioritySort):
+            if sort.locations is not None:
+                plan.append((_PRIO_LOC, {sid: i for i, sid in enumerate(sort.locations)}))
+            else:
+                plan.append((_PRIO_TYPE, {t: i for i, t in enumerate(sort.location_types or ())}))
+        elif isinstance(sort, DistanceSort):
+            plan.append((_DIST, sort.band_km))
+        elif isinstance(sort, ShippingCostSort):
+            plan.append((_COST, sort.band))
+        elif isinstance(sort, ServiceLevelSort):
+            plan.append((_SERVICE, None))
+        elif isinstance(sort, StockDepthSort):
+            plan.append((_DEPTH, None))
+    if len(_PLANS) > 512:
+        _PLANS.clear()
+    _PLANS[id(rule)] = (rule, plan)
+    return plan
 
 
 @dataclass(slots=True)
@@ -131,7 +163,8 @@ class _Result:
 class _OrderView:
     """Per-order facts computed once: demand per SKU, categories, weight, destination."""
 
-    __slots__ = ("order", "lines", "demand", "skus", "categories", "weight_g", "destination", "all_mask")
+    __slots__ = ("order", "lines", "demand", "skus", "categories", "weight_g", "destination", "all_mask", "geo", "cover_keys",
+                 "lanes")
 
     def __init__(self, order: Order, lines: Sequence[OrderLine] | None = None):
         self.order = order
@@ -145,6 +178,15 @@ class _OrderView:
         self.weight_g = sum((line.weight_g or 0.0) * line.qty for line in self.lines)
         self.destination = Point(order.latitude, order.longitude, order.city)
         self.all_mask = (1 << len(self.lines)) - 1
+        self.geo: dict[Point, dict[str, float | None]] = {}      # distances per origin, shared by the rules
+        self.lanes: dict[Point, dict[str, tuple]] = {}            # (cheapest, fastest) lane per origin and location
+        self.cover_keys: dict[int, list[str]] = {}
+
+    def keys_of(self, mask: int) -> list[str]:
+        keys = self.cover_keys.get(mask)
+        if keys is None:
+            keys = self.cover_keys[mask] = [line.line_key for i, line in enumerate(self.lines) if mask >> i & 1]
+        return keys
 
 
 # ------------------------------------------------------------------------------------- public
@@ -242,12 +284,12 @@ def _route(order: Order, cands: list[Candidate], profile: ProfileSpec, ctx: Rout
 
 def _trace(index: int, rule: Rule, matched: bool, result: str, detail: str,
            reports: list[CandidateReport] | None = None) -> RuleTrace:
-    return RuleTrace.model_construct(index=index, name=rule.name, matched=matched, result=result, detail=detail,
+    return RuleTrace(index=index, name=rule.name, matched=matched, result=result, detail=detail,
                                      candidates=reports)
 
 
 def _unalloc(line: OrderLine, reason: str, detail: str) -> UnallocatedLine:
-    return UnallocatedLine.model_construct(line_key=line.line_key, sku=line.sku, qty=line.qty, reason=reason,
+    return UnallocatedLine(line_key=line.line_key, sku=line.sku, qty=line.qty, reason=reason,
                                            detail=detail)
 
 
@@ -281,62 +323,62 @@ def _fmt(qty: float) -> str:
 
 
 def _usable_per_sku(view: _OrderView, c: Candidate, cons: Constraints, ctx: RoutingContext, usage: Usage,
-                    reasons: list[Reason]) -> dict[str, float]:
-    """Units the location may give per SKU of the order; appends per-SKU reasons for the gaps."""
+                    reasons: list[Reason]) -> tuple[dict[str, float], float]:
+    """Units the location may give per SKU of the order, and the stock depth (units of the
+    scarcest SKU left after the order; negative = short). Appends per-SKU reasons for the gaps."""
     usable: dict[str, float] = {}
-    exclusions = {}
-    for ex in c.exclusions:
-        if ex.until > ctx.now and (ex.sku not in exclusions or ex.until > exclusions[ex.sku].until):
-            exclusions[ex.sku] = ex
+    depth = math.inf
+    exclusions = None
+    if c.exclusions:
+        exclusions = {}
+        for ex in c.exclusions:
+            if ex.until > ctx.now and (ex.sku not in exclusions or ex.until > exclusions[ex.sku].until):
+                exclusions[ex.sku] = ex
     keep = cons.brokering_safety_qty
-    for sku in view.skus:
-        ex = exclusions.get(sku)
-        if ex is not None:
-            usable[sku] = 0.0
-            reasons.append(Reason.model_construct(
-                code="excluded_after_rejection", sku=sku,
-                detail=f"excluded for {sku} until {ex.until.isoformat()} after rejection ({ex.reason})"))
-            continue
-        atp = max(c.atp.get(sku, 0.0), 0.0) - usage.consumed.get((c.store_id, sku), 0.0)
-        free = max(atp - keep, 0.0)
+    atp_of = c.atp
+    consumed = usage.consumed
+    sid = c.store_id
+    for sku, need in view.demand.items():
+        if exclusions:
+            ex = exclusions.get(sku)
+            if ex is not None:
+                usable[sku] = 0.0
+                depth = min(depth, -need)
+                reasons.append(Reason("excluded_after_rejection", f"excluded for {sku} until {ex.until.isoformat()} "
+                                                                  f"after rejection ({ex.reason})", sku))
+                continue
+        atp = atp_of.get(sku, 0.0)
+        if atp < 0:
+            atp = 0.0
+        if consumed:
+            atp -= consumed.get((sid, sku), 0.0)
+        free = atp - keep if atp > keep else 0.0
         usable[sku] = free
-        need = view.demand[sku]
+        if free - need < depth:
+            depth = free - need
         if free + EPS < need:
             kept = f" + {_fmt(keep)} kept back" if keep else ""
-            reasons.append(Reason.model_construct(
-                code="no_atp", sku=sku, detail=f"no ATP for {sku} (has {_fmt(max(atp, 0.0))}, needs {_fmt(need)}{kept})"))
-    return usable
+            reasons.append(Reason("no_atp", f"no ATP for {sku} (has {_fmt(max(atp, 0.0))}, needs {_fmt(need)}{kept})",
+                                  sku))
+    return usable, depth
 
 
-def _location_reasons(view: _OrderView, c: Candidate, rule: Rule, usage: Usage, distance: float | None,
-                      limit: int | None) -> list[Reason]:
+def _static_reasons(c: Candidate, rule: Rule, country: str) -> list[Reason]:
+    """Reasons that do not depend on the order beyond its country (cached per rule and network)."""
     cons = rule.constraints
     reasons: list[Reason] = []
-    order = view.order
-    if c.country_code is not None and c.country_code != order.country_code:
-        reasons.append(Reason.model_construct(code="other_country", sku=None,
-                                              detail=f"in {c.country_code}, the order is for {order.country_code}"))
+    if c.country_code is not None and c.country_code != country:
+        reasons.append(Reason("other_country", f"in {c.country_code}, the order is for {country}"))
     if not c.active:
-        reasons.append(Reason.model_construct(code="inactive", sku=None, detail="location is inactive"))
+        reasons.append(Reason("inactive", "location is inactive"))
     if cons.location_types is not None and c.location_type not in cons.location_types:
-        reasons.append(Reason.model_construct(
-            code="type_not_allowed", sku=None,
-            detail=f"{c.location_type} not allowed by rule '{rule.name}' (only {', '.join(cons.location_types)})"))
+        reasons.append(Reason("type_not_allowed", f"{c.location_type} not allowed by rule '{rule.name}' "
+                                                  f"(only {', '.join(cons.location_types)})"))
     if c.location_type == "store":
         if not cons.ship_from_store_enabled:
-            reasons.append(Reason.model_construct(code="ship_from_store_disabled", sku=None,
-                                                  detail=f"rule '{rule.name}' does not ship from stores"))
+            reasons.append(Reason("ship_from_store_disabled", f"rule '{rule.name}' does not ship from stores"))
         elif not c.ship_from_store:
-            reasons.append(Reason.model_construct(code="not_ship_from_store", sku=None,
-                                                  detail="store does not ship (ship_from_store is off)"))
-    if cons.max_distance_km is not None and distance is not None and distance > cons.max_distance_km:
-        reasons.append(Reason.model_construct(
-            code="too_far", sku=None, detail=f"{distance:.1f} km away, rule allows {cons.max_distance_km:g} km"))
-    if limit is not None:
-        used = c.shipments_today + usage.shipments.get(c.store_id, 0)
-        if used >= limit:
-            reasons.append(Reason.model_construct(
-                code="capacity_reached", sku=None, detail=f"capacity reached: {used} of {limit} shipments today"))
+            reasons.append(Reason("not_ship_from_store", "store does not ship (ship_from_store is off)"))
     return reasons
 
 
@@ -346,27 +388,60 @@ def _capacity_limit(c: Candidate, cons: Constraints) -> int | None:
     return cons.store_daily_capacity if c.location_type == "store" else None
 
 
+_STATICS: dict[tuple[int, int, str], tuple[Rule, Sequence[Candidate], list[tuple[list[Reason], int | None]]]] = {}
+
+
+def _statics(rule: Rule, cands: Sequence[Candidate], country: str) -> list[tuple[list[Reason], int | None]]:
+    """Per candidate: its order-independent reasons and its daily limit under the rule. A batch
+    routes many orders over one network: computed once per (rule, network)."""
+    k = (id(rule), id(cands), country)
+    hit = _STATICS.get(k)
+    if hit is not None and hit[0] is rule and hit[1] is cands:
+        return hit[2]
+    found = [(_static_reasons(c, rule, country), _capacity_limit(c, rule.constraints)) for c in cands]
+    if len(_STATICS) > 64:
+        _STATICS.clear()
+    _STATICS[k] = (rule, cands, found)
+    return found
+
+
 def _assess(view: _OrderView, cands: Sequence[Candidate], rule: Rule, ctx: RoutingContext, book: RateBook,
             usage: Usage, origin: Point, skip: str | None = None) -> list[_Loc]:
     """Every candidate with its reasons, usable units, coverage and per-criterion scores."""
     cons = rule.constraints
+    max_km = cons.max_distance_km
+    plan = _plan(rule)
+    lines = view.lines
+    all_mask = view.all_mask
+    distances = view.geo.setdefault(origin, {})
+    lanes = view.lanes.setdefault(origin, {}) if book else None
+    shipments = usage.shipments
     locs = []
-    for c in cands:
-        if c.store_id == skip:
+    for c, (static, limit) in zip(cands, _statics(rule, cands, view.order.country_code), strict=True):
+        sid = c.store_id
+        if sid == skip:
             continue
-        distance, _ = origin.distance_to(c.latitude, c.longitude, c.city)
-        limit = _capacity_limit(c, cons)
-        reasons = _location_reasons(view, c, rule, usage, distance, limit)
+        distance = distances.get(sid, _UNSET)
+        if distance is _UNSET:
+            distance = distances[sid] = origin.distance_to(c.latitude, c.longitude, c.city)
+        reasons = static
+        if max_km is not None and distance is not None and distance > max_km:
+            reasons = [*reasons, Reason("too_far", f"{distance:.1f} km away, rule allows {max_km:g} km")]
+        if limit is not None:
+            used = c.shipments_today + shipments.get(sid, 0)
+            if used >= limit:
+                reasons = [*reasons, Reason("capacity_reached", f"capacity reached: {used} of {limit} shipments today")]
         sku_reasons: list[Reason] = []
-        usable = _usable_per_sku(view, c, cons, ctx, usage, sku_reasons)
-        covers = 0
-        for i, line in enumerate(view.lines):
-            if usable[line.sku] + EPS >= line.qty:
-                covers |= 1 << i
-        full = covers == view.all_mask and all(usable[s] + EPS >= q for s, q in view.demand.items())
-        loc = _Loc(cand=c, reasons=reasons, sku_reasons=sku_reasons, usable=usable, covers=covers, full=full,
-                   distance=distance, limit=limit)
-        _score(loc, view, rule, book, origin)
+        usable, depth = _usable_per_sku(view, c, cons, ctx, usage, sku_reasons)
+        if depth >= -EPS:
+            covers = all_mask
+        else:
+            covers = 0
+            for i, line in enumerate(lines):
+                if usable[line.sku] + EPS >= line.qty:
+                    covers |= 1 << i
+        loc = _Loc(c, reasons, sku_reasons, usable, covers, depth >= -EPS, distance, limit=limit, depth=depth)
+        _score(loc, view, plan, book, origin, lanes)
         locs.append(loc)
     return locs
 
@@ -375,54 +450,47 @@ def _band(value: float, band: float | None) -> float:
     return math.floor(value / band + EPS) if band else value
 
 
-def _score(loc: _Loc, view: _OrderView, rule: Rule, book: RateBook, origin: Point) -> None:
+def _score(loc: _Loc, view: _OrderView, plan: list[tuple[int, object]], book: RateBook, origin: Point,
+           lanes: dict[str, tuple] | None) -> None:
+    """Per-criterion values (recorded) and the lexicographic sort key (smaller = better)."""
     c = loc.cand
-    scores: dict[str, dict] = {}
-    key: list = []
     distance = loc.distance
-    scores["distance_km"] = {"value": None if distance is None else round(distance, 2)}
-    quotes = None
-    for sort in rule.sorts:
-        if isinstance(sort, PrioritySort):
-            if sort.locations is not None:
-                pos = sort.locations.index(c.store_id) if c.store_id in sort.locations else len(sort.locations)
-                detail = f"#{pos + 1} in the priority list" if pos < len(sort.locations) else "not in the priority list"
-            else:
-                types = sort.location_types or []
-                pos = types.index(c.location_type) if c.location_type in types else len(types)
-                detail = f"{c.location_type}: #{pos + 1} of {types}" if pos < len(types) else f"{c.location_type}: not listed"
-            scores["priority"] = {"value": pos + 1, "detail": detail}
+    km = None if distance is None else round(distance, 2)
+    scores: dict[str, float | None] = {"distance_km": km}
+    notes: dict[str, str] = {}
+    key: list = []
+    for kind, arg in plan:
+        if kind == _DIST:
+            scores["distance_to_customer"] = km
+            key.append((1, 0.0) if distance is None else (0, _band(distance, arg)))
+        elif kind == _PRIO_LOC or kind == _PRIO_TYPE:
+            pos = arg.get(c.store_id if kind == _PRIO_LOC else c.location_type, len(arg))
+            scores["priority"] = pos + 1
+            if pos == len(arg):
+                notes["priority"] = "not in the priority list"
             key.append(pos)
-        elif isinstance(sort, DistanceSort):
-            scores["distance_to_customer"] = {"value": None if distance is None else round(distance, 2),
-                                              "detail": "km" + (f", bands of {sort.band_km:g} km" if sort.band_km else "")}
-            key.append((1, 0.0) if distance is None else (0, _band(distance, sort.band_km)))
-        elif isinstance(sort, ShippingCostSort | ServiceLevelSort):
-            if quotes is None:
-                quotes = book.quotes(view.order.country_code, c.store_id, c.location_type, origin.city, distance,
-                                     view.weight_g)
-            if isinstance(sort, ShippingCostSort):
-                q = RateBook.cheapest(quotes)
-                scores["shipping_cost"] = {"value": None if q is None else q.cost,
-                                           "detail": "no rate card for this lane" if q is None else q.courier}
-                key.append((1, 0.0, 0.0) if q is None else (0, _band(q.cost, sort.band), q.transit_days))
+        elif kind == _COST or kind == _SERVICE:
+            lane = lanes.get(c.store_id) if lanes is not None else (None, None)
+            if lane is None:
+                lane = lanes[c.store_id] = book.best(view.order.country_code, c.store_id, c.location_type,
+                                                     origin.city, distance, view.weight_g)
+            cheapest, fastest = lane
+            q = cheapest if kind == _COST else fastest
+            name = "shipping_cost" if kind == _COST else "service_level"
+            if q is None:
+                scores[name] = None
+                notes[name] = "no rate card for this lane"
+                key.append((1, 0.0, 0.0))
             else:
-                q = RateBook.fastest(quotes)
-                scores["service_level"] = {"value": None if q is None else q.transit_days,
-                                           "detail": "no rate card for this lane" if q is None else f"days, {q.courier}"}
-                key.append((1, 0.0, 0.0) if q is None else (0, q.transit_days, q.cost))
-        elif isinstance(sort, StockDepthSort):
-            depth = min((loc.usable[s] - q for s, q in view.demand.items()), default=0.0)
-            scores["stock_depth"] = {"value": round(depth, 4),
-                                     "detail": "units of the scarcest order SKU left after allocation"}
-            key.append(-depth)
-    if quotes is None and book:
-        quotes = book.quotes(view.order.country_code, c.store_id, c.location_type, origin.city, distance, view.weight_g)
-    if quotes:
-        q = RateBook.cheapest(quotes)
-        loc.quote = (q.courier, q.cost, q.transit_days)
+                scores[name] = q.cost if kind == _COST else q.transit_days
+                notes[name] = q.courier
+                key.append((0, _band(q.cost, arg), q.transit_days) if kind == _COST else (0, q.transit_days, q.cost))
+        else:  # _DEPTH
+            scores["stock_depth"] = loc.depth
+            key.append(-loc.depth)
     key.append(c.store_id)
     loc.scores = scores
+    loc.notes = notes
     loc.key = tuple(key)
 
 
@@ -432,6 +500,7 @@ def _rank(locs: list[_Loc]) -> list[_Loc]:
 
 def _reports(locs: list[_Loc], ranked: list[_Loc], selected: set[str], view: _OrderView) -> list[CandidateReport]:
     rank = {loc.store_id: i + 1 for i, loc in enumerate(ranked)}
+    keys = [line.line_key for line in view.lines]
     out = []
     for loc in locs:
         sid = loc.store_id
@@ -443,11 +512,10 @@ def _reports(locs: list[_Loc], ranked: list[_Loc], selected: set[str], view: _Or
             status = "eligible"
         else:
             status = "partial"
-        covers = [line.line_key for i, line in enumerate(view.lines) if loc.covers >> i & 1]
-        out.append(CandidateReport.model_construct(
-            store_id=sid, location_type=loc.cand.location_type, status=status, rank=rank.get(sid),
-            atp={s: round(v, 4) for s, v in loc.usable.items()}, covers=covers, scores=loc.scores,
-            reasons=loc.reasons + loc.sku_reasons))
+        mask = loc.covers
+        covers = keys if mask == view.all_mask else view.keys_of(mask)
+        out.append(CandidateReport(sid, loc.cand.location_type, status, rank.get(sid), loc.usable, covers,
+                                   loc.scores, loc.notes, loc.reasons + loc.sku_reasons if loc.sku_reasons else loc.reasons))
     return out
 
 
@@ -541,16 +609,15 @@ def _shipments(view: _OrderView, chosen: list[_Loc], fulfilment: str, deliver_to
         weight = sum((line.weight_g or 0.0) * line.qty for line in lines)
         courier = cost = transit = None
         if fulfilment != "pickup" and book:
-            q = RateBook.cheapest(book.quotes(view.order.country_code, sid, loc.cand.location_type, origin.city,
-                                              loc.distance, weight))
+            q = book.best(view.order.country_code, sid, loc.cand.location_type, origin.city, loc.distance, weight)[0]
             if q is not None:
                 courier, cost, transit = q.courier, q.cost, q.transit_days
-        shipments.append(Shipment.model_construct(
+        shipments.append(Shipment(
             shipment_no=no, store_id=sid, fulfilment=fulfilment, line_keys=[line.line_key for line in lines],
             deliver_to_store_id=deliver_to, weight_g=weight, courier=courier, cost=cost, transit_days=transit,
             capacity_limit=None if fulfilment == "pickup" else loc.limit))
         for line in lines:
-            allocations.append(Allocation.model_construct(
+            allocations.append(Allocation(
                 line_key=line.line_key, sku=line.sku, qty=line.qty, store_id=sid, shipment_no=no,
                 fulfilment=fulfilment, deliver_to_store_id=deliver_to))
     position = {line.line_key: i for i, line in enumerate(view.lines)}
@@ -643,23 +710,23 @@ def _evaluate_pickup(view, cands, rule, ctx, book, usage):
     missing: list[OrderLine] = list(view.lines)
     ploc = None
     if store is None:
-        pickup_reasons.append(Reason.model_construct(code="not_a_candidate", sku=None,
+        pickup_reasons.append(Reason(code="not_a_candidate", sku=None,
                                                      detail=f"pickup store {order.pickup_store_id} is not a candidate"))
     else:
         if store.country_code is not None and store.country_code != order.country_code:
-            pickup_reasons.append(Reason.model_construct(code="other_country", sku=None,
+            pickup_reasons.append(Reason(code="other_country", sku=None,
                                                          detail=f"in {store.country_code}, the order is for {order.country_code}"))
         if not store.active:
-            pickup_reasons.append(Reason.model_construct(code="inactive", sku=None, detail="location is inactive"))
+            pickup_reasons.append(Reason(code="inactive", sku=None, detail="location is inactive"))
         if not store.pickup_enabled:
-            pickup_reasons.append(Reason.model_construct(code="not_pickup_enabled", sku=None,
+            pickup_reasons.append(Reason(code="not_pickup_enabled", sku=None,
                                                          detail="store does not offer click & collect"))
         sku_reasons: list[Reason] = []
-        usable = _usable_per_sku(view, store, rule.constraints, ctx, usage, sku_reasons)
+        usable, _ = _usable_per_sku(view, store, rule.constraints, ctx, usage, sku_reasons)
         ploc = _Loc(cand=store, reasons=pickup_reasons, sku_reasons=sku_reasons, usable=usable)
-        ploc.distance, _ = view.destination.distance_to(store.latitude, store.longitude, store.city)
-        ploc.scores = {"distance_km": {"value": None if ploc.distance is None else round(ploc.distance, 2)},
-                       "pickup_store": {"value": 1, "detail": "chosen by the customer"}}
+        ploc.distance = view.destination.distance_to(store.latitude, store.longitude, store.city)
+        ploc.scores = {"distance_km": None if ploc.distance is None else round(ploc.distance, 2)}
+        ploc.notes = {"pickup_store": "chosen by the customer"}
         if not pickup_reasons:
             remaining = dict(usable)
             at_store, missing = [], []
@@ -675,11 +742,11 @@ def _evaluate_pickup(view, cands, rule, ctx, book, usage):
                 ploc.covers |= 1 << i
         ploc.full = not missing
     if store is not None:
-        reports.append(CandidateReport.model_construct(
+        reports.append(CandidateReport(
             store_id=store.store_id, location_type=store.location_type,
             status="selected" if at_store else "excluded", rank=1 if at_store else None,
             atp={s: round(v, 4) for s, v in ploc.usable.items()}, covers=[x.line_key for x in at_store],
-            scores=ploc.scores, reasons=ploc.reasons + ploc.sku_reasons))
+            scores=ploc.scores, notes=ploc.notes, reasons=ploc.reasons + ploc.sku_reasons))
     pickup_alloc, pickup_ship = [], []
     if at_store:
         sub = _OrderView(order, at_store)
@@ -740,12 +807,12 @@ def _pickup_alternatives(view, cands, store, rule, ctx, usage, limit) -> list[Pi
             continue
         if not (c.active and c.pickup_enabled) or (c.country_code not in (None, view.order.country_code)):
             continue
-        usable = _usable_per_sku(view, c, rule.constraints, ctx, usage, [])
-        if all(usable[s] + EPS >= q for s, q in view.demand.items()):
-            distance, _ = ref.distance_to(c.latitude, c.longitude, c.city)
+        _, depth = _usable_per_sku(view, c, rule.constraints, ctx, usage, [])
+        if depth >= -EPS:
+            distance = ref.distance_to(c.latitude, c.longitude, c.city)
             found.append((math.inf if distance is None else distance, c.store_id, distance))
     found.sort()
-    return [PickupAlternative.model_construct(store_id=sid, distance_km=None if d is None else round(d, 2))
+    return [PickupAlternative(store_id=sid, distance_km=None if d is None else round(d, 2))
             for _, sid, d in found[:limit]]
 
 
@@ -774,9 +841,9 @@ def _explain(d: Decision, profile: ProfileSpec, view: _OrderView) -> str:
         report = by_store.get(s.store_id)
         why = ""
         if report and s.fulfilment != "pickup":
-            bits = [f"{k} {v['value']}" for k, v in report.scores.items()
-                    if k not in ("distance_km", "distance_to_customer") and v.get("value") is not None]
-            dist = report.scores.get("distance_km", {}).get("value")
+            bits = [f"{k} {v:g}" for k, v in report.scores.items()
+                    if k not in ("distance_km", "distance_to_customer") and v is not None]
+            dist = report.scores.get("distance_km")
             bits.append(f"{dist} km" if dist is not None else "distance unknown")
             why = f" (rank {report.rank}: " + ", ".join(bits) + ")"
         parts.append(f"Shipment {s.shipment_no}: {s.store_id} {what} line(s) {', '.join(s.line_keys)}{lane}{why}.")

@@ -4,8 +4,9 @@ carries its own explanation). Plain data: the engine never reads a database or a
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -130,28 +131,37 @@ class RoutingContext(_Data):
 
 
 # ---------------------------------------------------------------------------------- output
-class Reason(_Data):
-    """Why a location was excluded, or cannot serve one SKU."""
+# The parts of a decision are slotted dataclasses, not pydantic models: a decision carries one
+# report per candidate location, and building them is most of the engine's work. Pydantic still
+# validates and serialises them as fields of Decision.
+@dataclass(slots=True)
+class Reason:
+    """Why a location was excluded, or cannot serve one SKU.
 
-    code: str   # inactive | other_country | type_not_allowed | not_ship_from_store | ship_from_store_disabled
-    #             | too_far | capacity_reached | excluded_after_rejection | no_atp | not_pickup_enabled
-    #             | not_a_candidate | pickup_store
+    code: inactive | other_country | type_not_allowed | not_ship_from_store | ship_from_store_disabled
+    | too_far | capacity_reached | excluded_after_rejection | no_atp | not_pickup_enabled | not_a_candidate
+    """
+
+    code: str
     detail: str
     sku: str | None = None
 
 
-class CandidateReport(_Data):
+@dataclass(slots=True)
+class CandidateReport:
     store_id: str
     location_type: str
     status: Literal["selected", "eligible", "partial", "excluded"]
-    rank: int | None = None                       # 1 = best among the eligible ones
-    atp: dict[str, float] = Field(default_factory=dict)   # usable units of the order's SKUs
-    covers: list[str] = Field(default_factory=list)       # line keys it could serve alone
-    scores: dict[str, dict[str, Any]] = Field(default_factory=dict)  # criterion -> {value, detail}
-    reasons: list[Reason] = Field(default_factory=list)
+    rank: int | None = None                                        # 1 = best among the eligible ones
+    atp: dict[str, float] = field(default_factory=dict)            # usable units of the order's SKUs
+    covers: list[str] = field(default_factory=list)                # line keys it could serve alone
+    scores: dict[str, float | None] = field(default_factory=dict)  # criterion -> value (None: unknown)
+    notes: dict[str, str] = field(default_factory=dict)            # criterion -> what the value means
+    reasons: list[Reason] = field(default_factory=list)
 
 
-class Allocation(_Data):
+@dataclass(slots=True)
+class Allocation:
     line_key: str
     sku: str
     qty: float
@@ -161,7 +171,8 @@ class Allocation(_Data):
     deliver_to_store_id: str | None = None
 
 
-class Shipment(_Data):
+@dataclass(slots=True)
+class Shipment:
     shipment_no: int
     store_id: str
     fulfilment: Literal["ship", "pickup", "transfer_to_pickup"]
@@ -174,7 +185,8 @@ class Shipment(_Data):
     capacity_limit: int | None = None   # the rule's daily limit for this location, for claim_capacity
 
 
-class UnallocatedLine(_Data):
+@dataclass(slots=True)
+class UnallocatedLine:
     line_key: str
     sku: str
     qty: float
@@ -182,16 +194,18 @@ class UnallocatedLine(_Data):
     detail: str
 
 
-class PickupAlternative(_Data):
+@dataclass(slots=True)
+class PickupAlternative:
     store_id: str
     distance_km: float | None
 
 
-class RuleTrace(_Data):
+@dataclass(slots=True)
+class RuleTrace:
     index: int
     name: str
     matched: bool
-    result: str            # filtered_out | disabled | allocated | split | pickup | pickup_transfer | fallback:<action>
+    result: str            # filtered_out | disabled | allocated | split | pickup_transfer | fallback:<reason>
     detail: str
     candidates: list[CandidateReport] | None = None
 
