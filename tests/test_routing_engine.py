@@ -268,6 +268,7 @@ def test_split_across_the_fewest_locations():
     assert {a.line_key: a.store_id for a in d.allocations} == {"1": "AE-ST-01", "2": "AE-WH-01", "3": "AE-WH-01"}
     assert [s.shipment_no for s in d.shipments] == [1, 2]
     assert report(d, "AE-ST-02").status == "partial" and report(d, "AE-ST-02").covers == ["2"]
+    assert "Could serve only some lines: AE-ST-02 — no ATP for A (has 0, needs 1)" in d.explanation
 
 
 def test_split_prefers_the_best_ranked_set_among_equally_few():

@@ -865,4 +865,9 @@ def _explain(d: Decision, profile: ProfileSpec, view: _OrderView) -> str:
         lines = [f"{c.store_id} — " + "; ".join(r.detail for r in c.reasons) for c in excluded[:MAX_EXPLAINED_EXCLUSIONS]]
         more = f" (+{len(excluded) - MAX_EXPLAINED_EXCLUSIONS} more)" if len(excluded) > MAX_EXPLAINED_EXCLUSIONS else ""
         parts.append(f"Excluded{more}: " + " | ".join(lines) + ".")
+    partial = [c for c in d.candidates if c.status == "partial" and c.reasons]
+    if partial:
+        lines = [f"{c.store_id} — " + "; ".join(r.detail for r in c.reasons) for c in partial[:MAX_EXPLAINED_EXCLUSIONS]]
+        more = f" (+{len(partial) - MAX_EXPLAINED_EXCLUSIONS} more)" if len(partial) > MAX_EXPLAINED_EXCLUSIONS else ""
+        parts.append(f"Could serve only some lines{more}: " + " | ".join(lines) + ".")
     return " ".join(parts)
