@@ -157,14 +157,13 @@ class _Result:
     alternatives: list[PickupAlternative] = field(default_factory=list)
     hold_queue: str | None = None
     cancel_at: object = None
-    summary: str = ""
 
 
 class _OrderView:
     """Per-order facts computed once: demand per SKU, categories, weight, destination."""
 
-    __slots__ = ("order", "lines", "demand", "skus", "categories", "weight_g", "destination", "all_mask", "geo", "cover_keys",
-                 "lanes")
+    __slots__ = ("order", "lines", "demand", "skus", "categories", "weight_g", "destination", "all_mask", "geo",
+                 "lanes", "cover_keys")
 
     def __init__(self, order: Order, lines: Sequence[OrderLine] | None = None):
         self.order = order
@@ -284,13 +283,11 @@ def _route(order: Order, cands: list[Candidate], profile: ProfileSpec, ctx: Rout
 
 def _trace(index: int, rule: Rule, matched: bool, result: str, detail: str,
            reports: list[CandidateReport] | None = None) -> RuleTrace:
-    return RuleTrace(index=index, name=rule.name, matched=matched, result=result, detail=detail,
-                                     candidates=reports)
+    return RuleTrace(index, rule.name, matched, result, detail, reports)
 
 
 def _unalloc(line: OrderLine, reason: str, detail: str) -> UnallocatedLine:
-    return UnallocatedLine(line_key=line.line_key, sku=line.sku, qty=line.qty, reason=reason,
-                                           detail=detail)
+    return UnallocatedLine(line.line_key, line.sku, line.qty, reason, detail)
 
 
 # ------------------------------------------------------------------------------------ filters
@@ -593,10 +590,8 @@ def _split_allowed(cons: Constraints, order: Order) -> str | None:
 def _shipments(view: _OrderView, chosen: list[_Loc], fulfilment: str, deliver_to: str | None,
                book: RateBook, origin: Point, start_no: int = 1) -> tuple[list[Allocation], list[Shipment]]:
     """Allocations and shipments, shipments numbered in the order their locations rank."""
-    order_of: dict[str, int] = {}
-    for loc in chosen:
-        order_of.setdefault(loc.store_id, len(order_of))
     by_store: dict[str, _Loc] = {loc.store_id: loc for loc in chosen}
+    order_of = {sid: i for i, sid in enumerate(sorted(by_store, key=lambda sid: by_store[sid].key))}
     allocations = []
     lines_of: dict[str, list[OrderLine]] = defaultdict(list)
     for line, loc in zip(view.lines, chosen, strict=True):
@@ -625,9 +620,9 @@ def _shipments(view: _OrderView, chosen: list[_Loc], fulfilment: str, deliver_to
     return allocations, shipments
 
 
-def _source(view: _OrderView, locs: list[_Loc], rule: Rule) -> tuple[list[_Loc] | None, str, str]:
-    """Single location, else split. Returns (chosen per line, kind, why-not text)."""
-    ranked = _rank(locs)
+def _source(view: _OrderView, ranked: list[_Loc], rule: Rule) -> tuple[list[_Loc] | None, str, str]:
+    """Single location, else split, from the ranked eligible locations.
+    Returns (the location of each line, kind, why-not text)."""
     full = [loc for loc in ranked if loc.full]
     if full:
         return [full[0]] * len(view.lines), "single", ""
@@ -681,16 +676,17 @@ def _terminal(step, view: _OrderView, ctx: RoutingContext) -> tuple[str, str, st
 
 def _evaluate_delivery(view, cands, rule, ctx, book, usage):
     locs = _assess(view, cands, rule, ctx, book, usage, view.destination)
-    chosen, kind, why = _source(view, locs, rule)
+    ranked = _rank(locs)
+    chosen, kind, why = _source(view, ranked, rule)
     if chosen is not None:
         allocations, shipments = _shipments(view, chosen, "ship", None, book, view.destination)
         selected = {s.store_id for s in shipments}
         outcome = "allocated" if len(shipments) == 1 else "split"
         result = _Result(outcome=outcome, reason="single_location" if kind == "single" else "fewest_locations",
                          allocations=allocations, shipments=shipments,
-                         candidates=_reports(locs, _rank(locs), selected, view))
+                         candidates=_reports(locs, ranked, selected, view))
         return result, f"{outcome}: " + ", ".join(s.store_id for s in shipments), None
-    reports = _reports(locs, _rank(locs), set(), view)
+    reports = _reports(locs, ranked, set(), view)
     for step in rule.fallback:
         if step.action == "next_rule":
             return None, f"{why}; fallback next_rule", reports
@@ -710,17 +706,14 @@ def _evaluate_pickup(view, cands, rule, ctx, book, usage):
     missing: list[OrderLine] = list(view.lines)
     ploc = None
     if store is None:
-        pickup_reasons.append(Reason(code="not_a_candidate", sku=None,
-                                                     detail=f"pickup store {order.pickup_store_id} is not a candidate"))
+        pickup_reasons.append(Reason("not_a_candidate", f"pickup store {order.pickup_store_id} is not a candidate"))
     else:
         if store.country_code is not None and store.country_code != order.country_code:
-            pickup_reasons.append(Reason(code="other_country", sku=None,
-                                                         detail=f"in {store.country_code}, the order is for {order.country_code}"))
+            pickup_reasons.append(Reason("other_country", f"in {store.country_code}, the order is for {order.country_code}"))
         if not store.active:
-            pickup_reasons.append(Reason(code="inactive", sku=None, detail="location is inactive"))
+            pickup_reasons.append(Reason("inactive", "location is inactive"))
         if not store.pickup_enabled:
-            pickup_reasons.append(Reason(code="not_pickup_enabled", sku=None,
-                                                         detail="store does not offer click & collect"))
+            pickup_reasons.append(Reason("not_pickup_enabled", "store does not offer click & collect"))
         sku_reasons: list[Reason] = []
         usable, _ = _usable_per_sku(view, store, rule.constraints, ctx, usage, sku_reasons)
         ploc = _Loc(cand=store, reasons=pickup_reasons, sku_reasons=sku_reasons, usable=usable)
@@ -765,8 +758,9 @@ def _evaluate_pickup(view, cands, rule, ctx, book, usage):
             origin = Point(store.latitude, store.longitude, store.city)
             sub = _OrderView(order, missing)
             locs = _assess(sub, cands, rule, ctx, book, usage, origin, skip=store.store_id)
-            chosen, kind, why = _source(sub, locs, rule)
-            src_reports = _reports(locs, _rank(locs), set() if chosen is None else {x.store_id for x in chosen}, sub)
+            ranked = _rank(locs)
+            chosen, kind, why = _source(sub, ranked, rule)
+            src_reports = _reports(locs, ranked, set() if chosen is None else {x.store_id for x in chosen}, sub)
             if chosen is None:
                 reports = reports + src_reports
                 tried.append(f"no transfer: {why}")
