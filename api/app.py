@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from api.db import make_pool
 from api.metrics import install_metrics
-from api.routes import atp, health, orders, pickup
+from api.routes import atp, health, orders, pickup, routing
 from oms.settings import get_settings
 
 
@@ -35,5 +35,6 @@ def create_app(dsn: str | None = None) -> FastAPI:
     app.include_router(atp.router)
     app.include_router(pickup.router)
     app.include_router(orders.router)
+    app.include_router(routing.router)
     install_metrics(app)
     return app

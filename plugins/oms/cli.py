@@ -14,6 +14,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from oms import reference, tokens
+from oms.routing import cli as routing_cli
 from oms.settings import Settings, get_settings
 from oms.stack import control
 from oms.warehouse import connect
@@ -32,6 +33,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(channel_app, name="channel")
 app.add_typer(store_app, name="store")
 app.add_typer(db_app, name="db")
+app.add_typer(routing_cli.app, name="routing", help="Routing profiles (rules as data) and decision explanations.")
 
 console = Console()
 err = Console(stderr=True)
