@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.db import make_pool
-from api.routes import atp, health
+from api.routes import atp, erp, health
 from oms.settings import get_settings
 
 
@@ -26,10 +26,12 @@ def create_app(dsn: str | None = None) -> FastAPI:
     app = FastAPI(
         title="OMS platform API",
         version="0.1.0",
-        description="Real-time available-to-promise per store and country, for Magento and operations. "
-        "Authenticate with `Authorization: Bearer <token>` (make one with `oms token create --scope stock:read`).",
+        description="Real-time available-to-promise per store and country, for Magento and operations, and the "
+        "ERP's movements in and sales postings out. Authenticate with `Authorization: Bearer <token>` (make one "
+        "with `oms token create --scope stock:read`, or `--scope erp:write` for the ERP).",
         lifespan=lifespan,
     )
     app.include_router(health.router)
     app.include_router(atp.router)
+    app.include_router(erp.router)
     return app

@@ -1,7 +1,10 @@
-"""Available-to-promise look-ups: per SKU (country totals + store breakdown) and paged positions.
+"""Available-to-promise look-ups, live: the last dbt snapshot plus everything recorded since.
 
 Each answer is one statement that Postgres turns into JSON itself: one round trip per look-up,
-and no Python-side row-to-dict-to-JSON work on the hot path.
+and no Python-side row-to-dict-to-JSON work on the hot path. The live part comes from
+oms.atp_store_live / oms.atp_country_live (sql/004_inventory_ledger.sql): ERP movements posted
+after the snapshot, active reservations, shipped lines the ERP has not posted yet and restocked
+returns, so an ERP movement or a new reservation shows in the very next request.
 """
 
 from __future__ import annotations
@@ -11,77 +14,138 @@ import json
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from api.auth import require
 from api.responses import RawJSONResponse
 
 router = APIRouter(prefix="/v1/atp", tags=["atp"])
 
+MAX_BATCH_SKUS = 1000
 CountryParam = Annotated[str | None, Query(pattern=r"^[A-Za-z]{2}$", description="ISO country code, e.g. AE")]
 StoreParam = Annotated[str | None, Query(min_length=1, max_length=20, description="ERP location code")]
 
 SNAPSHOT_SQL = """(SELECT json_build_object('snapshot_id', snapshot_id, 'built_at', built_at, 'stock_as_of', stock_as_of)
                    FROM oms.atp_snapshot ORDER BY snapshot_id DESC LIMIT 1)"""
 
-STORE_JSON = """json_build_object(
+STORE_FIELDS = """
     'store_id', s.store_id, 'location_type', s.location_type, 'magento_source_code', s.magento_source_code,
     'ship_from_store', s.ship_from_store, 'pickup_enabled', s.pickup_enabled,
-    'channel_eligible', s.is_channel_eligible, 'on_hand_qty', s.on_hand_qty,
-    'safety_stock_qty', s.safety_stock_qty, 'atp_qty', s.atp_qty, 'stock_as_of', s.stock_as_of)"""
+    'channel_eligible', s.is_channel_eligible, 'atp_qty', s.atp_qty, 'on_hand_qty', s.on_hand_qty,
+    'reserved_qty', s.reserved_qty, 'awaiting_erp_qty', s.awaiting_erp_qty, 'restocked_qty', s.restocked_qty,
+    'safety_stock_qty', s.safety_stock_qty, 'snapshot_on_hand_qty', s.snapshot_on_hand_qty,
+    'movement_qty', s.movement_qty, 'snapshot_as_of', s.snapshot_as_of, 'stock_as_of', s.stock_as_of"""
+
+COUNTRY_FIELDS = """
+    'country_code', c.country_code, 'channel_code', c.channel_code, 'atp_qty', c.atp_qty,
+    'on_hand_qty', c.on_hand_qty, 'atp_before_buffer', c.atp_before_buffer,
+    'unallocated_reserved_qty', c.unallocated_reserved_qty, 'buffer_qty', c.buffer_qty,
+    'eligible_location_count', c.eligible_location_count, 'stock_as_of', c.stock_as_of"""
+
+COUNTRY_FILTER = "(%(country)s::text IS NULL OR {alias}.country_code = %(country)s)"
 
 SKU_SQL = f"""
 WITH known AS (
-    SELECT (SELECT count(*) FROM ref.sku WHERE sku = %(sku)s) AS sku_known,
+    SELECT EXISTS (SELECT 1 FROM ref.sku WHERE sku = %(sku)s) AS sku_known,
            (%(country)s::text IS NULL OR EXISTS (SELECT 1 FROM ref.channel WHERE country_code = %(country)s)) AS country_known,
            (%(store)s::text IS NULL OR EXISTS (SELECT 1 FROM ref.location WHERE store_id = %(store)s)) AS store_known
+),
+stores AS MATERIALIZED (
+    SELECT * FROM oms.atp_store_live(ARRAY[%(sku)s]::text[]) s
+    WHERE {COUNTRY_FILTER.format(alias="s")} AND (%(store)s::text IS NULL OR s.store_id = %(store)s)
+),
+countries AS (
+    SELECT * FROM oms.atp_country_live(ARRAY[%(sku)s]::text[]) c
+    WHERE {COUNTRY_FILTER.format(alias="c")}
+      AND (%(store)s::text IS NULL OR EXISTS (SELECT 1 FROM stores s WHERE s.country_code = c.country_code))
 )
-SELECT known.sku_known > 0, known.country_known, known.store_known, json_build_object(
+SELECT known.sku_known, known.country_known, known.store_known, json_build_object(
     'sku', %(sku)s,
     'as_of', now(),
     'snapshot', {SNAPSHOT_SQL},
     'countries', coalesce((
-        SELECT json_agg(json_build_object(
-            'country_code', c.country_code, 'channel_code', c.channel_code,
-            'atp_qty', c.atp_qty, 'on_hand_qty', c.on_hand_qty, 'buffer_qty', c.buffer_qty,
-            'eligible_location_count', c.eligible_location_count, 'stock_as_of', c.stock_as_of,
-            'stores', coalesce((
-                SELECT json_agg({STORE_JSON} ORDER BY s.store_id)
-                FROM marts.fct_atp_store s
-                WHERE s.sku = c.sku AND s.country_code = c.country_code
-                  AND (%(store)s::text IS NULL OR s.store_id = %(store)s)), '[]'::json)
+        SELECT json_agg(json_build_object({COUNTRY_FIELDS},
+            'stores', coalesce((SELECT json_agg(json_build_object({STORE_FIELDS}) ORDER BY s.store_id)
+                                FROM stores s WHERE s.country_code = c.country_code), '[]'::json)
         ) ORDER BY c.country_code)
-        FROM marts.fct_atp_country c
-        WHERE c.sku = %(sku)s
-          AND (%(country)s::text IS NULL OR c.country_code = %(country)s)
-          AND (%(store)s::text IS NULL OR EXISTS (
-                SELECT 1 FROM marts.fct_atp_store s2
-                WHERE s2.sku = c.sku AND s2.country_code = c.country_code AND s2.store_id = %(store)s))
-    ), '[]'::json)
+        FROM countries c), '[]'::json)
 )::text
 FROM known
 """
 
+
+def _batch_sql(with_stores: bool) -> str:
+    stores_cte = f""",
+stores AS (
+    SELECT s.sku, json_agg(json_build_object('country_code', s.country_code, {STORE_FIELDS}) ORDER BY s.store_id) AS stores
+    FROM oms.atp_store_live(%(skus)s::text[]) s
+    WHERE {COUNTRY_FILTER.format(alias="s")} AND (%(stores)s::text[] IS NULL OR s.store_id = ANY (%(stores)s::text[]))
+    GROUP BY s.sku
+)""" if with_stores else ""
+    stores_field = ", 'stores', coalesce(st.stores, '[]'::json)" if with_stores else ""
+    stores_join = "LEFT JOIN stores st ON st.sku = k.sku" if with_stores else ""
+    return f"""
+WITH requested AS (
+    SELECT DISTINCT u.sku, EXISTS (SELECT 1 FROM ref.sku r WHERE r.sku = u.sku) AS known
+    FROM unnest(%(skus)s::text[]) AS u (sku)
+),
+countries AS (
+    SELECT c.sku, json_agg(json_build_object({COUNTRY_FIELDS}) ORDER BY c.country_code) AS countries
+    FROM oms.atp_country_live(%(skus)s::text[]) c
+    WHERE {COUNTRY_FILTER.format(alias="c")}
+    GROUP BY c.sku
+){stores_cte}
+SELECT (%(country)s::text IS NULL OR EXISTS (SELECT 1 FROM ref.channel WHERE country_code = %(country)s)),
+    json_build_object(
+    'as_of', now(),
+    'snapshot', {SNAPSHOT_SQL},
+    'items', coalesce((
+        SELECT json_agg(json_build_object('sku', k.sku, 'countries', coalesce(co.countries, '[]'::json){stores_field})
+                        ORDER BY k.sku)
+        FROM requested k
+        LEFT JOIN countries co ON co.sku = k.sku
+        {stores_join}
+        WHERE k.known), '[]'::json),
+    'unknown_skus', coalesce((SELECT json_agg(k.sku ORDER BY k.sku) FROM requested k WHERE NOT k.known), '[]'::json)
+)::text
+"""
+
+
+BATCH_SQL = {False: _batch_sql(False), True: _batch_sql(True)}
+
 LIST_SQL = f"""
-WITH page AS (
-    SELECT s.* FROM marts.fct_atp_store s
-    WHERE (%(country)s::text IS NULL OR s.country_code = %(country)s)
+WITH page_keys AS (
+    SELECT s.sku, s.store_id FROM marts.fct_atp_store s
+    WHERE {COUNTRY_FILTER.format(alias="s")}
       AND (%(store)s::text IS NULL OR s.store_id = %(store)s)
       AND (%(after_sku)s::text IS NULL OR (s.sku, s.store_id) > (%(after_sku)s, %(after_store)s))
     ORDER BY s.sku, s.store_id
     LIMIT %(limit)s + 1
+),
+page AS (
+    SELECT s.* FROM oms.atp_store_live(ARRAY(SELECT DISTINCT sku FROM page_keys)) s
+    JOIN (SELECT sku, store_id FROM page_keys ORDER BY sku, store_id LIMIT %(limit)s) k
+      ON k.sku = s.sku AND k.store_id = s.store_id
 )
 SELECT json_build_object(
     'as_of', now(),
     'snapshot', {SNAPSHOT_SQL},
-    'items', coalesce((SELECT json_agg(json_build_object('sku', s.sku, 'country_code', s.country_code)::jsonb
-                                         || {STORE_JSON}::jsonb ORDER BY s.sku, s.store_id)
-                       FROM (SELECT * FROM page ORDER BY sku, store_id LIMIT %(limit)s) s), '[]'::json),
-    'has_more', (SELECT count(*) FROM page) > %(limit)s,
-    'last_key', (SELECT json_build_array(sku, store_id) FROM
-                    (SELECT sku, store_id FROM page ORDER BY sku, store_id LIMIT %(limit)s) p
-                 ORDER BY sku DESC, store_id DESC LIMIT 1)
+    'items', coalesce((SELECT json_agg(json_build_object('sku', s.sku, 'country_code', s.country_code, {STORE_FIELDS})
+                                       ORDER BY s.sku, s.store_id) FROM page s), '[]'::json),
+    'has_more', (SELECT count(*) FROM page_keys) > %(limit)s,
+    'last_key', (SELECT json_build_array(sku, store_id) FROM page ORDER BY sku DESC, store_id DESC LIMIT 1)
 )::text
 """
+
+
+class AtpQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    skus: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = Field(
+        min_length=1, max_length=MAX_BATCH_SKUS, description=f"1 to {MAX_BATCH_SKUS} SKUs (duplicates answered once)")
+    country: str | None = Field(default=None, pattern=r"^[A-Za-z]{2}$", description="only this country")
+    include_stores: bool = Field(default=False, description="add the per-store breakdown of each SKU")
+    store_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=20)]] | None = Field(
+        default=None, max_length=1000, description="per-store breakdown for these stores only (implies include_stores)")
 
 
 def _encode_cursor(key: list[str]) -> str:
@@ -96,7 +160,7 @@ def _decode_cursor(cursor: str) -> tuple[str, str]:
         raise HTTPException(400, "invalid cursor: pass back the next_cursor of the previous page") from exc
 
 
-@router.get("/{sku}", summary="ATP of one SKU: per-country totals and per-store breakdown")
+@router.get("/{sku}", summary="Live ATP of one SKU: per-country totals and per-store breakdown")
 async def atp_for_sku(
     request: Request,
     sku: Annotated[str, Path(min_length=1, max_length=64)],
@@ -116,7 +180,25 @@ async def atp_for_sku(
     return RawJSONResponse(body)
 
 
-@router.get("", summary="ATP positions per store and SKU, paged by cursor")
+@router.post("/query", summary=f"Live ATP of up to {MAX_BATCH_SKUS} SKUs in one call")
+async def atp_query(
+    request: Request,
+    query: AtpQuery,
+    _: set[str] = Depends(require("stock:read")),
+) -> RawJSONResponse:
+    """Per-country totals of each SKU (and, on request, the per-store breakdown). SKUs the
+    platform does not know are listed in `unknown_skus` instead of failing the whole batch."""
+    country = query.country.upper() if query.country else None
+    with_stores = query.include_stores or query.store_ids is not None
+    params = {"skus": list(dict.fromkeys(query.skus)), "country": country, "stores": query.store_ids}
+    async with request.app.state.pool.connection() as conn:
+        country_known, body = await (await conn.execute(BATCH_SQL[with_stores], params)).fetchone()
+    if not country_known:
+        raise HTTPException(404, f"unknown country '{query.country}'")
+    return RawJSONResponse(body)
+
+
+@router.get("", summary="Live ATP positions per store and SKU, paged by cursor")
 async def atp_positions(
     request: Request,
     country: CountryParam = None,
