@@ -132,26 +132,29 @@ CREATE OR REPLACE FUNCTION oms.store_adjustments(p_skus text[])
 RETURNS TABLE (store_id text, sku text, movement_qty numeric, last_movement_at timestamptz,
                reserved_qty numeric, awaiting_erp_qty numeric, restocked_qty numeric)
 LANGUAGE sql STABLE AS $$
+    -- driven by the SKU list: three small index probes per SKU (measured faster than = ANY
+    -- over each table, which turns into a scan of every open posting)
     SELECT a.store_id, a.sku, sum(a.movement_qty), max(a.posted_at),
            sum(a.reserved_qty), sum(a.awaiting_erp_qty), sum(a.restocked_qty)
-    FROM (
+    FROM (SELECT DISTINCT unnest(p_skus)) AS k (sku)  -- a SKU asked twice counts once
+    CROSS JOIN LATERAL (
         SELECT m.store_id, m.sku, m.qty_delta::numeric AS movement_qty, m.posted_at,
                0::numeric AS reserved_qty, 0::numeric AS awaiting_erp_qty, 0::numeric AS restocked_qty
         FROM oms.erp_movement m
         LEFT JOIN marts.fct_atp_store s ON s.sku = m.sku AND s.store_id = m.store_id
-        WHERE m.sku = ANY (p_skus)
+        WHERE m.sku = k.sku
           AND m.absorbed_at IS NULL
           AND m.posted_at > coalesce(s.snapshot_as_of, '-infinity')
         UNION ALL
         SELECT r.store_id, r.sku, 0, NULL, r.qty, 0, 0
         FROM oms.reservation r
-        WHERE r.sku = ANY (p_skus) AND r.status = 'active' AND r.store_id IS NOT NULL
+        WHERE r.sku = k.sku AND r.status = 'active' AND r.store_id IS NOT NULL
         UNION ALL
         SELECT p.store_id, p.sku, 0, NULL, 0,
                CASE WHEN p.posting_type = 'return_restock' THEN 0 ELSE p.qty - p.erp_settled_qty END,
                CASE WHEN p.posting_type = 'return_restock' THEN p.qty - p.erp_settled_qty ELSE 0 END
         FROM oms.sales_posting p
-        WHERE p.sku = ANY (p_skus) AND p.erp_settled_qty < p.qty
+        WHERE p.sku = k.sku AND p.erp_settled_qty < p.qty
     ) a
     GROUP BY a.store_id, a.sku
 $$;

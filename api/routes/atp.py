@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -28,23 +28,41 @@ StoreParam = Annotated[str | None, Query(min_length=1, max_length=20, descriptio
 SNAPSHOT_SQL = """(SELECT json_build_object('snapshot_id', snapshot_id, 'built_at', built_at, 'stock_as_of', stock_as_of)
                    FROM oms.atp_snapshot ORDER BY snapshot_id DESC LIMIT 1)"""
 
-STORE_FIELDS = """
+# Two levels of detail. Building JSON costs Postgres 1-2 µs per value on the 2-CPU machine the
+# benchmark ran on, and a SKU has ~100 store rows, so the default answer carries what a look-up
+# needs and `detail=full` adds how each number was reached (bench/atp_lookup.py).
+STORE_FIELDS = {
+    "summary": """
+    'store_id', s.store_id, 'atp_qty', s.atp_qty, 'on_hand_qty', s.on_hand_qty,
+    'channel_eligible', s.is_channel_eligible, 'pickup_enabled', s.pickup_enabled""",
+    "full": """
     'store_id', s.store_id, 'location_type', s.location_type, 'magento_source_code', s.magento_source_code,
     'ship_from_store', s.ship_from_store, 'pickup_enabled', s.pickup_enabled,
     'channel_eligible', s.is_channel_eligible, 'atp_qty', s.atp_qty, 'on_hand_qty', s.on_hand_qty,
     'reserved_qty', s.reserved_qty, 'awaiting_erp_qty', s.awaiting_erp_qty, 'restocked_qty', s.restocked_qty,
     'safety_stock_qty', s.safety_stock_qty, 'snapshot_on_hand_qty', s.snapshot_on_hand_qty,
-    'movement_qty', s.movement_qty, 'snapshot_as_of', s.snapshot_as_of, 'stock_as_of', s.stock_as_of"""
+    'movement_qty', s.movement_qty, 'snapshot_as_of', s.snapshot_as_of, 'stock_as_of', s.stock_as_of""",
+}
 
-COUNTRY_FIELDS = """
+COUNTRY_FIELDS = {
+    "summary": """
+    'country_code', c.country_code, 'channel_code', c.channel_code, 'atp_qty', c.atp_qty,
+    'on_hand_qty', c.on_hand_qty, 'stock_as_of', c.stock_as_of""",
+    "full": """
     'country_code', c.country_code, 'channel_code', c.channel_code, 'atp_qty', c.atp_qty,
     'on_hand_qty', c.on_hand_qty, 'atp_before_buffer', c.atp_before_buffer,
     'unallocated_reserved_qty', c.unallocated_reserved_qty, 'buffer_qty', c.buffer_qty,
-    'eligible_location_count', c.eligible_location_count, 'stock_as_of', c.stock_as_of"""
+    'eligible_location_count', c.eligible_location_count, 'stock_as_of', c.stock_as_of""",
+}
+DETAILS = tuple(STORE_FIELDS)
+DetailParam = Annotated[Literal["summary", "full"], Query(
+    description="summary: ATP and on hand per country and store; full: also reserved, awaiting the ERP, "
+                "restocked, safety stock, the snapshot and the movements since")]
 
 COUNTRY_FILTER = "(%(country)s::text IS NULL OR {alias}.country_code = %(country)s)"
 
-SKU_SQL = f"""
+def _sku_sql(detail: str) -> str:
+    return f"""
 WITH known AS (
     SELECT EXISTS (SELECT 1 FROM ref.sku WHERE sku = %(sku)s) AS sku_known,
            (%(country)s::text IS NULL OR EXISTS (SELECT 1 FROM ref.channel WHERE country_code = %(country)s)) AS country_known,
@@ -64,8 +82,8 @@ SELECT known.sku_known, known.country_known, known.store_known, json_build_objec
     'as_of', now(),
     'snapshot', {SNAPSHOT_SQL},
     'countries', coalesce((
-        SELECT json_agg(json_build_object({COUNTRY_FIELDS},
-            'stores', coalesce((SELECT json_agg(json_build_object({STORE_FIELDS}) ORDER BY s.store_id)
+        SELECT json_agg(json_build_object({COUNTRY_FIELDS[detail]},
+            'stores', coalesce((SELECT json_agg(json_build_object({STORE_FIELDS[detail]}) ORDER BY s.store_id)
                                 FROM stores s WHERE s.country_code = c.country_code), '[]'::json)
         ) ORDER BY c.country_code)
         FROM countries c), '[]'::json)
@@ -74,10 +92,14 @@ FROM known
 """
 
 
-def _batch_sql(with_stores: bool) -> str:
+SKU_SQL = {detail: _sku_sql(detail) for detail in DETAILS}
+
+
+def _batch_sql(with_stores: bool, detail: str) -> str:
     stores_cte = f""",
 stores AS (
-    SELECT s.sku, json_agg(json_build_object('country_code', s.country_code, {STORE_FIELDS}) ORDER BY s.store_id) AS stores
+    SELECT s.sku, json_agg(json_build_object('country_code', s.country_code, {STORE_FIELDS[detail]}) ORDER BY s.store_id)
+           AS stores
     FROM oms.atp_store_live(%(skus)s::text[]) s
     WHERE {COUNTRY_FILTER.format(alias="s")} AND (%(stores)s::text[] IS NULL OR s.store_id = ANY (%(stores)s::text[]))
     GROUP BY s.sku
@@ -90,7 +112,7 @@ WITH requested AS (
     FROM unnest(%(skus)s::text[]) AS u (sku)
 ),
 countries AS (
-    SELECT c.sku, json_agg(json_build_object({COUNTRY_FIELDS}) ORDER BY c.country_code) AS countries
+    SELECT c.sku, json_agg(json_build_object({COUNTRY_FIELDS[detail]}) ORDER BY c.country_code) AS countries
     FROM oms.atp_country_live(%(skus)s::text[]) c
     WHERE {COUNTRY_FILTER.format(alias="c")}
     GROUP BY c.sku
@@ -111,7 +133,7 @@ SELECT (%(country)s::text IS NULL OR EXISTS (SELECT 1 FROM ref.channel WHERE cou
 """
 
 
-BATCH_SQL = {False: _batch_sql(False), True: _batch_sql(True)}
+BATCH_SQL = {(stores, detail): _batch_sql(stores, detail) for stores in (False, True) for detail in DETAILS}
 
 LIST_SQL = f"""
 WITH page_keys AS (
@@ -130,7 +152,7 @@ page AS (
 SELECT json_build_object(
     'as_of', now(),
     'snapshot', {SNAPSHOT_SQL},
-    'items', coalesce((SELECT json_agg(json_build_object('sku', s.sku, 'country_code', s.country_code, {STORE_FIELDS})
+    'items', coalesce((SELECT json_agg(json_build_object('sku', s.sku, 'country_code', s.country_code, {STORE_FIELDS["full"]})
                                        ORDER BY s.sku, s.store_id) FROM page s), '[]'::json),
     'has_more', (SELECT count(*) FROM page_keys) > %(limit)s,
     'last_key', (SELECT json_build_array(sku, store_id) FROM page ORDER BY sku DESC, store_id DESC LIMIT 1)
@@ -146,6 +168,7 @@ class AtpQuery(BaseModel):
     include_stores: bool = Field(default=False, description="add the per-store breakdown of each SKU")
     store_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=20)]] | None = Field(
         default=None, max_length=1000, description="per-store breakdown for these stores only (implies include_stores)")
+    detail: Literal["summary", "full"] = Field(default="summary", description="as for GET /v1/atp/{sku}")
 
 
 def _encode_cursor(key: list[str]) -> str:
@@ -166,11 +189,12 @@ async def atp_for_sku(
     sku: Annotated[str, Path(min_length=1, max_length=64)],
     country: CountryParam = None,
     store_id: StoreParam = None,
+    detail: DetailParam = "summary",
     _: set[str] = Depends(require("stock:read")),
 ) -> RawJSONResponse:
     params = {"sku": sku, "country": country.upper() if country else None, "store": store_id}
     async with request.app.state.pool.connection() as conn:
-        sku_known, country_known, store_known, body = await (await conn.execute(SKU_SQL, params)).fetchone()
+        sku_known, country_known, store_known, body = await (await conn.execute(SKU_SQL[detail], params)).fetchone()
     if not sku_known:
         raise HTTPException(404, f"unknown sku '{sku}'")
     if not country_known:
@@ -192,7 +216,7 @@ async def atp_query(
     with_stores = query.include_stores or query.store_ids is not None
     params = {"skus": list(dict.fromkeys(query.skus)), "country": country, "stores": query.store_ids}
     async with request.app.state.pool.connection() as conn:
-        country_known, body = await (await conn.execute(BATCH_SQL[with_stores], params)).fetchone()
+        country_known, body = await (await conn.execute(BATCH_SQL[with_stores, query.detail], params)).fetchone()
     if not country_known:
         raise HTTPException(404, f"unknown country '{query.country}'")
     return RawJSONResponse(body)

@@ -129,8 +129,12 @@ def test_movement_is_visible_in_the_next_atp_request(clean_ledger, api_client, l
                                             line("POS-3", 1, "sale", "AE-ST-02", "MV-TEE", -2)]).status_code == 200
     countries, stores, body = atp_via_api(api_client, read, "MV-TEE")
     assert (countries["AE"], stores["AE-WH-01"], stores["AE-ST-02"]) == (18, 15, 3)
-    wh = next(s for c in body["countries"] for s in c["stores"] if s["store_id"] == "AE-WH-01")
-    assert (wh["snapshot_on_hand_qty"], wh["movement_qty"], wh["on_hand_qty"]) == (10, 5, 15)
+    full = api_client.get("/v1/atp/MV-TEE", params={"detail": "full", "store_id": "AE-WH-01"}, headers=auth(read))
+    wh = full.json()["countries"][0]["stores"][0]
+    assert (wh["snapshot_on_hand_qty"], wh["movement_qty"], wh["on_hand_qty"], wh["atp_qty"]) == (10, 5, 15, 15)
+    assert wh["stock_as_of"] >= wh["snapshot_as_of"]
+    summary = next(s for c in body["countries"] for s in c["stores"] if s["store_id"] == "AE-WH-01")
+    assert set(summary) == {"store_id", "atp_qty", "on_hand_qty", "channel_eligible", "pickup_enabled"}
 
     # a movement the ERP posted before its snapshot is already in it: recorded, not added again
     late = post_movements(api_client, erp, [line("ADJ-OLD", 1, "adjustment", "AE-WH-01", "MV-TEE", -4,
@@ -350,8 +354,8 @@ def test_batch_query_matches_single_look_ups(clean_ledger, api_client, ledger_to
     read = ledger_tokens["stock:read"]
     with connect(clean_ledger) as conn:
         reservations.reserve(conn, "QA-1", "1", "QA", "BATCH-1", 2)  # country level in QA
-    body = api_client.post("/v1/atp/query", json={"skus": ["BATCH-2", "BATCH-1", "NOPE", "BATCH-1", "GIFT-CARD"]},
-                           headers=auth(read)).json()
+    body = api_client.post("/v1/atp/query", json={"skus": ["BATCH-2", "BATCH-1", "NOPE", "BATCH-1", "GIFT-CARD"],
+                                                  "detail": "full"}, headers=auth(read)).json()
     assert body["unknown_skus"] == ["NOPE"] and body["snapshot"]["snapshot_id"] >= 1 and body["as_of"]
     items = {i["sku"]: i for i in body["items"]}
     assert set(items) == {"BATCH-1", "BATCH-2", "GIFT-CARD"} and items["GIFT-CARD"]["countries"] == []
@@ -370,6 +374,9 @@ def test_batch_query_matches_single_look_ups(clean_ledger, api_client, ledger_to
     assert api_client.post("/v1/atp/query", json={"skus": [f"S{i}" for i in range(1001)]},
                            headers=auth(read)).status_code == 422
     assert api_client.post("/v1/atp/query", json={"skus": []}, headers=auth(read)).status_code == 422
+    assert api_client.post("/v1/atp/query", json={"skus": ["BATCH-1"], "detail": "all"},
+                           headers=auth(read)).status_code == 422
+    assert api_client.get("/v1/atp/BATCH-1", params={"detail": "all"}, headers=auth(read)).status_code == 422
     assert api_client.post("/v1/atp/query", json={"skus": ["BATCH-1"], "country": "ZZ"},
                            headers=auth(read)).status_code == 404
     assert len(api_client.post("/v1/atp/query", json={"skus": [f"S{i}" for i in range(1000)]},
