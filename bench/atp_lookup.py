@@ -10,10 +10,12 @@ constant endpoint on the same uvicorn settings.
    counts, recent movements it does not, open reservations at store and country level, shipped
    lines awaiting the ERP, restocked returns).
 2. The ATP marts, built by the real pipeline step (oms.pipelines.atp.build: dbt build + snapshot).
-3. For 1 and 2 uvicorn workers: the API, then the bare app, each loaded by wrk (if installed) or
-   by a small asyncio HTTP/1.1 client: one SKU and 100-SKU batches with 4 connections
-   (p50/p99, requests/s), and one SKU and the bare endpoint with 50 connections (requests/s,
-   ratio). Each look-up picks a random SKU of the catalogue.
+3. For 1 and 2 uvicorn workers: the API, the bare app and the floor app, each loaded by wrk (if
+   installed) or by a small asyncio HTTP/1.1 client: one SKU and 100-SKU batches with 4
+   connections (p50/p99, requests/s), one SKU and the bare endpoint with 50 connections
+   (requests/s, ratio). Each look-up picks a random SKU of the catalogue. The floor app
+   (bench/floor_app.py) is the API's own stack — token check, pool, one prepared statement —
+   around the cheapest query: what any look-up that asks Postgres per request costs at least.
 
 Prints a table and writes bench/results/atp_lookup-<time>.json. Targets (issue 3): 4 clients
 p99 <= 5 ms for one SKU and <= 20 ms for 100 SKUs; 50 connections >= 0.7x the bare endpoint.
@@ -79,6 +81,11 @@ end
     "bare": WRK_COMMON + """
 request = function()
   return wrk.format("GET", "/const")
+end
+""",
+    "floor": WRK_COMMON + """
+request = function()
+  return wrk.format("GET", "/v1/floor/" .. skus[math.random(#skus)], {["Authorization"] = auth})
 end
 """,
 }
@@ -242,8 +249,9 @@ def _request_bytes(kind: str, skus: list[str], token: str, rng: random.Random) -
     if kind == "bare":
         return b"GET /const HTTP/1.1\r\nHost: bench\r\n\r\n"
     auth = f"Authorization: Bearer {token}\r\n"
-    if kind == "single":
-        return f"GET /v1/atp/{rng.choice(skus)} HTTP/1.1\r\nHost: bench\r\n{auth}\r\n".encode()
+    if kind in ("single", "floor"):
+        path = "/v1/atp/" if kind == "single" else "/v1/floor/"
+        return f"GET {path}{rng.choice(skus)} HTTP/1.1\r\nHost: bench\r\n{auth}\r\n".encode()
     body = json.dumps({"skus": rng.choices(skus, k=100)}).encode()
     return (f"POST /v1/atp/query HTTP/1.1\r\nHost: bench\r\n{auth}Content-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n").encode() + body
@@ -303,8 +311,10 @@ def explain_ms(dsn: str, skus: list[str]) -> dict:
     out = {}
     with psycopg.connect(dsn, autocommit=True) as conn:
         for name, sql, params in (
-            ("single", SKU_SQL, lambda: {"sku": rng.choice(skus), "country": None, "store": None}),
-            ("batch_100", BATCH_SQL[False], lambda: {"skus": rng.choices(skus, k=100), "country": None, "stores": None}),
+            ("single", SKU_SQL["summary"], lambda: {"sku": rng.choice(skus), "country": None, "store": None}),
+            ("single_full", SKU_SQL["full"], lambda: {"sku": rng.choice(skus), "country": None, "store": None}),
+            ("batch_100", BATCH_SQL[False, "summary"],
+             lambda: {"skus": rng.choices(skus, k=100), "country": None, "stores": None}),
         ):
             times = []
             for _ in range(20):
@@ -345,7 +355,8 @@ def main() -> int:
         except psycopg.Error:
             loaded = False
     if loaded:
-        log(f"reusing {dsn}")
+        log(f"reusing {dsn} (DDL re-applied: functions may have changed)")
+        apply_ddl(dsn)
         with connect(dsn) as conn:
             catalogue = {"skus": conn.execute("SELECT count(*) AS n FROM ref.sku").fetchone()["n"],
                          "stock_rows": conn.execute("SELECT store_rows AS n FROM oms.atp_snapshot ORDER BY snapshot_id"
@@ -371,14 +382,17 @@ def main() -> int:
         for app, cases in (
             ("api.app:create_app", [("single", 4), ("batch", 4), ("single", 50)]),
             ("bare_app:app", [("bare", 4), ("bare", 50)]),
+            ("floor_app:app", [("floor", 4), ("floor", 50)]),
         ):
             extra = ["--factory"] if app.startswith("api.") else ["--app-dir", str(REPO / "bench")]
             server = start_server(app, workers, args.api_port, dsn, extra)
             try:
                 measure(client, cases[0][0], args.api_port, 4, 2, skus, token, str(sku_file))  # warm-up
                 for kind, connections in cases:
+                    load_before = os.getloadavg()[0]
                     result = measure(client, kind, args.api_port, connections, args.seconds, skus, token, str(sku_file))
-                    runs.append({"workers": workers, "case": kind, "connections": connections, **result})
+                    runs.append({"workers": workers, "case": kind, "connections": connections, **result,
+                                 "loadavg_1m_before": round(load_before, 2)})
                     log(f"  workers={workers} {kind:6} c={connections:2}  {result['rps']:8.0f} req/s  "
                         f"p50 {result['p50_ms']:6.2f} ms  p99 {result['p99_ms']:6.2f} ms  errors {result['errors']}")
             finally:
@@ -393,6 +407,8 @@ def main() -> int:
             "single_c4": by[("single", 4)], "batch100_c4": by[("batch", 4)],
             "single_c50_rps": by[("single", 50)]["rps"], "bare_c50_rps": by[("bare", 50)]["rps"],
             "bare_c4": by[("bare", 4)], "ratio_c50": ratio,
+            "floor_c4": by[("floor", 4)], "floor_c50_rps": by[("floor", 50)]["rps"],
+            "floor_ratio_c50": by[("floor", 50)]["rps"] / by[("bare", 50)]["rps"],
             "targets_met": {
                 "single_p99_le_5ms": by[("single", 4)]["p99_ms"] <= TARGETS["single_p99_ms"],
                 "batch_p99_le_20ms": by[("batch", 4)]["p99_ms"] <= TARGETS["batch_p99_ms"],
@@ -404,14 +420,16 @@ def main() -> int:
     print(f"ATP look-ups: {catalogue.get('skus'):,} SKUs, {catalogue.get('stock_rows'):,} store rows; "
           f"{args.seconds} s per run; load generator {client}; {os.cpu_count()} CPUs (shared)")
     header = (f"{'workers':>7} | {'1 SKU c=4 p50/p99 ms':>21} {'req/s':>7} | {'100 SKUs c=4 p50/p99 ms':>24} {'req/s':>6} | "
-              f"{'1 SKU c=50 req/s':>16} {'bare c=50 req/s':>15} {'ratio':>6} | {'bare c=4 p50/p99 ms':>20}")
+              f"{'1 SKU c=50 req/s':>16} {'bare c=50 req/s':>15} {'ratio':>6} | {'bare c=4 p50/p99 ms':>20} | "
+              f"{'floor c=50 req/s':>16} {'ratio':>6}")
     print(header)
     print("-" * len(header))
     for s in summary:
         a, b, c = s["single_c4"], s["batch100_c4"], s["bare_c4"]
         print(f"{s['workers']:>7} | {a['p50_ms']:9.2f} /{a['p99_ms']:7.2f}    {a['rps']:7.0f} | "
               f"{b['p50_ms']:11.2f} /{b['p99_ms']:7.2f}     {b['rps']:6.0f} | {s['single_c50_rps']:16.0f} "
-              f"{s['bare_c50_rps']:15.0f} {s['ratio_c50']:6.2f} | {c['p50_ms']:8.2f} /{c['p99_ms']:7.2f}")
+              f"{s['bare_c50_rps']:15.0f} {s['ratio_c50']:6.2f} | {c['p50_ms']:8.2f} /{c['p99_ms']:7.2f}      | "
+              f"{s['floor_c50_rps']:16.0f} {s['floor_ratio_c50']:6.2f}")
     print(f"targets: 1 SKU p99 <= {TARGETS['single_p99_ms']} ms, 100 SKUs p99 <= {TARGETS['batch_p99_ms']} ms, "
           f"ratio >= {TARGETS['ratio_50']}; met: {[s['targets_met'] for s in summary]}")
 
@@ -420,7 +438,7 @@ def main() -> int:
     out = RESULTS / f"atp_lookup-{stamp}.json"
     out.write_text(json.dumps({
         "when": stamp, "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                                   "platform": platform.platform()},
+                                   "platform": platform.platform(), "loadavg_after": os.getloadavg()},
         "client": client, "seconds_per_run": args.seconds, "catalogue": catalogue, "server_side_ms": db_ms,
         "targets": TARGETS, "summary": summary, "runs": runs,
     }, indent=2, default=str))

@@ -28,33 +28,56 @@ StoreParam = Annotated[str | None, Query(min_length=1, max_length=20, descriptio
 SNAPSHOT_SQL = """(SELECT json_build_object('snapshot_id', snapshot_id, 'built_at', built_at, 'stock_as_of', stock_as_of)
                    FROM oms.atp_snapshot ORDER BY snapshot_id DESC LIMIT 1)"""
 
+
+
+def json_object(fields: list[tuple[str, str, str]]) -> str:
+    """SQL for a JSON object built by concatenation: about half the cost of json_build_object
+    (measured on ~100 store rows per SKU). Each value is rendered JSON-safe by its kind: text and
+    timestamps through to_json (quoted, escaped), numbers and booleans as their text, NULL as null."""
+    render = {
+        "text": "coalesce(to_json({})::text, 'null')",
+        "number": "coalesce(({})::text, 'null')",
+        "bool": "coalesce(({})::text, 'null')",
+        "time": "coalesce(to_json({})::text, 'null')",
+        "raw": "{}",  # already JSON text
+    }
+    parts = [f"'{'{' if i == 0 else ','}\"{key}\":' || {render[kind].format(expr)}"
+             for i, (key, expr, kind) in enumerate(fields)]
+    return "(" + " || ".join(parts) + " || '}')"
+
+
+def json_array(element: str, source: str, order_by: str) -> str:
+    """SQL for a JSON array of `element` over `source` (a FROM … WHERE …), in order; [] when empty."""
+    return f"coalesce((SELECT '[' || string_agg({element}, ',' ORDER BY {order_by}) || ']' {source}), '[]')"
+
+
 # Two levels of detail. Building JSON costs Postgres 1-2 µs per value on the 2-CPU machine the
 # benchmark ran on, and a SKU has ~100 store rows, so the default answer carries what a look-up
 # needs and `detail=full` adds how each number was reached (bench/atp_lookup.py).
-STORE_FIELDS = {
-    "summary": """
-    'store_id', s.store_id, 'atp_qty', s.atp_qty, 'on_hand_qty', s.on_hand_qty,
-    'channel_eligible', s.is_channel_eligible, 'pickup_enabled', s.pickup_enabled""",
-    "full": """
-    'store_id', s.store_id, 'location_type', s.location_type, 'magento_source_code', s.magento_source_code,
-    'ship_from_store', s.ship_from_store, 'pickup_enabled', s.pickup_enabled,
-    'channel_eligible', s.is_channel_eligible, 'atp_qty', s.atp_qty, 'on_hand_qty', s.on_hand_qty,
-    'reserved_qty', s.reserved_qty, 'awaiting_erp_qty', s.awaiting_erp_qty, 'restocked_qty', s.restocked_qty,
-    'safety_stock_qty', s.safety_stock_qty, 'snapshot_on_hand_qty', s.snapshot_on_hand_qty,
-    'movement_qty', s.movement_qty, 'snapshot_as_of', s.snapshot_as_of, 'stock_as_of', s.stock_as_of""",
-}
-
-COUNTRY_FIELDS = {
-    "summary": """
-    'country_code', c.country_code, 'channel_code', c.channel_code, 'atp_qty', c.atp_qty,
-    'on_hand_qty', c.on_hand_qty, 'stock_as_of', c.stock_as_of""",
-    "full": """
-    'country_code', c.country_code, 'channel_code', c.channel_code, 'atp_qty', c.atp_qty,
-    'on_hand_qty', c.on_hand_qty, 'atp_before_buffer', c.atp_before_buffer,
-    'unallocated_reserved_qty', c.unallocated_reserved_qty, 'buffer_qty', c.buffer_qty,
-    'eligible_location_count', c.eligible_location_count, 'stock_as_of', c.stock_as_of""",
-}
-DETAILS = tuple(STORE_FIELDS)
+_STORE_SUMMARY = [("store_id", "s.store_id", "text"), ("atp_qty", "s.atp_qty", "number"),
+                  ("on_hand_qty", "s.on_hand_qty", "number"), ("channel_eligible", "s.is_channel_eligible", "bool"),
+                  ("pickup_enabled", "s.pickup_enabled", "bool")]
+_STORE_FULL = [
+    ("store_id", "s.store_id", "text"), ("location_type", "s.location_type", "text"),
+    ("magento_source_code", "s.magento_source_code", "text"), ("ship_from_store", "s.ship_from_store", "bool"),
+    ("pickup_enabled", "s.pickup_enabled", "bool"), ("channel_eligible", "s.is_channel_eligible", "bool"),
+    ("atp_qty", "s.atp_qty", "number"), ("on_hand_qty", "s.on_hand_qty", "number"),
+    ("reserved_qty", "s.reserved_qty", "number"), ("awaiting_erp_qty", "s.awaiting_erp_qty", "number"),
+    ("restocked_qty", "s.restocked_qty", "number"), ("safety_stock_qty", "s.safety_stock_qty", "number"),
+    ("snapshot_on_hand_qty", "s.snapshot_on_hand_qty", "number"), ("movement_qty", "s.movement_qty", "number"),
+    ("snapshot_as_of", "s.snapshot_as_of", "time"), ("stock_as_of", "s.stock_as_of", "time"),
+]
+_COUNTRY_SUMMARY = [("country_code", "c.country_code", "text"), ("channel_code", "c.channel_code", "text"),
+                    ("atp_qty", "c.atp_qty", "number"), ("on_hand_qty", "c.on_hand_qty", "number"),
+                    ("stock_as_of", "c.stock_as_of", "time")]
+_COUNTRY_FULL = [*_COUNTRY_SUMMARY[:4], ("atp_before_buffer", "c.atp_before_buffer", "number"),
+                 ("unallocated_reserved_qty", "c.unallocated_reserved_qty", "number"),
+                 ("buffer_qty", "c.buffer_qty", "number"),
+                 ("eligible_location_count", "c.eligible_location_count", "number"), _COUNTRY_SUMMARY[4]]
+STORE_FIELDS = {"summary": _STORE_SUMMARY, "full": _STORE_FULL}
+STORE_JSON = {detail: json_object(fields) for detail, fields in STORE_FIELDS.items()}
+COUNTRY_FIELDS = {"summary": _COUNTRY_SUMMARY, "full": _COUNTRY_FULL}
+DETAILS = tuple(STORE_JSON)
 DetailParam = Annotated[Literal["summary", "full"], Query(
     description="summary: ATP and on hand per country and store; full: also reserved, awaiting the ERP, "
                 "restocked, safety stock, the snapshot and the movements since")]
@@ -77,17 +100,15 @@ countries AS (
     WHERE {COUNTRY_FILTER.format(alias="c")}
       AND (%(store)s::text IS NULL OR EXISTS (SELECT 1 FROM stores s WHERE s.country_code = c.country_code))
 )
-SELECT known.sku_known, known.country_known, known.store_known, json_build_object(
-    'sku', %(sku)s,
-    'as_of', now(),
-    'snapshot', {SNAPSHOT_SQL},
-    'countries', coalesce((
-        SELECT json_agg(json_build_object({COUNTRY_FIELDS[detail]},
-            'stores', coalesce((SELECT json_agg(json_build_object({STORE_FIELDS[detail]}) ORDER BY s.store_id)
-                                FROM stores s WHERE s.country_code = c.country_code), '[]'::json)
-        ) ORDER BY c.country_code)
-        FROM countries c), '[]'::json)
-)::text
+SELECT known.sku_known, known.country_known, known.store_known,
+    '{{"sku":' || to_json(%(sku)s::text)::text
+    || ',"as_of":' || to_json(now())::text
+    || ',"snapshot":' || coalesce({SNAPSHOT_SQL}::text, 'null')
+    || ',"countries":' || {json_array(
+        json_object([*COUNTRY_FIELDS[detail], ("stores", json_array(
+            STORE_JSON[detail], "FROM stores s WHERE s.country_code = c.country_code", "s.store_id"), "raw")]),
+        "FROM countries c", "c.country_code")}
+    || '}}'
 FROM known
 """
 
@@ -98,13 +119,13 @@ SKU_SQL = {detail: _sku_sql(detail) for detail in DETAILS}
 def _batch_sql(with_stores: bool, detail: str) -> str:
     stores_cte = f""",
 stores AS (
-    SELECT s.sku, json_agg(json_build_object('country_code', s.country_code, {STORE_FIELDS[detail]}) ORDER BY s.store_id)
-           AS stores
+    SELECT s.sku, '[' || string_agg({json_object([("country_code", "s.country_code", "text"), *STORE_FIELDS[detail]])},
+                                    ',' ORDER BY s.store_id) || ']' AS stores
     FROM oms.atp_store_live(%(skus)s::text[]) s
     WHERE {COUNTRY_FILTER.format(alias="s")} AND (%(stores)s::text[] IS NULL OR s.store_id = ANY (%(stores)s::text[]))
     GROUP BY s.sku
 )""" if with_stores else ""
-    stores_field = ", 'stores', coalesce(st.stores, '[]'::json)" if with_stores else ""
+    stores_field = [("stores", "coalesce(st.stores, '[]')", "raw")] if with_stores else []
     stores_join = "LEFT JOIN stores st ON st.sku = k.sku" if with_stores else ""
     return f"""
 WITH requested AS (
@@ -112,24 +133,20 @@ WITH requested AS (
     FROM unnest(%(skus)s::text[]) AS u (sku)
 ),
 countries AS (
-    SELECT c.sku, json_agg(json_build_object({COUNTRY_FIELDS[detail]}) ORDER BY c.country_code) AS countries
+    SELECT c.sku, '[' || string_agg({json_object(COUNTRY_FIELDS[detail])}, ',' ORDER BY c.country_code) || ']'
+           AS countries
     FROM oms.atp_country_live(%(skus)s::text[]) c
     WHERE {COUNTRY_FILTER.format(alias="c")}
     GROUP BY c.sku
 ){stores_cte}
 SELECT (%(country)s::text IS NULL OR EXISTS (SELECT 1 FROM ref.channel WHERE country_code = %(country)s)),
-    json_build_object(
-    'as_of', now(),
-    'snapshot', {SNAPSHOT_SQL},
-    'items', coalesce((
-        SELECT json_agg(json_build_object('sku', k.sku, 'countries', coalesce(co.countries, '[]'::json){stores_field})
-                        ORDER BY k.sku)
-        FROM requested k
-        LEFT JOIN countries co ON co.sku = k.sku
-        {stores_join}
-        WHERE k.known), '[]'::json),
-    'unknown_skus', coalesce((SELECT json_agg(k.sku ORDER BY k.sku) FROM requested k WHERE NOT k.known), '[]'::json)
-)::text
+    '{{"as_of":' || to_json(now())::text
+    || ',"snapshot":' || coalesce({SNAPSHOT_SQL}::text, 'null')
+    || ',"items":' || {json_array(
+        json_object([("sku", "k.sku", "text"), ("countries", "coalesce(co.countries, '[]')", "raw"), *stores_field]),
+        f"FROM requested k LEFT JOIN countries co ON co.sku = k.sku {stores_join} WHERE k.known", "k.sku")}
+    || ',"unknown_skus":' || {json_array("to_json(k.sku)::text", "FROM requested k WHERE NOT k.known", "k.sku")}
+    || '}}'
 """
 
 
@@ -152,8 +169,8 @@ page AS (
 SELECT json_build_object(
     'as_of', now(),
     'snapshot', {SNAPSHOT_SQL},
-    'items', coalesce((SELECT json_agg(json_build_object('sku', s.sku, 'country_code', s.country_code, {STORE_FIELDS["full"]})
-                                       ORDER BY s.sku, s.store_id) FROM page s), '[]'::json),
+    'items', {json_array(json_object([("sku", "s.sku", "text"), ("country_code", "s.country_code", "text"),
+                                      *STORE_FIELDS["full"]]), "FROM page s", "s.sku, s.store_id")}::json,
     'has_more', (SELECT count(*) FROM page_keys) > %(limit)s,
     'last_key', (SELECT json_build_array(sku, store_id) FROM page ORDER BY sku DESC, store_id DESC LIMIT 1)
 )::text
