@@ -12,7 +12,8 @@ DOC = """
 ### ATP build
 Runs `dbt build` for the ATP marts (`marts.fct_atp_store`, `marts.fct_atp_country`) and their
 upstream models and tests whenever `raw.erp_stock` receives a batch, and hourly as a safety net.
-Records the snapshot in `oms.atp_snapshot` (the API says which snapshot its answers rest on) and
+Records the snapshot in `oms.atp_snapshot` (the API says which snapshot its answers rest on),
+marks the ERP movements the new snapshot already counts (the API's live path skips them) and
 emits the `marts.atp` asset.
 """
 
