@@ -298,6 +298,19 @@ BEGIN
 END
 $$;
 
+-- Add p_qty (> 0) to the hold of (order line, store | country), re-activating a row released
+-- or consumed before. No availability check: callers check first, with the lock held.
+CREATE OR REPLACE FUNCTION oms.add_hold(p_order text, p_line text, p_country text, p_sku text, p_store text,
+                                        p_qty numeric, p_reason text,
+                                        OUT reservation_id bigint, OUT held numeric)
+LANGUAGE sql AS $$
+    INSERT INTO oms.reservation AS r (order_increment_id, line_key, country_code, store_id, sku, qty, status, reason)
+    VALUES (p_order, p_line, p_country, p_store, p_sku, p_qty, 'active', p_reason)
+    ON CONFLICT ON CONSTRAINT reservation_line_store_uq DO UPDATE
+        SET qty = r.qty + excluded.qty, status = 'active', reason = excluded.reason, updated_at = now()
+    RETURNING r.reservation_id, r.qty
+$$;
+
 -- Grow the hold of (order line, store | country) by up to p_need, as far as stock allows
 -- (all or nothing unless p_partial). The caller holds the (country, sku) lock.
 CREATE OR REPLACE FUNCTION oms.grow_hold(p_order text, p_line text, p_country text, p_sku text, p_store text,
@@ -311,11 +324,8 @@ BEGIN
                     WHEN p_partial THEN greatest(available, 0)
                     ELSE 0 END;
     IF granted > 0 THEN
-        INSERT INTO oms.reservation AS r (order_increment_id, line_key, country_code, store_id, sku, qty, status, reason)
-        VALUES (p_order, p_line, p_country, p_store, p_sku, granted, 'active', p_reason)
-        ON CONFLICT ON CONSTRAINT reservation_line_store_uq DO UPDATE
-            SET qty = r.qty + excluded.qty, status = 'active', reason = excluded.reason, updated_at = now()
-        RETURNING r.reservation_id, r.qty INTO reservation_id, held;
+        SELECT h.reservation_id, h.held INTO reservation_id, held
+        FROM oms.add_hold(p_order, p_line, p_country, p_sku, p_store, granted, p_reason) h;
     ELSE
         SELECT r.reservation_id, r.qty INTO reservation_id, held FROM oms.reservation r
         WHERE r.order_increment_id = p_order AND r.line_key = p_line AND r.store_id IS NOT DISTINCT FROM p_store;
@@ -459,12 +469,8 @@ BEGIN
                                   'reservation_id', NULL, 'detail', 'the store lacks the units');
     END IF;
     PERFORM oms.reduce_line_holds(p_order, p_line, v_country, v_sku, p_qty, NULL, false, p_reason);
-    INSERT INTO oms.reservation AS r (order_increment_id, line_key, country_code, store_id, sku, qty, status, reason)
-    VALUES (p_order, p_line, v_country, p_store, v_sku, p_qty, 'active', p_reason)
-    ON CONFLICT ON CONSTRAINT reservation_line_store_uq DO UPDATE
-        SET qty = r.qty + excluded.qty, status = 'active', reason = excluded.reason, updated_at = now()
-    RETURNING r.reservation_id, r.qty INTO v_row;
-    RETURN jsonb_build_object('status', 'reserved', 'requested_qty', p_qty, 'reserved_qty', v_row.qty,
+    SELECT * INTO v_row FROM oms.add_hold(p_order, p_line, v_country, v_sku, p_store, p_qty, p_reason);
+    RETURN jsonb_build_object('status', 'reserved', 'requested_qty', p_qty, 'reserved_qty', v_row.held,
                               'available_qty', v_available, 'shortfall_qty', 0, 'reservation_id', v_row.reservation_id);
 END
 $$;
