@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test stop status lint bench clean
+.PHONY: install demo test stop status lint bench-atp bench-reservations clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,16 @@ status: install
 	$(BIN)/oms status
 
 lint: install
-	$(BIN)/ruff check dags plugins api tests
+	$(BIN)/ruff check dags plugins api tests bench
+
+# Not tests: ATP look-up latency/throughput on a generated 50k-SKU x 102-location catalogue in a
+# Postgres cluster of its own (.oms/bench, port 5560), and reservation strategies under contention.
+# Uses wrk when installed, else an asyncio load generator. Results in bench/results/.
+bench-atp: install
+	$(BIN)/python bench/atp_lookup.py $(BENCH_ARGS)
+
+bench-reservations: install
+	$(BIN)/python bench/reservations.py --dsn postgresql://oms@127.0.0.1:5560/oms_bench $(BENCH_ARGS)
 
 lock:
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --python-platform x86_64-unknown-linux-gnu -o requirements.lock

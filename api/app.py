@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from api.db import make_pool
 from api.metrics import install_metrics
-from api.routes import atp, health, orders, pickup, routing
+from api.routes import atp, erp, health, orders, pickup, routing
 from oms.settings import get_settings
 
 
@@ -27,8 +27,9 @@ def create_app(dsn: str | None = None) -> FastAPI:
     app = FastAPI(
         title="OMS platform API",
         version="0.1.0",
-        description="Real-time available-to-promise per store and country, for Magento and operations. "
-        "Authenticate with `Authorization: Bearer <token>` (make one with `oms token create --scope stock:read`).",
+        description="Real-time available-to-promise per store and country, for Magento and operations, and the "
+        "ERP's movements in and sales postings out. Authenticate with `Authorization: Bearer <token>` (make one "
+        "with `oms token create --scope stock:read`, or `--scope erp:write` for the ERP).",
         lifespan=lifespan,
     )
     app.include_router(health.router)
@@ -36,5 +37,6 @@ def create_app(dsn: str | None = None) -> FastAPI:
     app.include_router(pickup.router)
     app.include_router(orders.router)
     app.include_router(routing.router)
+    app.include_router(erp.router)
     install_metrics(app)
     return app

@@ -13,7 +13,8 @@ DOC = """
 Runs `dbt build` for the ATP marts (`marts.fct_atp_store`, `marts.fct_atp_country`), the order
 marts (`marts.fct_orders`, `marts.fct_order_lines`) and their upstream models and tests whenever
 `raw.erp_stock` or `raw.magento_order` receives a batch, and hourly as a safety net.
-Records the snapshot in `oms.atp_snapshot` (the API says which snapshot its answers rest on) and
+Records the snapshot in `oms.atp_snapshot` (the API says which snapshot its answers rest on),
+marks the ERP movements the new snapshot already counts (the API's live path skips them) and
 emits the `marts.atp` asset.
 """
 

@@ -1,16 +1,17 @@
--- Available to promise per (store, SKU): for every active location and active stock-managed
--- SKU that has an ERP stock row,
---     atp_qty = greatest(on_hand_qty - safety_stock_qty, 0)
--- Issue 3 extends this: on_hand_qty gains the ERP movements since the snapshot, and
--- reserved_qty (allocated to open orders, not yet posted by the ERP) is subtracted too, in
--- the `atp` CTE below.
+-- Available to promise per (store, SKU), for every active location and active stock-managed SKU
+-- with an ERP stock row or ERP movements (docs/inventory-ledger.md):
+--     on_hand_qty = snapshot_on_hand_qty + movement_qty (ERP movements posted after the snapshot)
+--     atp_qty     = greatest(on_hand_qty - reserved_qty - awaiting_erp_qty - safety_stock_qty
+--                            + restocked_qty, 0)
+-- snapshot_atp_qty is the same formula on the snapshot alone: the API adds what was recorded
+-- since to it (oms.atp_store_live), so these columns are the live path's base.
 -- Quantities are numeric(18, 4) (Magento source-item quantities have 4 decimals); the column
 -- names and types are a dbt contract the API relies on.
 with
 
 stock as (
 
-    select * from {{ ref('int_stock__latest_snapshot') }}
+    select * from {{ ref('int_stock__on_hand') }}
 
 ),
 
@@ -35,6 +36,12 @@ safety_stock as (
 
 ),
 
+holds as (
+
+    select * from {{ ref('int_inventory__store_holds') }}
+
+),
+
 store_stock as (
 
     select
@@ -47,9 +54,15 @@ store_stock as (
         locations.pickup_enabled,
         locations.is_channel_eligible,
         locations.magento_source_code,
+        stock.snapshot_on_hand_qty,
+        stock.snapshot_as_of,
+        stock.movement_qty,
         stock.on_hand_qty,
+        coalesce(holds.reserved_qty, 0) as reserved_qty,
+        coalesce(holds.awaiting_erp_qty, 0) as awaiting_erp_qty,
+        coalesce(holds.restocked_qty, 0) as restocked_qty,
         coalesce(safety_stock.safety_stock_qty, 0) as safety_stock_qty,
-        stock.modified_at as stock_as_of
+        stock.stock_as_of
 
     from stock
 
@@ -63,13 +76,18 @@ store_stock as (
         on safety_stock.store_id = stock.store_id
         and safety_stock.sku = stock.sku
 
+    left join holds
+        on holds.store_id = stock.store_id
+        and holds.sku = stock.sku
+
 ),
 
 atp as (
 
     select
         *,
-        greatest(on_hand_qty - safety_stock_qty, 0) as atp_qty
+        greatest(snapshot_on_hand_qty - safety_stock_qty, 0) as snapshot_atp_qty,
+        greatest(on_hand_qty - reserved_qty - awaiting_erp_qty - safety_stock_qty + restocked_qty, 0) as atp_qty
 
     from store_stock
 
@@ -88,8 +106,15 @@ final as (
         pickup_enabled,
         is_channel_eligible,
         magento_source_code,
+        cast(snapshot_on_hand_qty as numeric(18, 4)) as snapshot_on_hand_qty,
+        snapshot_as_of,
+        cast(movement_qty as numeric(18, 4)) as movement_qty,
         cast(on_hand_qty as numeric(18, 4)) as on_hand_qty,
+        cast(reserved_qty as numeric(18, 4)) as reserved_qty,
+        cast(awaiting_erp_qty as numeric(18, 4)) as awaiting_erp_qty,
+        cast(restocked_qty as numeric(18, 4)) as restocked_qty,
         cast(safety_stock_qty as numeric(18, 4)) as safety_stock_qty,
+        cast(snapshot_atp_qty as numeric(18, 4)) as snapshot_atp_qty,
         cast(atp_qty as numeric(18, 4)) as atp_qty,
         atp_qty > 0 as is_in_stock,
         stock_as_of

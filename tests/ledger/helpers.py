@@ -1,0 +1,88 @@
+"""Constants and helpers of the inventory-ledger tests (fixtures are in conftest.py).
+
+Stock in the fixture's ERP snapshot (taken at SNAPSHOT_AT), per SKU, is in STOCK:
+
+    AE-WH-01  warehouse, eligible              AE-ST-01  store, ship-from-store + pickup (eligible)
+    AE-ST-02  store, pickup only (not eligible) QA-WH-01  warehouse (QA)
+    AE buffer 1, QA buffer 0; safety stock 1 at AE-ST-02, none elsewhere.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from oms.warehouse import connect
+
+REPO = Path(__file__).resolve().parents[2]
+DBT_TARGET = REPO / ".oms" / "test" / "dbt-target-ledger"
+NOW = datetime.now(UTC).replace(microsecond=0)
+SNAPSHOT_AT = NOW - timedelta(days=1)
+BEFORE_SNAPSHOT = SNAPSHOT_AT - timedelta(hours=1)
+AFTER_SNAPSHOT = NOW - timedelta(hours=1)
+
+CHANNELS = [
+    dict(channel_code="ae_web", country_code="AE", name="UAE", currency_code="AED", magento_website_code="ae",
+         magento_store_code="ae_en", magento_stock_id=2, buffer_qty=1),
+    dict(channel_code="qa_web", country_code="QA", name="Qatar", currency_code="QAR", magento_website_code="qa",
+         magento_store_code="qa_en", magento_stock_id=3, buffer_qty=0),
+]
+LOCATIONS = [
+    dict(store_id="AE-WH-01", name="Jebel Ali DC", country_code="AE", location_type="warehouse"),
+    dict(store_id="AE-ST-01", name="Dubai Mall", country_code="AE", location_type="store", ship_from_store=True,
+         pickup_enabled=True),
+    dict(store_id="AE-ST-02", name="Mall of the Emirates", country_code="AE", location_type="store",
+         pickup_enabled=True),
+    dict(store_id="QA-WH-01", name="Doha DC", country_code="QA", location_type="warehouse"),
+]
+# sku -> {store: on hand in the snapshot}
+STOCK = {
+    "MV-TEE": {"AE-WH-01": 10, "AE-ST-01": 4, "AE-ST-02": 6},
+    "MV-CAP": {"AE-WH-01": 3},
+    "REC-JEANS": {"AE-WH-01": 5, "AE-ST-01": 2},
+    "RET-DRESS": {"AE-ST-01": 1},
+    "RACE-SNEAKER": {"AE-ST-01": 7},
+    "RACE-MIX": {"AE-ST-01": 6},
+    "SYNC-SHIRT": {"AE-WH-01": 8, "AE-ST-01": 3, "AE-ST-02": 5, "QA-WH-01": 4},
+    "RES-BAG": {"AE-WH-01": 4, "AE-ST-01": 2},
+    "BATCH-1": {"AE-WH-01": 2, "QA-WH-01": 9},
+    "BATCH-2": {"AE-ST-01": 5},
+    "POST-SOCKS": {"AE-ST-01": 9},
+}
+EXTRA_SKUS = ["NEW-NOSTOCK"]  # known, no stock anywhere
+GIFT = "GIFT-CARD"           # known, not stock-managed
+
+
+def rebuild_marts(dsn: str) -> dict:
+    from oms.pipelines import atp
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OMS_DBT_TARGET_PATH", str(DBT_TARGET))
+        return atp.build(dsn, "ledger-rebuild", None)
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def store_live(dsn: str, sku: str) -> dict[str, dict]:
+    with connect(dsn) as conn:
+        return {r["store_id"]: r for r in conn.execute("SELECT * FROM oms.atp_store_live(ARRAY[%s])", (sku,))}
+
+
+def country_live(dsn: str, sku: str) -> dict[str, dict]:
+    with connect(dsn) as conn:
+        return {r["country_code"]: r for r in conn.execute("SELECT * FROM oms.atp_country_live(ARRAY[%s])", (sku,))}
+
+
+def atp_via_api(client, token: str, sku: str) -> tuple[dict[str, Decimal], dict[str, Decimal], dict]:
+    """(country -> atp, store -> atp, body) from GET /v1/atp/{sku}."""
+    response = client.get(f"/v1/atp/{sku}", headers=auth(token))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    countries = {c["country_code"]: Decimal(str(c["atp_qty"])) for c in body["countries"]}
+    stores = {s["store_id"]: Decimal(str(s["atp_qty"])) for c in body["countries"] for s in c["stores"]}
+    return countries, stores, body
