@@ -212,6 +212,8 @@ def test_exclusions_and_live_atp_sources(conn):
     assert cands["AE-ST-09"].active is False and cands["AE-ST-09"].atp == {}
     with pytest.raises(RuntimeError, match="no ATP source"):
         inputs.live_atp(conn, ["A"])
+    # a warehouse without the ledger's live function reads the snapshot (rolled back below)
+    conn.execute("DROP FUNCTION oms.atp_store_live(text[])")
     conn.execute("CREATE SCHEMA IF NOT EXISTS marts")
     conn.execute("CREATE TABLE marts.fct_atp_store (store_id text, sku text, atp_qty numeric)")
     conn.execute("INSERT INTO marts.fct_atp_store VALUES ('AE-ST-03', 'A', 4), ('AE-ST-03', 'B', 1)")

@@ -60,7 +60,7 @@ def live_atp(conn: psycopg.Connection, skus: Sequence[str]) -> dict[tuple[str, s
     """Real-time ATP per (store, sku): the ledger's live function if installed, else the snapshot."""
     found = _q(conn, "SELECT to_regprocedure('oms.atp_store_live(text[])') IS NOT NULL AS live, "
                      "to_regclass('marts.fct_atp_store') IS NOT NULL AS snapshot", {}).fetchone()
-    if found["live"]:
+    if found["live"] and found["snapshot"]:  # the live function adds activity to the snapshot
         sql = "SELECT store_id, sku, atp_qty::float8 AS atp FROM oms.atp_store_live(%(skus)s)"
     elif found["snapshot"]:
         sql = "SELECT store_id, sku, atp_qty::float8 AS atp FROM marts.fct_atp_store WHERE sku = ANY (%(skus)s)"
