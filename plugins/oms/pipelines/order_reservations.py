@@ -13,7 +13,12 @@ from __future__ import annotations
 from typing import Any
 
 from oms.inventory.reservations import OrderDemand, sync_order_demand
+from oms.transform import run_dbt
 from oms.warehouse import connect
+
+# The ATP marts' reservation inputs and everything downstream of them: rebuilt once the sync has
+# changed reservations, so the marts (and the publish that follows) count today's open orders.
+RESERVATION_DEPENDENTS = ("int_inventory__store_holds+", "int_inventory__unallocated_reservations+")
 
 OPEN_STATUSES = ("awaiting_payment", "ready_to_fulfil", "on_hold")
 
@@ -36,9 +41,10 @@ def sync_from_order_marts(dsn: str) -> dict[str, Any]:
                                r["qty_open"], r["is_open"])
                    for r in conn.execute(DEMAND_SQL, {"open": list(OPEN_STATUSES)}).fetchall()]
         results = sync_order_demand(conn, demands)
+    outcome = run_dbt(dsn, "build", "--select", *RESERVATION_DEPENDENTS)
     by_status: dict[str, int] = {}
     for result in results:
         by_status[result.status] = by_status.get(result.status, 0) + 1
-    return {"lines": len(results), "by_status": by_status,
+    return {"lines": len(results), "by_status": by_status, "dbt_rebuilt": outcome.passed,
             "shortfall_lines": sum(1 for r in results if r.shortfall_qty and r.shortfall_qty > 0),
             "rejected": [f"{r.demand.line_key}: {r.error}" for r in results if r.status == "rejected"][:10]}

@@ -1,14 +1,18 @@
 """What Magento should hold per (sku, MSI source), from the ATP marts and each channel's contract.
 
-- 'physical' channels: quantity = on hand − safety stock; Magento's own reservations hold open
-  orders (subtracting ours as well would count every open order twice — MSI's classic bug).
-- 'sellable' channels: quantity = ATP (open orders already subtracted); Magento's reservations
+- 'physical' channels: quantity = what is physically on the shelf: on hand − lines shipped but not
+  yet posted by the ERP (Magento deducted those at shipment) + returns restocked not yet in the ERP
+  − safety stock. Magento's own reservations hold open orders (subtracting ours as well would count
+  every open order twice — MSI's classic bug).
+- 'sellable' channels: quantity = ATP (open orders already subtracted: store holds per source, and
+  the country-level holds not yet routed taken with the buffer, below); Magento's reservations
   must be switched off for the channel's stock.
 - Locations that are not eligible for the channel (stores without ship-from-store) publish 0 and
   status 0: Magento's salable quantity is then the channel's ATP. Pickup availability at such
   stores is answered by the platform's own /v1/pickup-locations, which checks real quantities.
-- The channel buffer (held back per SKU) is taken from the sources with the most stock first, so
-  Σ published = channel ATP exactly.
+- The channel buffer (held back per SKU) — plus, for sellable channels, the reservations not yet
+  allocated to a location — is taken from the sources with the most stock first, so Σ published
+  = channel ATP exactly.
 Never negative; status 0 when nothing is sellable.
 """
 
@@ -17,13 +21,15 @@ WITH base AS (
     SELECT s.country_code,
            s.sku,
            s.magento_source_code AS source_code,
-           c.buffer_qty AS holdback,
+           c.buffer_qty + CASE WHEN c.publish_mode = 'sellable' THEN coalesce(a.unallocated_reserved_qty, 0)
+                               ELSE 0 END AS holdback,
            CASE WHEN NOT s.is_channel_eligible THEN 0
                 WHEN c.publish_mode = 'sellable' THEN s.atp_qty
-                ELSE greatest(s.on_hand_qty - s.safety_stock_qty, 0)
+                ELSE greatest(s.on_hand_qty - s.awaiting_erp_qty + s.restocked_qty - s.safety_stock_qty, 0)
            END AS qty
     FROM marts.fct_atp_store s
     JOIN ref.channel c ON c.country_code = s.country_code AND c.active
+    LEFT JOIN marts.fct_atp_country a ON a.country_code = s.country_code AND a.sku = s.sku
 ),
 ordered AS (
     SELECT *,
