@@ -56,13 +56,15 @@ def test_movement_batch_keeps_valid_lines_and_answers_each_bad_one(clean_ledger,
         ({**line("ADJ-9", 6, "receipt", "AE-WH-01", "MV-TEE", 1), "posted_at": "2026-11-21 10:00"}, {"invalid_value"}),
         (line("SHP-1003", 1, "sale", "AE-WH-01", "MV-TEE", -1, order_increment_id="AE-100"), {"incomplete_order_ref"}),
         ("not an object", {"invalid_value"}),
+        ({**line("RCV-2", 1, "receipt", "AE-WH-01", "MV-TEE", 1), "movement_type": ["receipt"], "line_no": "1",
+          "store_id": 7}, {"unknown_movement_type", "invalid_value"}),
     ]
     response = post_movements(api_client, ledger_tokens["erp:write"], [*good, *(b for b, _ in bad)])
     assert response.status_code == 207, response.text
     body = response.json()
-    assert (body["received"], body["accepted"], body["duplicates"], body["rejected"]) == (14, 2, 0, 12)
+    assert (body["received"], body["accepted"], body["duplicates"], body["rejected"]) == (15, 2, 0, 13)
     statuses = [r["status"] for r in body["lines"]]
-    assert statuses == ["accepted"] * 2 + ["rejected"] * 12
+    assert statuses == ["accepted"] * 2 + ["rejected"] * 13
     for result, (_, reasons) in zip(body["lines"][2:], bad, strict=True):
         assert {e["reason"] for e in result["errors"]} == reasons, result
         assert all(e["message"] for e in result["errors"])
@@ -76,7 +78,7 @@ def test_movement_batch_keeps_valid_lines_and_answers_each_bad_one(clean_ledger,
     assert [(r["document_id"], r["qty_delta"]) for r in stored] == [("ADJ-7", Decimal("1.5")), ("SHP-1001", Decimal(-2))]
     assert {r["batch_id"] for r in stored} == {body["batch_id"]}
     # every rejected line is kept with its reason(s) and the payload as received
-    assert len({r["record_key"] for r in quarantined}) == 12
+    assert len({r["record_key"] for r in quarantined}) == 13
     assert {r["reason"] for r in quarantined} >= {"unknown_store", "unknown_sku", "qty_sign_mismatch",
                                                   "posted_at_in_future", "missing_field", "incomplete_order_ref"}
     assert {"document_id": "ADJ-8", "line_no": 1, "movement_type": "adjustment", "store_id": "XX-ST-99",

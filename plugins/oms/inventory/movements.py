@@ -158,9 +158,9 @@ def check_line(line: Any, now: datetime) -> tuple[dict[str, Any], list[dict[str,
                                  f"qty {json.dumps(line['qty'])} is not a number with at most 10 integer digits and 4 decimals"))
         elif qty == 0:
             errors.append(_error("qty", "invalid_qty", "qty is 0: a movement changes on hand"))
-        elif movement_type in QTY_SIGN and QTY_SIGN[movement_type] and (qty > 0) != (QTY_SIGN[movement_type] > 0):
-            expected = "negative" if QTY_SIGN[movement_type] < 0 else "positive"
-            errors.append(_error("qty", "qty_sign_mismatch", f"a {movement_type} has a {expected} qty, got {qty}"))
+        elif QTY_SIGN.get(out.get("movement_type"), 0) and (qty > 0) != (QTY_SIGN[out["movement_type"]] > 0):
+            expected = "negative" if QTY_SIGN[out["movement_type"]] < 0 else "positive"
+            errors.append(_error("qty", "qty_sign_mismatch", f"a {out['movement_type']} has a {expected} qty, got {qty}"))
         else:
             out["qty_delta"] = str(qty)
 
