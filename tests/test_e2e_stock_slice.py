@@ -151,3 +151,100 @@ def test_stock_slice_end_to_end(settings, warehouse_dsn, dagbag, scenario):
             "SELECT (SELECT count(*) FROM raw.erp_stock) AS raw, (SELECT count(*) FROM raw.quarantine) AS q").fetchone()
     assert counts_after == counts_before
     assert marts_hash(warehouse_dsn) == before
+
+
+# --- issue 3 + 4: a Magento order through the DAGs, the order API, live ATP, and Magento ------------
+ORDER_WINDOW_END = datetime(2026, 3, 2, 10, 30, tzinfo=UTC)  # magento_orders_ingest */10: [10:20, 10:30)
+ORDER_TIME = datetime(2026, 3, 2, 10, 22, tzinfo=UTC)
+
+
+def _live(client, headers, sku, country="AE"):
+    body = client.get(f"/v1/atp/{sku}", params={"country": country}, headers=headers).json()
+    (only,) = body["countries"]
+    return float(only["atp_qty"]), {s["store_id"]: float(s["atp_qty"]) for s in only["stores"]}
+
+
+def test_an_order_moves_atp_by_its_stock_lines_and_magento_subtracts_it_once(settings, warehouse_dsn, dagbag,
+                                                                               scenario):
+    """Runs after test_stock_slice_end_to_end (same module): the stock marts are built."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    from .magento_shapes import MIXED_ORDER_LINES, address, item, mixed_order, order
+
+    data, _ = scenario
+    store = next(loc for loc in data.locations if loc["country_code"] == "AE" and loc["pickup_enabled"]
+                 and loc["ship_from_store"])
+    with connect(warehouse_dsn) as conn:
+        # jeans (click & collect) needs units at the pickup store; every SKU some depth in AE
+        rows = conn.execute(
+            """SELECT c.sku, coalesce(s.atp_qty, 0) >= 2 AS at_store FROM marts.fct_atp_country c
+               LEFT JOIN marts.fct_atp_store s ON s.sku = c.sku AND s.store_id = %s
+               WHERE c.country_code = 'AE' AND c.atp_qty >= 6 ORDER BY c.sku""", (store["store_id"],)).fetchall()
+        token = tokens.create_token(conn, "e2e-orders", ["stock:read", "orders:read"])
+    jeans_sku = next(r["sku"] for r in rows if r["at_store"])
+    others = [r["sku"] for r in rows if r["sku"] != jeans_sku][:3]
+    skus = dict(zip(("tshirt", "comp_a", "comp_b", "jeans"), [*others, jeans_sku], strict=True))
+    headers = {"Authorization": f"Bearer {token}"}
+    mixed = mixed_order(900, ORDER_TIME, skus)
+    jeans = skus["jeans"]
+    collect = order(901, [item(90101, jeans, qty=1, price=40.0)], ORDER_TIME,
+                    shipping_method="instore_pickup", pickup_location_code=store["magento_source_code"],
+                    shipping=address("shipping", "AE", street=[store["address_line"]]))
+    magento = settings.magento_url
+    httpx.post(f"{magento}/_sandbox/reset", json={}, timeout=30).raise_for_status()
+    httpx.post(f"{magento}/_sandbox/sources", json=data.magento_sources(), timeout=30).raise_for_status()
+    httpx.post(f"{magento}/_sandbox/stocks", json=data.magento_stocks(), timeout=30).raise_for_status()
+
+    with TestClient(create_app(warehouse_dsn)) as api:
+        before = {key: _live(api, headers, sku) for key, sku in skus.items()}
+        httpx.post(f"{magento}/_sandbox/orders", json=[mixed, collect], timeout=30).raise_for_status()
+        assert dagbag.get_dag("magento_orders_ingest").test(logical_date=ORDER_WINDOW_END).state == "success"
+        assert dagbag.get_dag("atp_build").test(logical_date=ORDER_WINDOW_END).state == "success"
+
+        # the order API: exactly the stock lines of Magento's configurable/bundle/simple/virtual rows
+        body = api.get(f"/v1/orders/{mixed['increment_id']}", headers=headers).json()
+        expected_lines = [(skus.get(key, key), ordered, open_qty)
+                          for key, _, ordered, _, _, open_qty, _, _, _ in MIXED_ORDER_LINES]
+        assert [(line["sku"], float(line["qty_ordered"]), float(line["qty_open"])) for line in body["lines"]] == \
+            [(sku, float(o), float(q)) for sku, o, q in expected_lines]
+
+        # ATP moved by exactly the open stock quantities: country-level for the shipped order,
+        # at the pickup store for click & collect (and so the country too: the store is eligible)
+        open_qty = {key: float(q) for key, _, _, _, _, q, _, _, physical in MIXED_ORDER_LINES if physical}
+        for key, sku in skus.items():
+            country_after, stores_after = _live(api, headers, sku)
+            country_before, stores_before = before[key]
+            drop = open_qty[key] + (1 if key == "jeans" else 0)
+            assert country_after == pytest.approx(country_before - drop), key
+            store_drop = 1 if key == "jeans" else 0
+            assert stores_after[store["store_id"]] == pytest.approx(stores_before[store["store_id"]] - store_drop), key
+
+        # Magento: with either publishing contract its salable quantity equals our channel ATP,
+        # i.e. each open order is subtracted exactly once
+        stock_id = next(c["stock_id"] for c in data.countries if c["country_code"] == "AE")
+        headers_magento = {"Authorization": f"Bearer {settings.magento_token}"}
+
+        def salable(sku):
+            return float(httpx.get(f"{magento}/rest/V1/inventory/get-product-salable-quantity/{sku}/{stock_id}",
+                                   headers=headers_magento, timeout=10).json())
+
+        with connect(warehouse_dsn) as conn:
+            conn.execute("TRUNCATE oms.publish_ledger")  # the Magento sandbox was reset above
+        assert dagbag.get_dag("magento_stock_publish").test(logical_date=ORDER_WINDOW_END).state == "success"
+        for key, sku in skus.items():
+            assert salable(sku) == pytest.approx(_live(api, headers, sku)[0]), ("physical", key)
+
+        with connect(warehouse_dsn) as conn:
+            conn.execute("UPDATE ref.channel SET publish_mode = 'sellable' WHERE country_code = 'AE'")
+        httpx.post(f"{magento}/_sandbox/stocks/{stock_id}/reservations", json={"enabled": False},
+                   timeout=10).raise_for_status()
+        try:
+            assert dagbag.get_dag("atp_build").test(logical_date=ORDER_WINDOW_END).state == "success"
+            assert dagbag.get_dag("magento_stock_publish").test(logical_date=ORDER_WINDOW_END).state == "success"
+            for key, sku in skus.items():
+                assert salable(sku) == pytest.approx(_live(api, headers, sku)[0]), ("sellable", key)
+        finally:
+            with connect(warehouse_dsn) as conn:
+                conn.execute("UPDATE ref.channel SET publish_mode = 'physical' WHERE country_code = 'AE'")
