@@ -9,7 +9,6 @@ returns, so an ERP movement or a new reservation shows in the very next request.
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Annotated, Literal
 
@@ -17,6 +16,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from api.auth import require
+from api.paging import decode_cursor, encode_cursor
 from api.responses import RawJSONResponse
 
 router = APIRouter(prefix="/v1/atp", tags=["atp"])
@@ -188,18 +188,6 @@ class AtpQuery(BaseModel):
     detail: Literal["summary", "full"] = Field(default="summary", description="as for GET /v1/atp/{sku}")
 
 
-def _encode_cursor(key: list[str]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[str, str]:
-    try:
-        sku, store = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return str(sku), str(store)
-    except (ValueError, TypeError) as exc:
-        raise HTTPException(400, "invalid cursor: pass back the next_cursor of the previous page") from exc
-
-
 @router.get("/{sku}", summary="Live ATP of one SKU: per-country totals and per-store breakdown")
 async def atp_for_sku(
     request: Request,
@@ -248,12 +236,12 @@ async def atp_positions(
     cursor: Annotated[str | None, Query(description="next_cursor from the previous page")] = None,
     _: set[str] = Depends(require("stock:read")),
 ) -> dict:
-    after_sku, after_store = _decode_cursor(cursor) if cursor else (None, None)
+    after_sku, after_store = (str(part) for part in decode_cursor(cursor, 2)) if cursor else (None, None)
     params = {"country": country.upper() if country else None, "store": store_id, "after_sku": after_sku,
               "after_store": after_store, "limit": limit}
     async with request.app.state.pool.connection() as conn:
         (body,) = await (await conn.execute(LIST_SQL, params)).fetchone()
     page = json.loads(body)
     last_key = page.pop("last_key")
-    page["next_cursor"] = _encode_cursor(last_key) if page.pop("has_more") and last_key else None
+    page["next_cursor"] = encode_cursor(last_key) if page.pop("has_more") and last_key else None
     return page

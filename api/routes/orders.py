@@ -3,7 +3,6 @@ and the exceptions queue. Answers come from the order marts and the exceptions q
 
 from __future__ import annotations
 
-import base64
 import json
 from datetime import datetime
 from typing import Annotated
@@ -11,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 
 from api.auth import require
+from api.paging import decode_cursor, encode_cursor
 from api.responses import RawJSONResponse
 
 router = APIRouter(tags=["orders"])
@@ -92,19 +92,6 @@ SELECT json_build_object(
 """
 
 
-def _cursor(values: list) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values, default=str).encode()).decode()
-
-
-def _uncursor(cursor: str, size: int) -> list:
-    try:
-        values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        assert isinstance(values, list) and len(values) == size
-        return values
-    except (ValueError, TypeError, AssertionError) as exc:
-        raise HTTPException(400, "invalid cursor: pass back the next_cursor of the previous page") from exc
-
-
 @router.get("/v1/orders/{increment_id}", summary="One order: stock lines, payment, fulfilment status, exceptions")
 async def get_order(
     request: Request,
@@ -129,14 +116,14 @@ async def list_orders(
     cursor: str | None = None,
     _: set[str] = Depends(require("orders:read")),
 ) -> dict:
-    after_ts, after_id = _uncursor(cursor, 2) if cursor else (None, None)
+    after_ts, after_id = decode_cursor(cursor, 2) if cursor else (None, None)
     params = {"country": country.upper() if country else None, "status": status, "store": store_id,
               "since": updated_since, "after_ts": after_ts, "after_id": after_id, "limit": limit}
     async with request.app.state.pool.connection() as conn:
         (body,) = await (await conn.execute(ORDERS_SQL, params)).fetchone()
     page = json.loads(body)
     last = page["items"][-1] if page["items"] else None
-    page["next_cursor"] = _cursor([last["updated_at"], last["increment_id"]]) if page.pop("has_more") and last else None
+    page["next_cursor"] = encode_cursor([last["updated_at"], last["increment_id"]]) if page.pop("has_more") and last else None
     return page
 
 
@@ -149,11 +136,11 @@ async def list_exceptions(
     cursor: str | None = None,
     _: set[str] = Depends(require("orders:read")),
 ) -> dict:
-    (after,) = _uncursor(cursor, 1) if cursor else (None,)
+    (after,) = decode_cursor(cursor, 1) if cursor else (None,)
     params = {"reason": reason, "open_only": open_only, "after": after, "limit": limit}
     async with request.app.state.pool.connection() as conn:
         (body,) = await (await conn.execute(EXCEPTIONS_SQL, params)).fetchone()
     page = json.loads(body)
     last = page["items"][-1] if page["items"] else None
-    page["next_cursor"] = _cursor([last["exception_id"]]) if page.pop("has_more") and last else None
+    page["next_cursor"] = encode_cursor([last["exception_id"]]) if page.pop("has_more") and last else None
     return page
