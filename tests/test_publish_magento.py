@@ -144,3 +144,24 @@ def test_reconciliation_finds_and_repairs_drift(settings, scenario, client):
     assert repaired.changed >= 1
     assert magento_items(settings) == ledger(dsn)
     assert reconcile(dsn, client, run_id="after").drifting == 0
+
+
+def test_an_erp_movement_is_published_without_waiting_for_dbt(settings, scenario, client):
+    from datetime import UTC, datetime
+
+    from oms.inventory.movements import record_movements
+
+    dsn, data = scenario
+    publish(dsn, client, chunk_size=50)
+    # a warehouse row the other tests leave alone (the async-bulk test zeroes the first nine)
+    row = next(r for r in data.stock_rows[120:] if r["locationCode"].endswith("WH-01") and r["inventory"] > 5)
+    key = (row["itemNumber"], row["locationCode"].lower())
+    before = magento_items(settings)[key][0]
+    with connect(dsn) as conn:
+        answer = record_movements(conn, [{"document_id": "ADJ-PUB-1", "line_no": 1, "movement_type": "adjustment",
+                                          "store_id": row["locationCode"], "sku": row["itemNumber"], "qty": -4,
+                                          "posted_at": "2026-11-01T00:00:00Z"}], now=datetime.now(UTC))
+    assert answer["accepted"] == 1, answer
+    report = publish(dsn, client, chunk_size=50, run_id="after-movement")
+    assert report.changed == 1
+    assert magento_items(settings)[key][0] == pytest.approx(before - 4)

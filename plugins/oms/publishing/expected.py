@@ -16,8 +16,11 @@
 Never negative; status 0 when nothing is sellable.
 """
 
+# Live values (the ledger's functions: last dbt snapshot + ERP movements and reservations since),
+# so a movement posted through the ERP API is published without waiting for the next dbt build.
 EXPECTED_SQL = """
-WITH base AS (
+WITH skus AS (SELECT coalesce(array_agg(DISTINCT sku), '{}') AS all_skus FROM marts.fct_atp_store),
+base AS (
     SELECT s.country_code,
            s.sku,
            s.magento_source_code AS source_code,
@@ -27,9 +30,9 @@ WITH base AS (
                 WHEN c.publish_mode = 'sellable' THEN s.atp_qty
                 ELSE greatest(s.on_hand_qty - s.awaiting_erp_qty + s.restocked_qty - s.safety_stock_qty, 0)
            END AS qty
-    FROM marts.fct_atp_store s
+    FROM oms.atp_store_live((SELECT all_skus FROM skus)) s
     JOIN ref.channel c ON c.country_code = s.country_code AND c.active
-    LEFT JOIN marts.fct_atp_country a ON a.country_code = s.country_code AND a.sku = s.sku
+    LEFT JOIN oms.atp_country_live((SELECT all_skus FROM skus)) a ON a.country_code = s.country_code AND a.sku = s.sku
 ),
 ordered AS (
     SELECT *,
