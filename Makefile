@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test stop status lint bench-atp bench-reservations clean
+.PHONY: install demo test stop status lint bench-atp bench-reservations bench-publish clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,12 @@ bench-atp: install
 
 bench-reservations: install
 	$(BIN)/python bench/reservations.py --dsn postgresql://oms@127.0.0.1:5560/oms_bench $(BENCH_ARGS)
+
+# Stock out to Magento: ERP API → Magento lag on the running demo stack (`make demo` first), then
+# the time to delta-publish ≥ 100k changed source items and the unchanged items re-sent (0).
+bench-publish: install
+	$(BIN)/python bench/publish_lag.py
+	$(BIN)/python bench/publish_100k.py $(BENCH_ARGS)
 
 lock:
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --python-platform x86_64-unknown-linux-gnu -o requirements.lock

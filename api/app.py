@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.airflow_events import AirflowEvents
 from api.db import make_pool
 from api.metrics import install_metrics
 from api.routes import atp, erp, health, orders, pickup, routing
@@ -21,6 +22,7 @@ def create_app(dsn: str | None = None) -> FastAPI:
         app.state.pool = make_pool(warehouse_dsn)
         await app.state.pool.open(wait=False)
         app.state.token_cache = {}
+        app.state.airflow_events = AirflowEvents.from_env()
         yield
         await app.state.pool.close()
 

@@ -6,11 +6,13 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
-from oms.assets import ATP_MARTS
+from oms.assets import ATP_MARTS, ERP_MOVEMENTS
 
 DOC = """
 ### Magento stock publish
-Runs when `atp_build` emits `marts.atp`, and every 30 minutes as a safety net. Computes what Magento
+Runs when `atp_build` emits `marts.atp`, when the API records ERP movements (`oms.erp_movement`, an
+asset event sent through Airflow's REST API), and every 30 minutes as a safety net. Values are live
+(last snapshot + movements and reservations since), so an ERP movement reaches Magento in seconds. Computes what Magento
 should hold per (sku, MSI source) under each channel's publishing contract (`ref.channel.publish_mode`:
 *physical* — on hand less safety stock, Magento's reservations hold open orders; *sellable* — ATP,
 Magento's reservations off) and sends only what differs from the **publish ledger**
@@ -23,7 +25,8 @@ the retry sends exactly the rest. Attempts are in `oms.publish_attempt`.
 
 @dag(
     dag_id="magento_stock_publish",
-    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("*/30 * * * *", timezone="UTC"), assets=ATP_MARTS),
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("*/30 * * * *", timezone="UTC"),
+                                 assets=ATP_MARTS | ERP_MOVEMENTS),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

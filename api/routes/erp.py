@@ -19,13 +19,16 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Query, Request
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import require
 from api.responses import RawJSONResponse
 from oms.inventory import movements
+
+# the URI of oms.assets.ERP_MOVEMENTS (the API does not import Airflow)
+ERP_MOVEMENTS_URI = "oms://warehouse/oms/erp_movement"
 
 router = APIRouter(prefix="/v1/erp", tags=["erp"])
 
@@ -155,7 +158,8 @@ def _reject_constant(name: str):
                                  "items": MOVEMENT_LINE_SCHEMA}},
     }}}}},
 )
-async def post_stock_movements(request: Request, _: set[str] = Depends(require("erp:write"))) -> RawJSONResponse:
+async def post_stock_movements(request: Request, background: BackgroundTasks,
+                               _: set[str] = Depends(require("erp:write"))) -> RawJSONResponse:
     try:
         body = json.loads(await request.body(), parse_constant=_reject_constant)
     except ValueError as exc:
@@ -169,6 +173,8 @@ async def post_stock_movements(request: Request, _: set[str] = Depends(require("
         rejected, answer = await (
             await conn.execute(movements.RECORD_SQL, (movements.new_batch_id(), Jsonb(prepared)))
         ).fetchone()
+    if json.loads(answer).get("accepted"):  # new stock to publish: schedule it now, after answering
+        background.add_task(request.app.state.airflow_events.emit, ERP_MOVEMENTS_URI, {"source": "erp_api"})
     return RawJSONResponse(answer, status_code=207 if rejected else 200)
 
 

@@ -5,3 +5,5 @@ from airflow.sdk import Asset
 RAW_ERP_STOCK = Asset(name="raw.erp_stock", uri="oms://warehouse/raw/erp_stock")
 RAW_MAGENTO_ORDER = Asset(name="raw.magento_order", uri="oms://warehouse/raw/magento_order")
 ATP_MARTS = Asset(name="marts.atp", uri="oms://warehouse/marts/atp")
+# Emitted by the API (through Airflow's REST API) when the ERP posts movements: schedules the publish.
+ERP_MOVEMENTS = Asset(name="oms.erp_movement", uri="oms://warehouse/oms/erp_movement")

@@ -60,7 +60,8 @@ def api_service(settings: Settings) -> processes.Service:
         command=[str(VENV_BIN / "uvicorn"), "api.app:create_app", "--factory", "--host", settings.api_host,
                  "--port", str(settings.api_port), "--workers", str(settings.api_workers),
                  "--no-access-log", "--log-level", "warning"],
-        env={"OMS_WAREHOUSE_DSN": settings.warehouse_dsn},
+        env={"OMS_WAREHOUSE_DSN": settings.warehouse_dsn, "OMS_AIRFLOW_URL": settings.airflow_url,
+             "OMS_AIRFLOW_PASSWORDS_FILE": str(settings.state_dir / "airflow" / "simple_auth_manager_passwords.json")},
         health_url=f"{settings.api_url}/health",
         port=settings.api_port,
     )
