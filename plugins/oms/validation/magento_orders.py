@@ -34,7 +34,7 @@ import psycopg
 
 from oms.magento.landing import parse_int, parse_magento_timestamp, text_or_none
 from oms.validation.gx import unexpected_records
-from oms.validation.order_exceptions import OrderFinding, record_exceptions, resolve_cleared
+from oms.validation.order_exceptions import record_exceptions, resolve_cleared
 from oms.validation.quarantine import Finding, quarantine, resolve_passing
 
 SOURCE = "magento_order"
@@ -295,7 +295,7 @@ def find_exceptions(
     fetch_start: datetime,
     as_of: datetime,
     payment_timeout: timedelta,
-) -> tuple[pd.DataFrame, list[OrderFinding], bool]:
+) -> tuple[pd.DataFrame, list[Finding], bool]:
     rows = conn.execute(
         EXCEPTION_SQL,
         {
@@ -311,7 +311,7 @@ def find_exceptions(
     if frame.empty:
         return frame, [], True
     failing, success = unexpected_records(frame, "magento_orders_rules", _exception_checks())
-    return frame, [OrderFinding(u.key, u.reason, str(u.value)) for u in failing], success
+    return frame, [Finding(u.key, u.reason, str(u.value)) for u in failing], success
 
 
 # --- the gate -----------------------------------------------------------------------------------------

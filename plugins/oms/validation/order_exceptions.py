@@ -10,31 +10,18 @@ version of the order landed). docs/exceptions.md gives each reason's path.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
 import psycopg
 
-from oms.warehouse import scratch_table
+from oms.validation.quarantine import Finding, stage_findings
 
 
-@dataclass(frozen=True)
-class OrderFinding:
-    record_key: str  # raw.magento_order.record_key of the order version
-    reason: str
-    detail: str
-
-
-def record_exceptions(conn: psycopg.Connection, batch_id: str, findings: Iterable[OrderFinding]) -> int:
+def record_exceptions(conn: psycopg.Connection, batch_id: str, findings: Iterable[Finding]) -> int:
     """Open an entry per finding (payload copied from raw); an entry already open is left as it is,
     a closed one whose problem is back is reopened."""
-    rows = [(f.record_key, f.reason, f.detail) for f in findings]
-    if not rows:
-        return 0
     with conn.cursor() as cur:
-        scratch_table(cur, "_order_findings", "record_key text, reason text, detail text")
-        with cur.copy("COPY _order_findings FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+        if not stage_findings(cur, "_order_findings", findings):
+            return 0
         cur.execute(
             """
             INSERT INTO oms.order_exception (increment_id, entity_id, updated_at, record_key, reason, detail,

@@ -17,16 +17,22 @@ class Finding:
     detail: str
 
 
+def stage_findings(cur: psycopg.Cursor, table: str, findings: Iterable[Finding]) -> int:
+    """COPY findings into an empty scratch table `table` (record_key, reason, detail); returns the count."""
+    scratch_table(cur, table, "record_key text, reason text, detail text")
+    count = 0
+    with cur.copy(f"COPY {table} (record_key, reason, detail) FROM STDIN") as copy:
+        for finding in findings:
+            copy.write_row((finding.record_key, finding.reason, finding.detail))
+            count += 1
+    return count
+
+
 def quarantine(conn: psycopg.Connection, source: str, raw_table: str, batch_id: str, findings: Iterable[Finding]) -> int:
     """Record findings (payload copied from the raw table); a finding already open is not repeated."""
-    rows = [(f.record_key, f.reason, f.detail) for f in findings]
-    if not rows:
-        return 0
     with conn.cursor() as cur:
-        scratch_table(cur, "_findings", "record_key text, reason text, detail text")
-        with cur.copy("COPY _findings FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+        if not stage_findings(cur, "_findings", findings):
+            return 0
         cur.execute(
             f"""
             INSERT INTO raw.quarantine (source, record_key, batch_id, reason, detail, payload)
