@@ -35,7 +35,12 @@ os.environ.update(TEST_ENV)
 
 from oms.settings import Settings  # noqa: E402  (after the environment is set)
 from oms.stack import postgres, processes  # noqa: E402
+from oms.stack.airflow_config import airflow_env as _airflow_env  # noqa: E402
 from oms.warehouse import apply_ddl  # noqa: E402
+
+# Airflow reads its configuration once, when first imported — which may be at collection, by any
+# module that imports the DAGs' assets — so its environment is set before any test module loads.
+os.environ.update(_airflow_env(Settings()))
 
 
 @pytest.fixture(scope="session")

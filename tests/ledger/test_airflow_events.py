@@ -13,7 +13,6 @@ from fastapi import FastAPI, Request
 
 from api.airflow_events import AirflowEvents
 from api.routes.erp import ERP_MOVEMENTS_URI
-from oms.assets import ERP_MOVEMENTS
 
 from .test_erp_ledger_api import line, post_movements
 
@@ -53,6 +52,8 @@ def fake_airflow(tmp_path_factory):
 
 
 def test_the_uri_the_api_sends_is_the_dags_asset():
+    from oms.assets import ERP_MOVEMENTS
+
     assert ERP_MOVEMENTS_URI == ERP_MOVEMENTS.uri
 
 
