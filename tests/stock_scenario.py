@@ -5,23 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from oms import demo, demo_data, reference
 from oms.erp.landing import land_stock_rows
 from oms.pipelines.atp import build as build_atp
 from oms.validation.erp_stock import validate_window
 from oms.warehouse import connect
 
 WINDOW = (datetime(2026, 4, 1, 0, 0, tzinfo=UTC), datetime(2026, 4, 1, 1, 0, tzinfo=UTC))
-
-
-def load_reference(dsn: str, data: demo_data.DemoData, store_safety: float = 1) -> None:
-    with connect(dsn) as conn:
-        reference.upsert_channels(conn, demo.channel_rows(data))
-        reference.upsert_locations(conn, data.locations)
-        reference.upsert_skus(conn, data.skus)
-        for location in data.locations:
-            if location["location_type"] == "store":
-                reference.upsert_safety_rule(conn, store_safety, store_id=location["store_id"])
 
 
 def land_and_build(dsn: str, rows: list[dict], window=WINDOW, batch: str = "scenario") -> dict:

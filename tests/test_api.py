@@ -9,10 +9,11 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from oms import demo_data, tokens
+from oms.demo import load_reference
 from oms.warehouse import apply_ddl, connect
 
 from .conftest import fresh_database
-from .stock_scenario import WINDOW, land_and_build, load_reference
+from .stock_scenario import WINDOW, land_and_build
 
 DUBAI_MALL = (25.1972, 55.2744)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from oms import demo, demo_data, reference, tokens
+from oms import demo, demo_data, tokens
 from oms.erp.landing import record_key
 from oms.pipelines.erp_stock import batch_id_for
 from oms.stack import control, processes
@@ -40,13 +40,7 @@ def dagbag(airflow_env):
 def scenario(settings, warehouse_dsn, sandboxes):
     data = demo_data.generate(skus=25, stores_per_country=3, orders=0, seed=11, as_of=STAMP)
     bad = data.bad_stock_rows(5)
-    with connect(warehouse_dsn) as conn:
-        reference.upsert_channels(conn, demo.channel_rows(data))
-        reference.upsert_locations(conn, data.locations)
-        reference.upsert_skus(conn, data.skus)
-        for location in data.locations:
-            if location["location_type"] == "store":
-                reference.upsert_safety_rule(conn, STORE_SAFETY, store_id=location["store_id"])
+    demo.load_reference(warehouse_dsn, data, store_safety=STORE_SAFETY)
     httpx.post(f"{settings.erp_url}/_sandbox/reset", json={}, timeout=30).raise_for_status()
     httpx.post(f"{settings.erp_url}/_sandbox/stock", json=data.stock_rows + bad, timeout=60).raise_for_status()
     return data, bad

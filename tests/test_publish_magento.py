@@ -7,12 +7,13 @@ import httpx
 import pytest
 
 from oms import demo_data
+from oms.demo import load_reference
 from oms.publishing.msi_client import MagentoMsiClient
 from oms.publishing.publisher import PublishIncomplete, compute_delta, publish
 from oms.warehouse import apply_ddl, connect
 
 from .conftest import fresh_database
-from .stock_scenario import WINDOW, land_and_build, load_reference
+from .stock_scenario import WINDOW, land_and_build
 
 STAMP = "2026-04-01T00:30:00Z"
 

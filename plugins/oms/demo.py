@@ -33,6 +33,18 @@ def channel_rows(data: demo_data.DemoData) -> list[dict[str, Any]]:
     ]
 
 
+def load_reference(dsn: str, data: demo_data.DemoData, store_safety: float = 1) -> None:
+    """Channels, locations and SKUs of the generated data; stores keep `store_safety` units of every
+    SKU back for walk-in customers, warehouses promise all."""
+    with connect(dsn) as conn:
+        reference.upsert_channels(conn, channel_rows(data))
+        reference.upsert_locations(conn, data.locations)
+        reference.upsert_skus(conn, data.skus)
+        for location in data.locations:
+            if location["location_type"] == "store":
+                reference.upsert_safety_rule(conn, store_safety, store_id=location["store_id"])
+
+
 def _post(url: str, body: Any) -> httpx.Response:
     response = httpx.post(url, json=body, timeout=120)
     response.raise_for_status()
@@ -42,14 +54,7 @@ def _post(url: str, body: Any) -> httpx.Response:
 def load(settings: Settings, skus: int, stores_per_country: int, orders: int) -> str:
     data = demo_data.generate(skus=skus, stores_per_country=stores_per_country, orders=orders, seed=SEED,
                               as_of=demo_as_of())
-    with connect(settings.warehouse_dsn) as conn:
-        reference.upsert_channels(conn, channel_rows(data))
-        reference.upsert_locations(conn, data.locations)
-        reference.upsert_skus(conn, data.skus)
-        # Stores keep one unit of every SKU back for walk-in customers; warehouses promise all.
-        for location in data.locations:
-            if location["location_type"] == "store":
-                reference.upsert_safety_rule(conn, 1, store_id=location["store_id"])
+    load_reference(settings.warehouse_dsn, data)
     for url in (settings.magento_url, settings.erp_url):
         _post(f"{url}/_sandbox/reset", {})
     with connect(settings.warehouse_dsn) as conn:
