@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from api.airflow_events import AirflowEvents
 from api.db import make_pool
 from api.metrics import install_metrics
-from api.routes import atp, erp, health, orders, pickup, routing
+from api.routes import atp, erp, health, kpis, orders, pickup, routing
 from oms.settings import get_settings
 
 
@@ -19,6 +19,7 @@ def create_app(dsn: str | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        app.state.warehouse_dsn = warehouse_dsn
         app.state.pool = make_pool(warehouse_dsn)
         await app.state.pool.open(wait=False)
         app.state.token_cache = {}
@@ -40,5 +41,6 @@ def create_app(dsn: str | None = None) -> FastAPI:
     app.include_router(orders.router)
     app.include_router(routing.router)
     app.include_router(erp.router)
+    app.include_router(kpis.router)
     install_metrics(app)
     return app

@@ -53,7 +53,9 @@ def _report(api: AirflowApi, dag_id: str, run: dict[str, Any], started: float, r
 INGEST_DAGS = {"erp_stock_ingest": "validate", "magento_orders_ingest": "validate"}  # dag id -> result task
 BUILD_DAG = ("atp_build", "dbt_build_atp")
 # Scheduled, one after the other, by the asset event of the run before (dag id, result task).
-DOWNSTREAM = (("magento_stock_publish", "publish_source_items"),)
+# (DAG, task whose result is reported, the DAG whose asset event starts it)
+DOWNSTREAM = (("magento_stock_publish", "publish_source_items", "atp_build"),
+              ("kpi_build", "dbt_build_kpis", "atp_build"))
 
 
 def _parse(moment: str) -> datetime:
@@ -89,7 +91,7 @@ def _await_asset_run(api: AirflowApi, dag_id: str, landed_by: datetime, timeout:
 
 def run_pipeline(api: AirflowApi, start: datetime, end: datetime, timeout: float = 600,
                  on_tick: Callable[[str, str], None] | None = None,
-                 downstream: tuple[tuple[str, str], ...] = DOWNSTREAM) -> list[RunReport]:
+                 downstream: tuple[tuple[str, str, str], ...] = DOWNSTREAM) -> list[RunReport]:
     """Trigger the ingest DAGs (ERP stock, Magento orders) for [start, end), wait for them, then
     for the atp_build run their asset events start (ATP and order marts), then for each downstream
     DAG the run the previous one's asset event starts (the Magento stock publish)."""
@@ -111,13 +113,13 @@ def run_pipeline(api: AirflowApi, start: datetime, end: datetime, timeout: float
     build = _await_asset_run(api, build_dag, max(landed), timeout, on_tick)
     run = wait_for_run(api, build_dag, build["dag_run_id"], timeout, on_tick)
     reports.append(_report(api, build_dag, run, began, result_task))
-    upstream = build_dag
-    for dag_id, task_id in downstream:
-        if run["state"] != "success":
-            break
+    finished = {build_dag: run}
+    for dag_id, task_id, after in downstream:
+        upstream = finished.get(after)
+        if upstream is None or upstream["state"] != "success":
+            continue
         began = time.monotonic()
-        follow = _await_asset_run(api, dag_id, _landed_at(api, upstream, run), timeout, on_tick)
-        run = wait_for_run(api, dag_id, follow["dag_run_id"], timeout, on_tick)
-        reports.append(_report(api, dag_id, run, began, task_id))
-        upstream = dag_id
+        follow = _await_asset_run(api, dag_id, _landed_at(api, after, upstream), timeout, on_tick)
+        finished[dag_id] = wait_for_run(api, dag_id, follow["dag_run_id"], timeout, on_tick)
+        reports.append(_report(api, dag_id, finished[dag_id], began, task_id))
     return reports

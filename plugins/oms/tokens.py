@@ -10,6 +10,7 @@ import psycopg
 SCOPES = {
     "stock:read": "read ATP and stock positions (Magento's stock look-ups)",
     "orders:read": "read orders, exceptions and routing decisions",
+    "kpis:read": "read fulfilment KPIs (GET /v1/kpis, the KPI page at /dashboard)",
     "erp:write": "post ERP stock movements and acknowledge sales postings",
     "admin": "everything, including reference data",
 }

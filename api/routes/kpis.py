@@ -1,0 +1,50 @@
+"""Fulfilment KPIs for analysts: `GET /v1/kpis` (JSON) and `GET /dashboard` (the KPI page).
+
+The page is static (no data, no token in it, no CDN): its script asks /v1/kpis with the token
+the analyst gives it (kept in the browser's localStorage, or passed once as `#token=…` in the
+address — a fragment never reaches the server or its logs) and draws the charts as SVG.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import FileResponse, JSONResponse
+
+from api.auth import require
+from oms import kpis
+from oms.warehouse import connect
+
+router = APIRouter(tags=["kpis"])
+PAGE = Path(__file__).resolve().parents[1] / "static" / "dashboard.html"
+
+
+@router.get("/v1/kpis", summary="Fulfilment KPIs for a date range and optionally one country")
+async def get_kpis(
+    request: Request,
+    date_from: Annotated[date | None, Query(alias="from", description="First local business day (inclusive)")] = None,
+    date_to: Annotated[date | None, Query(alias="to", description="Last local business day (inclusive)")] = None,
+    country: Annotated[str | None, Query(pattern=r"^[A-Za-z]{2}$")] = None,
+    _: set[str] = Depends(require("kpis:read")),
+) -> JSONResponse:
+    if date_from and date_to and date_from > date_to:
+        raise HTTPException(422, f"'from' ({date_from}) is after 'to' ({date_to})")
+    # A few small aggregates over the marts, asked a few times a minute: one short-lived sync
+    # connection in a worker thread keeps the look-up pool for the hot paths.
+    body = await asyncio.to_thread(_read, request.app.state.warehouse_dsn, date_from, date_to,
+                                   country.upper() if country else None)
+    return JSONResponse(body)
+
+
+def _read(dsn: str, date_from: date | None, date_to: date | None, country: str | None) -> dict:
+    with connect(dsn) as conn:
+        return kpis.kpis(conn, date_from, date_to, country)
+
+
+@router.get("/dashboard", include_in_schema=False)
+async def dashboard() -> FileResponse:
+    return FileResponse(PAGE, media_type="text/html")
