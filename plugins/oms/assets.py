@@ -7,3 +7,5 @@ RAW_MAGENTO_ORDER = Asset(name="raw.magento_order", uri="oms://warehouse/raw/mag
 ATP_MARTS = Asset(name="marts.atp", uri="oms://warehouse/marts/atp")
 # Emitted by the API (through Airflow's REST API) when the ERP posts movements: schedules the publish.
 ERP_MOVEMENTS = Asset(name="oms.erp_movement", uri="oms://warehouse/oms/erp_movement")
+# Emitted by the API (through Airflow's REST API) when a Clickpost webhook brings a new scan.
+SHIPMENT_TRACKING = Asset(name="oms.shipment_event", uri="oms://warehouse/oms/shipment_event")
