@@ -148,6 +148,17 @@ def test_refusals_are_kept_with_the_reason(world):
     assert "not serviceable" in row["last_error"]
     assert clickpost_refs(settings, "000000301") == []
 
+    nowhere = w.magento_order(302, [("SH-A", 1, 40)])
+    nowhere["extension_attributes"] = {}
+    del nowhere["billing_address"]
+    w.load_and_land(settings, dsn, [nowhere])
+    w.route(dsn, nowhere, STOCK)
+    assert ship(world, only=["000000302"]).failed == 1
+    [row] = ledger_rows(dsn, "000000302")
+    assert (row["state"], row["last_error"]) == ("failed", "order 000000302 has no shipping address")
+    assert ship(world, only=["000000302"]).failed == 0                                   # kept, not retried
+    assert clickpost_refs(settings, "000000302") == []
+
 
 def test_v3_body_for_countries_outside_the_v4_list_validates_against_clickpost_rules(world):
     settings, dsn = world

@@ -27,6 +27,10 @@ SHIPMENT_TRACKING_URI = "oms://warehouse/oms/shipment_event"
 router = APIRouter(tags=["shipments"])
 
 
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
 def _authorised(request: Request) -> bool:
     expected = get_shipping_settings().webhook_key.encode()
     for header in ("webhook_key", "webhook-key", "authorization"):
@@ -43,7 +47,7 @@ async def clickpost_webhook(request: Request, background: BackgroundTasks) -> di
     body = (await request.body()).decode("utf-8", errors="replace")
     error, scans = None, []
     try:
-        payload = json.loads(body)
+        payload = json.loads(body, parse_constant=_reject_constant)
         scans = tracking.normalise(payload)
     except ValueError as exc:   # BadEvent is a ValueError; so is invalid JSON
         error, payload = str(exc), None

@@ -125,12 +125,20 @@ def plan_shipments(conn: psycopg.Connection, clickpost: ClickpostClient, now: da
         shipments = sorted((s for s in order["shipments"] if s.get("fulfilment", "ship") == "ship"),
                            key=lambda s: s["shipment_no"])
         planned = []
-        for s in shipments:
-            location = locations.get(s["store_id"])
-            if location is None:
-                raise ValueError(f"order {order['increment_id']}: unknown location {s['store_id']}")
-            lines = bodies.order_lines(payload, per_shipment[int(s["shipment_no"])], weights, settings)
-            planned.append((s, location, lines, sum(x.unit_value * x.qty for x in lines)))
+        try:
+            for s in shipments:
+                location = locations.get(s["store_id"])
+                if location is None:
+                    raise ValueError(f"order {order['increment_id']}: unknown location {s['store_id']}")
+                lines = bodies.order_lines(payload, per_shipment[int(s["shipment_no"])], weights, settings)
+                planned.append((s, location, lines, sum(x.unit_value * x.qty for x in lines)))
+            bodies.shipping_address(payload)
+        except ValueError as exc:   # kept as failed rows with the reason: visible, not retried every run
+            for s in shipments:
+                _refuse(conn, order, s, locations.get(s["store_id"]), str(exc))
+                report.failed += 1
+            conn.commit()
+            continue
         if not planned:
             continue
         shipping_amount = bodies._f(payload.get("shipping_amount"))
@@ -170,6 +178,18 @@ def plan_shipments(conn: psycopg.Connection, clickpost: ClickpostClient, now: da
         conn.commit()
         crash_point("after_intent", crash_at)
     return report
+
+
+def _refuse(conn: psycopg.Connection, order: dict[str, Any], shipment: dict[str, Any],
+            location: dict[str, Any] | None, reason: str) -> None:
+    conn.execute(INSERT_SQL, {
+        "reference_number": bodies.reference_number(order["increment_id"], shipment["store_id"],
+                                                    int(shipment["shipment_no"])),
+        "order_increment_id": order["increment_id"], "magento_entity_id": order["entity_id"],
+        "store_id": shipment["store_id"], "shipment_no": int(shipment["shipment_no"]),
+        "decision_id": order["decision_id"], "source_code": (location or {}).get("magento_source_code") or "",
+        "order_item_ids": [], "line_items": Jsonb([]), "state": "failed", "api_version": 3, "request": Jsonb({}),
+        "courier_partner_id": None, "courier_name": None, "account_code": None, "last_error": reason})
 
 
 # -------------------------------------------------------------------------------------------- 2. manifest
