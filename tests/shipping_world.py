@@ -20,7 +20,7 @@ NOW = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)
 CUSTOMER = (25.2048, 55.2708)
 LOCATIONS = [
     dict(store_id="AE-WH-01", name="Jebel Ali DC", country_code="AE", location_type="warehouse",
-         address_line="Plot S10101, Jebel Ali Free Zone", city="Dubai", postcode="00971", latitude=25.0037,
+         address_line="Plot S10101, Jebel Ali Free Zone", city="Dubai", postcode="00000", latitude=25.0037,
          longitude=55.0876, phone="041234567", email="dc@example.com"),
     dict(store_id="AE-ST-01", name="Dubai Mall", country_code="AE", location_type="store",
          address_line="Dubai Mall, Financial Centre Rd", city="Dubai", postcode="00972", latitude=25.1972,
@@ -54,7 +54,7 @@ def setup_magento(settings, stock_per_source: float = 1000) -> None:
 
 
 def magento_order(entity_id: int, lines: list[tuple[str, float, float]], *, method: str = "checkmo",
-                  invoiced: bool = True, state: str = "processing", postcode: str = "00500") -> dict:
+                  invoiced: bool = True, state: str = "processing", postcode: str = "00000") -> dict:
     """lines: (sku, qty, unit price). Item ids are entity_id * 10 + n."""
     items, subtotal = [], 0.0
     for n, (sku, qty, price) in enumerate(lines, 1):

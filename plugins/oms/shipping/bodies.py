@@ -18,6 +18,14 @@ PHONE_CODES = {"AE": "+971", "SA": "+966", "QA": "+974", "KW": "+965", "BH": "+9
 CODE39 = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-. $/+%")
 
 
+def postcode(value: Any, version: int) -> str:
+    """The postcode to send. UAE and Qatar have no postcodes and Magento makes shoppers type a
+    placeholder ("00000"): in the international (v4) body, where postal_code is optional, a
+    placeholder of zeros is sent as no postcode rather than as an address couriers cannot serve."""
+    text = str(value or "").strip()
+    return "" if version == 4 and set(text) <= {"0"} else text
+
+
 def _f(value: Any) -> float:
     try:
         return float(value or 0)
@@ -128,14 +136,15 @@ def build_body(*, payload: dict[str, Any], location: dict[str, Any], lines: list
     return {
         "pickup_info": {
             "name": str(location["name"])[:100], "phone_code": PHONE_CODES.get(pickup_country, ""), "phone": phone,
-            "address": str(location.get("address_line") or location["name"]), "postal_code": str(location.get("postcode") or ""),
+            "address": str(location.get("address_line") or location["name"]),
+            "postal_code": postcode(location.get("postcode"), 4),
             "city": location.get("city") or "", "state": location.get("city") or "", "country_code": pickup_country,
             "email": location.get("email") or "", "time": now.strftime("%Y-%m-%dT%H:%M:%S"),
             "lat": location.get("latitude"), "long": location.get("longitude"),
         },
         "drop_info": {
             "name": name, "phone_code": PHONE_CODES.get(country, ""), "phone": str(address.get("telephone") or ""),
-            "address": _street(address), "postal_code": str(address.get("postcode") or ""),
+            "address": _street(address), "postal_code": postcode(address.get("postcode"), 4),
             "city": address.get("city") or "", "state": address.get("region") or "", "country_code": country,
             "email": address.get("email") or payload.get("customer_email") or "",
         },

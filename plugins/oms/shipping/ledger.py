@@ -149,7 +149,8 @@ def plan_shipments(conn: psycopg.Connection, clickpost: ClickpostClient, now: da
             version = 4 if country in settings.v4_countries else 3
             drop = bodies.shipping_address(payload)
             length, breadth, height = settings.box_cm
-            ask = {"pickup_pincode": str(location.get("postcode") or ""), "drop_pincode": str(drop.get("postcode") or ""),
+            ask = {"pickup_pincode": bodies.postcode(location.get("postcode"), version),
+                   "drop_pincode": bodies.postcode(drop.get("postcode"), version),
                    "order_type": "COD" if is_cod else "PREPAID", "reference_number": reference,
                    "item": ", ".join(x.sku for x in lines)[:200], "invoice_value": round(value, 3),
                    "delivery_type": "FORWARD", "weight": int(sum(x.weight_g * x.qty for x in lines)),
