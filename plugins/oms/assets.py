@@ -9,3 +9,5 @@ ATP_MARTS = Asset(name="marts.atp", uri="oms://warehouse/marts/atp")
 ERP_MOVEMENTS = Asset(name="oms.erp_movement", uri="oms://warehouse/oms/erp_movement")
 # Emitted after the KPI marts (fct_fulfilment_daily, fct_promise_accuracy_daily, …) are rebuilt.
 KPI_MARTS = Asset(name="marts.kpis", uri="oms://warehouse/marts/kpis")
+# Emitted by the API (through Airflow's REST API) when a Clickpost webhook brings a new scan.
+SHIPMENT_TRACKING = Asset(name="oms.shipment_event", uri="oms://warehouse/oms/shipment_event")

@@ -430,4 +430,6 @@ def demo(
     # The demo's orders were placed over the 14 days before today: pull that whole range once.
     since = (datetime.now(UTC) - timedelta(days=15)).replace(microsecond=0)
     pipeline_run(start=since.isoformat(), end=None, timeout=600)
+    from oms.shipping.demo import ship_and_deliver  # route, ship through Clickpost, deliver, Magento shows it
+    ship_and_deliver(settings, airflow_api(settings), console)
     demo_module.print_summary(settings, console)

@@ -55,12 +55,14 @@ def load(settings: Settings, skus: int, stores_per_country: int, orders: int) ->
     data = demo_data.generate(skus=skus, stores_per_country=stores_per_country, orders=orders, seed=SEED,
                               as_of=demo_as_of())
     load_reference(settings.warehouse_dsn, data)
-    for url in (settings.magento_url, settings.erp_url):
+    for url in (settings.magento_url, settings.erp_url, settings.clickpost_url):
         _post(f"{url}/_sandbox/reset", {})
     with connect(settings.warehouse_dsn) as conn:
         # The Magento sandbox starts empty again: forget what the platform published to the old one,
         # so the next publish sends everything (in production, reconciliation finds such a wipe).
         conn.execute("TRUNCATE oms.publish_ledger")
+        # Likewise the shipment ledger: its Clickpost orders and Magento shipments are gone with the sandboxes.
+        conn.execute("TRUNCATE oms.shipment_magento_push, oms.shipment_event, oms.shipment")
     _post(f"{settings.magento_url}/_sandbox/sources", data.magento_sources())
     _post(f"{settings.magento_url}/_sandbox/stocks", data.magento_stocks())
     _post(f"{settings.erp_url}/_sandbox/items", data.erp_items())

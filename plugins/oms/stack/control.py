@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from oms.settings import Settings
+from oms.shipping.config import get_shipping_settings
 from oms.stack import postgres, processes
 from oms.stack.airflow_config import admin_password, airflow_env
 from oms.warehouse import apply_ddl
@@ -45,6 +46,7 @@ def sandbox_service(settings: Settings) -> processes.Service:
             "OMS_CLICKPOST_USERNAME": settings.clickpost_username,
             "OMS_CLICKPOST_KEY": settings.clickpost_key,
             "OMS_CLICKPOST_WEBHOOK_URL": f"{settings.api_url}/v1/webhooks/clickpost",
+            "OMS_CLICKPOST_WEBHOOK_KEY": get_shipping_settings().webhook_key,  # what the API checks
             "OMS_ERP_USERNAME": settings.erp_username,
             "OMS_ERP_PASSWORD": settings.erp_password,
             "OMS_ERP_COMPANY_ID": settings.erp_company_id,

@@ -1,0 +1,27 @@
+"""A crash switch for the shipping path: raise between two steps, as a killed worker would.
+
+Set OMS_SHIPPING_CRASH_AT to one of CRASH_POINTS (or pass crash_at=…). Tests use it to show that
+re-running after a crash at any point creates no second Clickpost order and no second Magento
+shipment.
+"""
+
+from __future__ import annotations
+
+import os
+
+CRASH_POINTS = (
+    "after_intent",            # the ledger row is committed, Clickpost not called yet
+    "after_clickpost",         # Clickpost answered with the AWB, our write not done
+    "after_ledger_write",      # AWB stored, Magento not called yet
+    "after_magento_ship",      # Magento created the shipment, the ledger does not know yet
+)
+
+
+class InjectedCrash(RuntimeError):
+    """Raised by the crash switch; never caught by the shipping code."""
+
+
+def crash_point(point: str, crash_at: str | None = None) -> None:
+    wanted = crash_at if crash_at is not None else os.environ.get("OMS_SHIPPING_CRASH_AT", "")
+    if wanted and point in {p.strip() for p in wanted.split(",")}:
+        raise InjectedCrash(f"injected crash at {point}")
