@@ -16,7 +16,10 @@ from psycopg.rows import dict_row, tuple_row
 
 MEASURES = ("orders", "lines", "units_ordered", "routed_orders", "allocated_orders", "minutes_to_allocate_sum",
             "split_orders", "click_and_collect_orders", "canceled_orders", "oversold_orders", "rerouted_orders",
-            "shipments", "units_allocated", "ship_from_store_shipments", "shipping_cost")
+            "shipments", "units_allocated", "ship_from_store_shipments", "shipping_cost",
+            "dispatched_orders", "hours_to_dispatch_sum", "delivered_orders", "hours_to_deliver_sum",
+            "manifested_shipments", "dispatched_shipments", "dispatched_on_time_shipments", "delivered_shipments",
+            "delivered_on_time_shipments", "ndr_shipments", "rto_shipments")
 
 _SUMS = ",\n    ".join(f"coalesce(sum(d.{m}), 0) AS {m}" for m in MEASURES)
 _FILTER = ("d.order_date BETWEEN %(date_from)s AND %(date_to)s "
@@ -83,6 +86,12 @@ def rates(row: dict[str, Any]) -> dict[str, Any]:
         reroute_rate=_ratio(row["rerouted_orders"], row["orders"]),
         cost_per_shipment=_ratio(row["shipping_cost"], row["shipments"], digits=2),
         shipments_per_order=_ratio(row["shipments"], row["allocated_orders"], digits=3),
+        avg_hours_to_dispatch=_ratio(row["hours_to_dispatch_sum"], row["dispatched_orders"], digits=2),
+        avg_hours_to_deliver=_ratio(row["hours_to_deliver_sum"], row["delivered_orders"], digits=2),
+        on_time_dispatch_rate=_ratio(row["dispatched_on_time_shipments"], row["dispatched_shipments"]),
+        on_time_delivery_rate=_ratio(row["delivered_on_time_shipments"], row["delivered_shipments"]),
+        ndr_rate=_ratio(row["ndr_shipments"], row["dispatched_shipments"]),
+        rto_rate=_ratio(row["rto_shipments"], row["dispatched_shipments"]),
     )
     return out
 
@@ -120,9 +129,10 @@ def kpis(conn: psycopg.Connection, date_from: date | None = None, date_to: date 
         "by_location": locations,
         "by_courier": couriers,
         # Worst first: stores whose orders most often had to be routed again (a rejected pick or a
-        # hold), couriers with the highest cost per shipment.
+        # hold); couriers with the most failed deliveries (NDR), then the lowest on-time share.
         "worst_stores": _worst(stores, "reroute_rate", descending=True, minimum=1),
-        "worst_couriers": _worst(couriers, "cost_per_shipment", descending=True, minimum=1),
+        "worst_couriers": sorted(couriers, key=lambda r: (-(r["ndr_rate"] or 0), r["on_time_delivery_rate"] or 0,
+                                                          -(r["cost_per_shipment"] or 0)))[:5],
         "promise_accuracy": accuracy,
         "data_quality": [_plain(r) for r in cur.execute(QUALITY_SQL, params).fetchall()],
     }

@@ -20,6 +20,12 @@ locations as (
 
 ),
 
+shipped as (
+
+    select * from {{ ref('int_shipments__milestones') }}
+
+),
+
 final as (
 
     select
@@ -29,11 +35,17 @@ final as (
         shipments.store_id,
         locations.location_type,
         shipments.fulfilment,
-        shipments.courier,
+        -- the courier Clickpost booked once shipped; the routing's rate-card choice before that
+        coalesce(shipped.courier_name, shipments.courier) as courier,
         shipments.units,
         shipments.line_count,
         shipments.shipping_cost,
         shipments.transit_days,
+        shipped.shipment_id is not null and shipped.state in ('manifested', 'magento_shipped') as is_manifested,
+        shipped.dispatched_at,
+        shipped.delivered_at,
+        coalesce(shipped.had_failed_delivery, false) as had_failed_delivery,
+        coalesce(shipped.is_rto, false) as is_rto,
         -- Orders count once, on their first shipment, so sums over locations stay right.
         shipments.shipment_no = min(shipments.shipment_no) over (partition by shipments.order_increment_id)
             as is_primary_shipment
@@ -43,6 +55,9 @@ final as (
         on shipments.decision_id = summary.latest_decision_id
     left join locations
         on locations.store_id = shipments.store_id
+    left join shipped
+        on shipped.decision_id = shipments.decision_id
+        and shipped.shipment_no = shipments.shipment_no
     where summary.is_allocated
 
 )

@@ -5,6 +5,8 @@
 --   units_allocated       units on the latest allocating decision's shipments
 --   minutes_to_allocate   placed → first allocating routing decision
 --   is_oversold           Magento sold units no eligible location had (routing: no_stock)
+--   hours_to_dispatch     placed → the courier's first scan of the order's first shipment
+--   hours_to_deliver      placed → its last shipment delivered
 with
 
 orders as (
@@ -40,7 +42,12 @@ shipments as (
         count(*) as shipment_count,
         sum(units) as units_allocated,
         sum(shipping_cost) as shipping_cost,
-        bool_or(location_type = 'store' and fulfilment = 'ship') as ships_from_store
+        bool_or(location_type = 'store' and fulfilment = 'ship') as ships_from_store,
+        min(dispatched_at) as first_dispatched_at,
+        -- delivered when its last shipment is
+        case when bool_and(delivered_at is not null) then max(delivered_at) end as delivered_at,
+        bool_or(had_failed_delivery) as had_failed_delivery,
+        bool_or(is_rto) as is_rto
 
     from {{ ref('int_orders__planned_shipments') }}
     group by order_increment_id
@@ -70,6 +77,10 @@ final as (
         round(cast(extract(epoch from routing.first_allocated_at - orders.created_at) / 60.0 as numeric), 2)
             as minutes_to_allocate,
         coalesce(routing.decision_count, 0) as routing_decision_count,
+        round(cast(extract(epoch from shipments.first_dispatched_at - orders.created_at) / 3600.0 as numeric), 2)
+            as hours_to_dispatch,
+        round(cast(extract(epoch from shipments.delivered_at - orders.created_at) / 3600.0 as numeric), 2)
+            as hours_to_deliver,
 
         ---------- booleans
         orders.is_click_and_collect,
@@ -81,11 +92,17 @@ final as (
         coalesce(shipments.ships_from_store, false) as ships_from_store,
         coalesce(routing.had_out_of_stock, false) as is_oversold,
         coalesce(routing.was_rerouted, false) as was_rerouted,
+        shipments.first_dispatched_at is not null as is_dispatched,
+        shipments.delivered_at is not null as is_delivered,
+        coalesce(shipments.had_failed_delivery, false) as had_failed_delivery,
+        coalesce(shipments.is_rto, false) as is_rto,
 
         ---------- dates
         {{ country_local_date('orders.created_at', 'orders.country_code') }} as order_date,
         orders.created_at as placed_at,
-        routing.first_allocated_at
+        routing.first_allocated_at,
+        shipments.first_dispatched_at,
+        shipments.delivered_at
 
     from orders
     left join lines
