@@ -11,6 +11,7 @@ SCOPES = {
     "stock:read": "read ATP and stock positions (Magento's stock look-ups)",
     "orders:read": "read orders, exceptions and routing decisions",
     "erp:write": "post ERP stock movements and acknowledge sales postings",
+    "store": "store staff and POS: record returns and exchanges (the ERP/POS token with erp:write may too)",
     "admin": "everything, including reference data",
 }
 TOKEN_PREFIX = "oms_"
