@@ -241,13 +241,7 @@ def marker(return_id: int) -> str:
 def _queue_magento(conn: psycopg.Connection, ret: dict, lines: list[dict]) -> None:
     """The order comment, and (refund due) the offline credit memo; sent by the
     aftersale_magento_sync DAG, each exactly once (oms.aftersale.magento_sync)."""
-    returned = conn.execute(
-        """SELECT coalesce(sum(rl.qty), 0) AS returned,
-                  (SELECT sum(qty_shipped) FROM marts.fct_order_lines WHERE increment_id = %(o)s) AS shipped,
-                  (SELECT sum(qty_ordered) FROM marts.fct_order_lines WHERE increment_id = %(o)s) AS ordered
-           FROM oms.customer_return_line rl JOIN oms.customer_return r ON r.return_id = rl.return_id
-           WHERE r.order_increment_id = %(o)s AND r.status = 'received'""", {"o": ret["order_increment_id"]}).fetchone()
-    extent = "in full" if returned["returned"] >= (returned["ordered"] or 0) else "in part"
+    extent = "in full" if order_return_status(conn, ret["order_increment_id"]) == "returned" else "in part"
     where = "in store " + ret["store_id"] if ret["kind"] == "store" else "by reverse pickup to " + ret["store_id"]
     items = ", ".join(f"{x['qty'].normalize()} × {x['sku']} ({x['condition']})" for x in lines)
     text = f"{marker(ret['return_id'])} Returned {extent} {where}: {items}."
@@ -278,9 +272,10 @@ def _queue_magento(conn: psycopg.Connection, ret: dict, lines: list[dict]) -> No
 
 
 def order_return_status(conn: psycopg.Connection, order_increment_id: str) -> str:
-    """none | returned_partially | returned: received returns against what was shipped."""
+    """none | returned_partially | returned: units received back against the units ordered (net
+    of cancellations): an order is returned in full when every unit it still has came back."""
     row = conn.execute(
-        """SELECT (SELECT coalesce(sum(qty_shipped), 0) FROM marts.fct_order_lines
+        """SELECT (SELECT coalesce(sum(qty_ordered - qty_canceled), 0) FROM marts.fct_order_lines
                    WHERE increment_id = %(o)s AND requires_fulfilment) AS shipped,
                   (SELECT coalesce(sum(rl.qty), 0) FROM oms.customer_return_line rl
                    JOIN oms.customer_return r USING (return_id)
