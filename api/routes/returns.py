@@ -37,6 +37,7 @@ def _create(dsn: str, req: returns.ReturnRequest, kind: str) -> returns.ReturnRe
         result = returns.create_return(conn, req, kind=kind)
         if kind == "home" and result.created:
             rvp.queue_pickup(conn, result.return_id)
+            result = returns.ReturnResult(result.return_id, True, returns.describe(conn, result.return_id))
         return result
 
 
