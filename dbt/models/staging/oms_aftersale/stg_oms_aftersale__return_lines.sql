@@ -3,13 +3,13 @@ with
 
 returns as (
 
-    select * from {{ source('oms_aftersale', 'customer_return') }}
+    select * from {{ ref('base_oms_aftersale__returns') }}
 
 ),
 
 lines as (
 
-    select * from {{ source('oms_aftersale', 'customer_return_line') }}
+    select * from {{ ref('base_oms_aftersale__return_lines') }}
 
 ),
 
@@ -17,7 +17,7 @@ joined as (
 
     select
         ----------  ids
-        lines.return_id || '-' || lines.line_no as return_line_key,
+        lines.return_line_key,
         lines.return_id,
         lines.line_no,
         returns.client_return_id,
@@ -26,19 +26,19 @@ joined as (
         returns.store_id,
 
         ---------- text
-        returns.kind as return_kind,
-        returns.status as return_status,
+        returns.return_kind,
+        returns.return_status,
         lines.sku,
         lines.condition,
         returns.currency_code,
 
         ---------- quantities and amounts
-        cast(lines.qty as numeric(18, 4)) as returned_qty,
-        cast(lines.refund_amount as numeric(18, 4)) as refund_amount,
+        lines.returned_qty,
+        lines.refund_amount,
 
         ---------- booleans
-        returns.refund_due as is_refund_due,
-        lines.restock as is_restocked,
+        returns.is_refund_due,
+        lines.is_restocked,
 
         ---------- timestamps
         returns.created_at,
