@@ -84,8 +84,9 @@ def dagbag(airflow_env):
 
 
 @pytest.fixture()
-def airflow_on_aftersale(aftersale_dsn, settings, monkeypatch):
-    """DAG tasks read the warehouse from the oms_warehouse connection: point it at this database."""
+def airflow_on_aftersale(aftersale_dsn, settings, magento, monkeypatch):
+    """DAG tasks read the warehouse from the oms_warehouse connection: point it at this database
+    (and the Magento sandbox holds the orders the outbox refers to)."""
     monkeypatch.setenv("AIRFLOW_CONN_OMS_WAREHOUSE", json.dumps(
         {"conn_type": "postgres", "host": settings.pg_host, "port": settings.pg_port, "login": settings.pg_user,
          "password": settings.pg_password, "schema": "oms_test_aftersale"}))

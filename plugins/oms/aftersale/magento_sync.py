@@ -93,16 +93,19 @@ def send_pending(dsn: str, client: MagentoSync, after_post: Callable[[dict], Non
                     memo = client.find_creditmemo(row["order_entity_id"], row["marker"])
                     existing = None if memo is None else str(memo)
                 if existing is not None:
+                    log.info("outbox %s (%s) found in Magento as %s", row["outbox_id"], row["dedupe_key"], existing)
                     counts["found"] += 1
                     conn.commit()
                     _record(dsn, row, "done", existing, None)
                     continue
                 response = client.post(row["kind"], row["order_entity_id"], row["body"])
             except httpx.HTTPError as exc:
+                log.warning("outbox %s (%s): %s, retried next run", row["outbox_id"], row["dedupe_key"], exc)
                 counts["retry"] += 1
                 conn.execute("UPDATE oms.magento_outbox SET last_error = %s WHERE outbox_id = %s",
                              (f"{type(exc).__name__}: {exc}", row["outbox_id"]))
                 continue
+        log.info("outbox %s (%s) posted: HTTP %s", row["outbox_id"], row["dedupe_key"], response.status_code)
         if after_post is not None:
             after_post(row)
         if response.status_code == 200:
