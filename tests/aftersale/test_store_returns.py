@@ -139,3 +139,27 @@ def test_a_sellable_return_is_in_atp_at_once_refunded_in_magento_once_and_not_re
     assert posted.status_code in (200, 207), posted.text
     assert float(posted.json()["lines"][0]["settled_qty"]) == 1
     assert store_atp(api, read, "RT-TEE") == before + 1
+
+
+def test_concurrent_returns_of_the_last_unit_take_it_once(aftersale_dsn):
+    """Two tills return the same shipped unit at once under different ids: the order's lock lets
+    one through; the other sees the first and is refused (more than shipped)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from oms.aftersale import returns
+
+    def attempt(client_id: str) -> str:
+        req = returns.ReturnRequest.model_validate(
+            ret(client_id, [{"sku": "RT-BAG", "qty": 2, "condition": "damaged"}], order="AE000005004",
+                store="AE-ST-02"))
+        try:
+            with connect(aftersale_dsn) as conn:
+                returns.create_return(conn, req)
+                conn.execute("SELECT pg_sleep(0.2)")  # hold the lock while the other waits
+            return "created"
+        except returns.ReturnError as exc:
+            return exc.code
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = sorted(pool.map(attempt, ["TILL-1-0001", "TILL-2-0001"]))
+    assert outcomes == ["created", "more_than_shipped"]
