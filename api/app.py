@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from api.airflow_events import AirflowEvents
 from api.db import make_pool
 from api.metrics import install_metrics
-from api.routes import atp, erp, health, kpis, orders, pickup, routing, shipments
+from api.routes import atp, customers, erp, health, kpis, orders, pickup, returns, routing, shipments
 from oms.settings import get_settings
 
 
@@ -43,5 +43,7 @@ def create_app(dsn: str | None = None) -> FastAPI:
     app.include_router(erp.router)
     app.include_router(kpis.router)
     app.include_router(shipments.router)
+    app.include_router(returns.router)
+    app.include_router(customers.router)
     install_metrics(app)
     return app

@@ -31,15 +31,18 @@ async def _scopes_for(request: Request, token: str) -> set[str] | None:
     return scopes
 
 
-def require(scope: str):
+def require(scope: str, *alternatives: str):
+    """A token granting `scope` (or any of `alternatives`)."""
+
     async def check(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> set[str]:
         if credentials is None:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
         scopes = await _scopes_for(request, credentials.credentials)
         if scopes is None:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
-        if not grants(scopes, scope):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"token lacks scope '{scope}'")
+        if not any(grants(scopes, wanted) for wanted in (scope, *alternatives)):
+            raise HTTPException(status.HTTP_403_FORBIDDEN,
+                                f"token lacks scope '{scope}'" + "".join(f" (or '{a}')" for a in alternatives))
         return scopes
 
     return check

@@ -28,6 +28,8 @@ TEST_ENV = {
     "OMS_MAGENTO_PORT": str(18101 + _OFFSET),
     "OMS_CLICKPOST_PORT": str(18102 + _OFFSET),
     "OMS_ERP_PORT": str(18103 + _OFFSET),
+    "OMS_SMS_PORT": str(18104 + _OFFSET),
+    "OMS_SMTP_PORT": str(18125 + _OFFSET),
     "GX_ANALYTICS_ENABLED": "False",
     "TQDM_DISABLE": "1",
 }

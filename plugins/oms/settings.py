@@ -43,6 +43,13 @@ class Settings:
     magento_port: int = field(default_factory=lambda: _env_int("OMS_MAGENTO_PORT", 8101))
     clickpost_port: int = field(default_factory=lambda: _env_int("OMS_CLICKPOST_PORT", 8102))
     erp_port: int = field(default_factory=lambda: _env_int("OMS_ERP_PORT", 8103))
+    sms_port: int = field(default_factory=lambda: _env_int("OMS_SMS_PORT", 8104))
+    sms_key: str = field(default_factory=lambda: _env("OMS_SMS_KEY", "sms-sandbox-key"))
+    # notifications (docs/notifications.md): the SMS provider's base URL and the SMTP relay
+    sms_url: str = field(default_factory=lambda: _env("OMS_SMS_URL", ""))
+    smtp_host: str = field(default_factory=lambda: _env("OMS_SMTP_HOST", "127.0.0.1"))
+    smtp_port: int = field(default_factory=lambda: _env_int("OMS_SMTP_PORT", 8025))
+    mail_from: str = field(default_factory=lambda: _env("OMS_MAIL_FROM", "orders@oms.example"))
     magento_token: str = field(default_factory=lambda: _env("OMS_MAGENTO_TOKEN", "magento-sandbox-token"))
     clickpost_username: str = field(default_factory=lambda: _env("OMS_CLICKPOST_USERNAME", "oms"))
     clickpost_key: str = field(default_factory=lambda: _env("OMS_CLICKPOST_KEY", "clickpost-sandbox-key"))
@@ -100,6 +107,10 @@ class Settings:
     @property
     def erp_url(self) -> str:
         return f"http://127.0.0.1:{self.erp_port}"
+
+    @property
+    def sms_api_url(self) -> str:
+        return self.sms_url or f"http://127.0.0.1:{self.sms_port}"
 
     @property
     def api_url(self) -> str:

@@ -12,6 +12,7 @@ SCOPES = {
     "orders:read": "read orders, exceptions and routing decisions",
     "kpis:read": "read fulfilment KPIs (GET /v1/kpis, the KPI page at /dashboard)",
     "erp:write": "post ERP stock movements and acknowledge sales postings",
+    "store": "store staff and POS: record returns and exchanges (the ERP/POS token with erp:write may too)",
     "admin": "everything, including reference data",
 }
 TOKEN_PREFIX = "oms_"

@@ -23,7 +23,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from . import clickpost, erp, magento
+from . import clickpost, erp, magento, sms
 
 ENV_DEFAULTS = {
     "magento_token": ("OMS_MAGENTO_TOKEN", "magento-sandbox-token"),
@@ -34,6 +34,7 @@ ENV_DEFAULTS = {
     "erp_username": ("OMS_ERP_USERNAME", "oms"),
     "erp_password": ("OMS_ERP_PASSWORD", "erp-sandbox-key"),
     "erp_company_id": ("OMS_ERP_COMPANY_ID", erp.DEFAULT_COMPANY_ID),
+    "sms_key": ("OMS_SMS_KEY", "sms-sandbox-key"),
 }
 
 
@@ -47,6 +48,7 @@ class SandboxCredentials:
     erp_username: str
     erp_password: str
     erp_company_id: str
+    sms_key: str = "sms-sandbox-key"
 
 
 def resolve_credentials(
@@ -140,6 +142,7 @@ def run_all(
     erp_port: int,
     host: str = "127.0.0.1",
     *,
+    sms_port: int | None = None,
     demo: dict[str, Any] | None = None,
     **creds: Any,
 ) -> None:
@@ -148,9 +151,10 @@ def run_all(
     magento_app, clickpost_app, erp_app = build_apps(resolve_credentials(creds))
     if demo is not None:
         seed_demo(magento_app, erp_app, **demo)
-    asyncio.run(
-        serve_all({magento_port: magento_app, clickpost_port: clickpost_app, erp_port: erp_app}, host=host)
-    )
+    apps = {magento_port: magento_app, clickpost_port: clickpost_app, erp_port: erp_app}
+    if sms_port:
+        apps[sms_port] = sms.create_app(resolve_credentials(creds).sms_key)
+    asyncio.run(serve_all(apps, host=host))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -160,6 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--magento-port", type=int, default=8101)
     parser.add_argument("--clickpost-port", type=int, default=8102)
     parser.add_argument("--erp-port", type=int, default=8103)
+    parser.add_argument("--sms-port", type=int, default=None, help="also serve the SMS provider sandbox")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--demo", action="store_true", help="seed Magento and the ERP with demo data")
     parser.add_argument("--demo-skus", type=int, default=200)
@@ -183,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
         flush=True,
     )
     with contextlib.suppress(KeyboardInterrupt):
-        run_all(args.magento_port, args.clickpost_port, args.erp_port, args.host, demo=demo)
+        run_all(args.magento_port, args.clickpost_port, args.erp_port, args.host, demo=demo, sms_port=args.sms_port)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,9 @@ def connection_env(settings: Settings) -> dict[str, str]:
         "AIRFLOW_CONN_OMS_MAGENTO": http(settings.magento_port, "", settings.magento_token),
         "AIRFLOW_CONN_OMS_CLICKPOST": http(settings.clickpost_port, settings.clickpost_username,
                                            settings.clickpost_key),
+        "AIRFLOW_CONN_OMS_SMS": http(settings.sms_port, "", settings.sms_key),
+        "AIRFLOW_CONN_OMS_SMTP": json.dumps({"conn_type": "smtp", "host": settings.smtp_host,
+                                             "port": settings.smtp_port, "extra": {"from": settings.mail_from}}),
     }
 
 

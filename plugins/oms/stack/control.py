@@ -40,7 +40,8 @@ def sandbox_service(settings: Settings) -> processes.Service:
     return processes.Service(
         name="sandboxes",
         command=[sys.executable, "-m", "oms.sandbox.server", "--magento-port", str(settings.magento_port),
-                 "--clickpost-port", str(settings.clickpost_port), "--erp-port", str(settings.erp_port)],
+                 "--clickpost-port", str(settings.clickpost_port), "--erp-port", str(settings.erp_port),
+                 "--sms-port", str(settings.sms_port)],
         env={
             "OMS_MAGENTO_TOKEN": settings.magento_token,
             "OMS_CLICKPOST_USERNAME": settings.clickpost_username,
@@ -50,6 +51,7 @@ def sandbox_service(settings: Settings) -> processes.Service:
             "OMS_ERP_USERNAME": settings.erp_username,
             "OMS_ERP_PASSWORD": settings.erp_password,
             "OMS_ERP_COMPANY_ID": settings.erp_company_id,
+            "OMS_SMS_KEY": settings.sms_key,
         },
         health_url=f"{settings.erp_url}/_sandbox/faults",
         port=settings.erp_port,

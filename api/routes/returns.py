@@ -1,0 +1,79 @@
+"""Returns and exchanges (store staff / POS: scope `store`; the ERP/POS token with `erp:write` too).
+
+* POST /v1/returns: a return at a store. Validated against what Magento shipped (minus earlier
+  returns); sellable units are back in the store's ATP at once; Magento gets a comment and an
+  offline credit memo through the aftersale_magento_sync DAG. `exchange` lines make it an
+  exchange: no refund, a replacement order routed with this store first. Idempotent on
+  client_return_id: the same request again answers 200 with the stored return, a different one 409.
+  Any refusal (4xx) changes nothing.
+* POST /v1/returns/pickups: a return from home: a Clickpost reverse pickup (RVP) is booked.
+* GET /v1/returns/{return_id}.
+docs/returns.md.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from api.auth import require
+from oms.aftersale import returns, rvp
+from oms.inventory.postings import PostingConflict, PostingError
+from oms.warehouse import connect
+
+router = APIRouter(prefix="/v1/returns", tags=["returns"])
+WRITE = require("store", "erp:write")
+
+
+def _dsn(request: Request) -> str:
+    return request.app.state.pool.conninfo
+
+
+def _create(dsn: str, req: returns.ReturnRequest, kind: str) -> returns.ReturnResult:
+    with connect(dsn) as conn:
+        result = returns.create_return(conn, req, kind=kind)
+        if kind == "home" and result.created:
+            rvp.queue_pickup(conn, result.return_id)
+            result = returns.ReturnResult(result.return_id, True, returns.describe(conn, result.return_id))
+        return result
+
+
+async def _answer(request: Request, req: returns.ReturnRequest, kind: str) -> JSONResponse:
+    try:
+        result = await run_in_threadpool(_create, _dsn(request), req, kind)
+    except returns.ReturnError as exc:
+        raise HTTPException(exc.status, exc.as_dict()) from exc
+    except (PostingError, PostingConflict) as exc:
+        raise HTTPException(422, {"code": "posting_refused", "message": str(exc)}) from exc
+    return JSONResponse(result.body, status_code=201 if result.created else 200)
+
+
+@router.post("", summary="Record a return (or exchange) at a store", status_code=201)
+async def create_return(request: Request, body: returns.ReturnRequest, _: set[str] = Depends(WRITE)) -> JSONResponse:
+    return await _answer(request, body, "store")
+
+
+@router.post("/pickups", summary="A return from home: book a Clickpost reverse pickup to the store", status_code=201)
+async def create_pickup_return(request: Request, body: returns.ReturnRequest,
+                               _: set[str] = Depends(WRITE)) -> JSONResponse:
+    if body.exchange:
+        raise HTTPException(422, {"code": "exchange_not_supported", "message": "exchanges are made in store"})
+    return await _answer(request, body, "home")
+
+
+@router.get("/{return_id}", summary="One return: lines, refund, exchange, reverse pickup")
+async def get_return(request: Request, return_id: Annotated[int, Path(ge=1)],
+                     _: set[str] = Depends(require("orders:read", "store", "erp:write"))) -> JSONResponse:
+    def read(dsn: str):
+        with connect(dsn) as conn:
+            if conn.execute("SELECT 1 FROM oms.customer_return WHERE return_id = %s", (return_id,)).fetchone() is None:
+                return None
+            return returns.describe(conn, return_id)
+
+    body = await run_in_threadpool(read, _dsn(request))
+    if body is None:
+        raise HTTPException(404, f"unknown return {return_id}")
+    return JSONResponse(body)

@@ -1,0 +1,53 @@
+"""After-sale documents out: Magento credit memos and comments, Clickpost reverse pickups."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import dag, task
+
+DOC = """
+### After-sale sync
+Sends `oms.magento_outbox` (order comments and offline credit memos of returns, each once: the
+sender looks for the document's `[OMS return n]` marker in Magento before every POST) and books
+the Clickpost reverse pickups of returns from home (idempotent on reference_number).
+docs/returns.md.
+"""
+
+
+@dag(
+    dag_id="aftersale_magento_sync",
+    schedule=timedelta(minutes=5),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "integrations", "retries": 3, "retry_delay": timedelta(minutes=1)},
+    tags=["returns", "magento", "clickpost"],
+    doc_md=DOC,
+)
+def aftersale_magento_sync():
+    @task
+    def send_magento_outbox() -> dict:
+        from oms.aftersale import links
+        from oms.aftersale.magento_sync import send_pending
+        from oms.airflow_links import warehouse_dsn
+
+        client = links.magento_sync()
+        try:
+            return send_pending(warehouse_dsn(), client)
+        finally:
+            client.close()
+
+    @task
+    def book_reverse_pickups() -> dict:
+        from oms.aftersale import links
+        from oms.aftersale.rvp import book_pickups
+        from oms.airflow_links import warehouse_dsn
+
+        return book_pickups(warehouse_dsn(), links.clickpost())
+
+    send_magento_outbox()
+    book_reverse_pickups()
+
+
+aftersale_magento_sync()

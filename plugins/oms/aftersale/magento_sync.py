@@ -1,0 +1,123 @@
+"""Sending oms.magento_outbox to Magento: order comments and offline credit memos, each once.
+
+Magento's refund and comment calls take no idempotency key, so exactly-once comes from a marker:
+every document we create carries ``[OMS return <id>]`` in its comment, and before each POST the
+sender looks in Magento for a document with that marker (the order's comments; the order's
+credit memos and their comments). Found → it was created by an earlier attempt whose record was
+lost (crash after the POST, task retry): record it, do not POST again. A POST Magento refuses
+with a validation error (HTTP 400) is final ('failed', with Magento's message) and goes to
+people; a network error or 5xx is retried at the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from oms import notifications
+from oms.warehouse import connect
+
+log = logging.getLogger(__name__)
+
+
+class MagentoSync:
+    def __init__(self, base_url: str, token: str, timeout: float = 30.0):
+        self.http = httpx.Client(base_url=f"{base_url.rstrip('/')}/rest/V1", timeout=timeout,
+                                 headers={"Authorization": f"Bearer {token}"})
+
+    def close(self) -> None:
+        self.http.close()
+
+    def find_comment(self, entity_id: int, marker: str) -> bool:
+        response = self.http.get(f"/orders/{entity_id}/comments")
+        response.raise_for_status()
+        return any(marker in (c.get("comment") or "") for c in response.json().get("items", []))
+
+    def find_creditmemo(self, entity_id: int, marker: str) -> int | None:
+        response = self.http.get("/creditmemos", params={
+            "searchCriteria[filter_groups][0][filters][0][field]": "order_id",
+            "searchCriteria[filter_groups][0][filters][0][value]": str(entity_id),
+            "searchCriteria[filter_groups][0][filters][0][condition_type]": "eq",
+            "searchCriteria[pageSize]": 100, "searchCriteria[currentPage]": 1})
+        response.raise_for_status()
+        for memo in response.json().get("items", []):
+            if any(marker in (c.get("comment") or "") for c in memo.get("comments") or []):
+                return int(memo["entity_id"])
+        return None
+
+    def post(self, kind: str, entity_id: int, body: dict[str, Any]) -> httpx.Response:
+        path = f"/orders/{entity_id}/comments" if kind == "comment" else f"/order/{entity_id}/refund"
+        return self.http.post(path, json=body)
+
+
+def _record(dsn: str, row: dict, status: str, ref: str | None, error: str | None) -> None:
+    with connect(dsn) as conn:
+        conn.execute("UPDATE oms.magento_outbox SET status = %s, magento_ref = %s, last_error = %s, "
+                     "done_at = CASE WHEN %s = 'done' THEN now() END WHERE outbox_id = %s",
+                     (status, ref, error, status, row["outbox_id"]))
+        if status == "done" and row["kind"] == "creditmemo":
+            _refund_issued(conn, row)
+
+
+def _refund_issued(conn, row: dict) -> None:
+    ret = conn.execute(
+        """SELECT r.return_id, r.order_increment_id, r.currency_code, sum(l.refund_amount) AS amount
+           FROM oms.customer_return r JOIN oms.customer_return_line l USING (return_id)
+           WHERE 'creditmemo:return:' || r.return_id = %s GROUP BY r.return_id""", (row["dedupe_key"],)).fetchone()
+    if ret is not None:
+        notifications.enqueue(conn, "refund_issued", ret["order_increment_id"],
+                              {"return_id": ret["return_id"], "refund_amount": f"{ret['amount']:.2f}",
+                               "currency": ret["currency_code"]})
+
+
+def send_pending(dsn: str, client: MagentoSync, after_post: Callable[[dict], None] | None = None) -> dict[str, int]:
+    """Send every pending outbox row, oldest first; after_post is a test hook (crash after POST)."""
+    with connect(dsn) as conn:
+        rows = conn.execute("SELECT * FROM oms.magento_outbox WHERE status = 'pending' ORDER BY outbox_id").fetchall()
+    counts = {"done": 0, "found": 0, "failed": 0, "retry": 0}
+    for row in rows:
+        with connect(dsn) as conn:  # one sender per row at a time
+            locked = conn.execute("SELECT 1 FROM oms.magento_outbox WHERE outbox_id = %s AND status = 'pending' "
+                                  "FOR UPDATE SKIP LOCKED", (row["outbox_id"],)).fetchone()
+            if locked is None:
+                continue
+            conn.execute("UPDATE oms.magento_outbox SET attempts = attempts + 1 WHERE outbox_id = %s",
+                         (row["outbox_id"],))
+            try:
+                if row["kind"] == "comment":
+                    existing = "comment" if client.find_comment(row["order_entity_id"], row["marker"]) else None
+                else:
+                    memo = client.find_creditmemo(row["order_entity_id"], row["marker"])
+                    existing = None if memo is None else str(memo)
+                if existing is not None:
+                    log.info("outbox %s (%s) found in Magento as %s", row["outbox_id"], row["dedupe_key"], existing)
+                    counts["found"] += 1
+                    conn.commit()
+                    _record(dsn, row, "done", existing, None)
+                    continue
+                response = client.post(row["kind"], row["order_entity_id"], row["body"])
+            except httpx.HTTPError as exc:
+                log.warning("outbox %s (%s): %s, retried next run", row["outbox_id"], row["dedupe_key"], exc)
+                counts["retry"] += 1
+                conn.execute("UPDATE oms.magento_outbox SET last_error = %s WHERE outbox_id = %s",
+                             (f"{type(exc).__name__}: {exc}", row["outbox_id"]))
+                continue
+        log.info("outbox %s (%s) posted: HTTP %s", row["outbox_id"], row["dedupe_key"], response.status_code)
+        if after_post is not None:
+            after_post(row)
+        if response.status_code == 200:
+            ref = "comment" if row["kind"] == "comment" else str(response.json())
+            _record(dsn, row, "done", ref, None)
+            counts["done"] += 1
+        elif 400 <= response.status_code < 500 and response.status_code not in (401, 408, 429):
+            _record(dsn, row, "failed", None, f"Magento {response.status_code}: {response.text[:500]}")
+            counts["failed"] += 1
+        else:
+            with connect(dsn) as conn:
+                conn.execute("UPDATE oms.magento_outbox SET last_error = %s WHERE outbox_id = %s",
+                             (f"Magento {response.status_code}: {response.text[:300]}", row["outbox_id"]))
+            counts["retry"] += 1
+    return counts
