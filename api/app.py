@@ -11,6 +11,7 @@ from api.airflow_events import AirflowEvents
 from api.db import make_pool
 from api.metrics import install_metrics
 from api.routes import atp, erp, health, orders, pickup, routing
+from api.routes import pipeline as pipeline_routes
 from oms.settings import get_settings
 
 
@@ -40,5 +41,6 @@ def create_app(dsn: str | None = None) -> FastAPI:
     app.include_router(orders.router)
     app.include_router(routing.router)
     app.include_router(erp.router)
+    app.include_router(pipeline_routes.router)
     install_metrics(app)
     return app
