@@ -116,6 +116,16 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
+def _last_try(ti: Any, task: Any) -> int | None:
+    """The number of the last try: Airflow's `max_tries` counts the retries (a try fails for good
+    when its number exceeds it), so the last try is max_tries + 1."""
+    max_tries = getattr(ti, "max_tries", None)
+    if isinstance(max_tries, int) and max_tries >= 0:
+        return max_tries + 1
+    retries = getattr(task, "retries", None)
+    return retries + 1 if isinstance(retries, int) else None
+
+
 def alert_from_context(context: dict[str, Any], kind: str) -> Alert:
     """What an Airflow 3 task callback receives, reduced to what a person needs."""
     ti = context["ti"]
@@ -134,7 +144,7 @@ def alert_from_context(context: dict[str, Any], kind: str) -> Alert:
         run_id=ti.run_id,
         map_index=-1 if map_index is None else int(map_index),
         try_number=int(ti.try_number),
-        max_tries=getattr(ti, "max_tries", None) or (getattr(task, "retries", 0) + 1 if task else None),
+        max_tries=_last_try(ti, task),
         data_interval_start=_iso(getattr(dag_run, "data_interval_start", None) or context.get("data_interval_start")),
         data_interval_end=_iso(getattr(dag_run, "data_interval_end", None) or context.get("data_interval_end")),
         log_url=log_url,
