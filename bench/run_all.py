@@ -77,8 +77,9 @@ def plan(scale: str, pg_port: int = PG_PORT, seconds: int = 10) -> list[Step]:
                             str(size["stores_per_country"]), "--pg-port", str(pg_port), "--seconds", str(seconds)]),
         Step("reservations", [python, "bench/reservations.py", "--dsn", bench_dsn]),
         # publish_100k reads the cluster from the settings: point them at the bench cluster.
-        Step("publish_100k", [python, "bench/publish_100k.py", "--skus", str(max(size["skus"] // 4, 1000)),
-                              "--stores", str(min(size["stores_per_country"], 20))],
+        # its defaults make >= 100k changed source items (the figure); small is a quick look
+        Step("publish_100k", [python, "bench/publish_100k.py",
+                              *(["--skus", "2000", "--stores", "5"] if scale == "small" else [])],
              env={"OMS_PG_PORT": str(pg_port), "OMS_STATE_DIR": str(REPO / ".oms" / "bench")}),
         Step("publish_lag", [python, "bench/publish_lag.py"], needs_stack=True),
     ]
