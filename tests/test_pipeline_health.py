@@ -3,7 +3,7 @@ warehouse's load timestamps, mart age, queue depths — and a stalled source or 
 
 The warehouse is the project's real Postgres (a database of this module's own). Airflow's REST API
 is a small stand-in serving the v2 shapes (`/auth/token`, `/dags`, `/dags/{id}/dagRuns`) with runs
-this test controls; tests/test_outage_backfill.py reads the same endpoint against real dag.test runs.
+this test controls; the last test reads a real Airflow api-server over a real dag.test run.
 """
 
 from __future__ import annotations
@@ -201,3 +201,69 @@ def test_failed_or_stale_dags_and_an_unreachable_airflow_are_unhealthy(dsn, api,
     assert body["status"] == "unhealthy"
     assert body["reasons"][0].startswith("Airflow REST API: unreachable")
     assert body["queues"]["order_exceptions_open"] == 2  # the warehouse half still answers
+
+
+@pytest.mark.e2e
+def test_against_real_airflow_runs(settings, dsn, airflow_env, sandboxes, monkeypatch, tmp_path):
+    """The same endpoint reading a real Airflow api-server whose metadata DB holds a real dag.test run."""
+    import json as _json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    from urllib.parse import urlparse
+
+    import httpx
+    from airflow.dag_processing.dagbag import DagBag
+
+    from oms.stack.airflow_config import admin_password
+
+    url = urlparse(dsn)
+    monkeypatch.setenv("AIRFLOW_CONN_OMS_WAREHOUSE", _json.dumps(
+        {"conn_type": "postgres", "host": url.hostname, "port": url.port, "login": url.username,
+         "password": url.password or "", "schema": url.path.lstrip("/")}))
+    httpx.post(f"{settings.erp_url}/_sandbox/reset", json={}, timeout=30).raise_for_status()
+    dag = DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags")).get_dag("erp_stock_ingest")
+    ran = dag.test(logical_date=datetime(2026, 3, 6, 9, 15, tzinfo=UTC))
+    assert ran.state == "success"
+    now = datetime.now(UTC)
+    seed_warehouse(dsn, now, erp_loaded=now - timedelta(minutes=3))
+
+    password = admin_password(settings)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "AIRFLOW__API__PORT": str(port), "AIRFLOW__API__BASE_URL": base}
+    log = (tmp_path / "api-server.log").open("w")
+    server = subprocess.Popen([str(Path(sys.executable).parent / "airflow"), "api-server", "--port", str(port),
+                               "--workers", "1"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(f"{base}/api/v2/monitor/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "api-server.log").read_text()[-3000:]
+            time.sleep(1)
+        passwords = Path(os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
+        assert _json.loads(passwords.read_text())["admin"] == password
+        with TestClient(create_app(dsn)) as api:
+            api.app.state.airflow_events = AirflowEvents(base, password_file=str(passwords))
+            body = api.get("/v1/pipeline/health").json()
+    finally:
+        server.terminate()
+        server.wait(30)
+        log.close()
+    dags = {d["dag_id"]: d for d in body["dags"]}
+    assert set(DAG_IDS) <= set(dags)
+    erp = dags["erp_stock_ingest"]
+    assert erp["last_success_run_id"] == ran.run_id and erp["last_run_state"] == "success"
+    assert not erp["stale"]
+    # the other DAGs never ran in this metadata DB: unhealthy, each named
+    assert body["status"] == "unhealthy"
+    assert any(r.startswith("DAG atp_build: no successful run within") and r.endswith("never)")
+               for r in body["reasons"])
+    assert not any("erp_stock_ingest" in r for r in body["reasons"])
