@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test stop status lint bench-atp bench-reservations bench-publish clean
+.PHONY: install demo test stop status lint bench bench-atp bench-reservations bench-publish clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,12 @@ bench-reservations: install
 bench-publish: install
 	$(BIN)/python bench/publish_lag.py
 	$(BIN)/python bench/publish_100k.py $(BENCH_ARGS)
+
+# Every bench script at one scale (small = 5k SKUs x 20 stores, medium = 50k x 100, large =
+# 100k x 200): one table, and bench/results/bench.json. BENCH_ARGS e.g. --only atp_lookup, --dry-run.
+SCALE ?= small
+bench: install
+	$(BIN)/python bench/run_all.py --scale $(SCALE) $(BENCH_ARGS)
 
 lock:
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --python-platform x86_64-unknown-linux-gnu -o requirements.lock

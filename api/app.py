@@ -11,6 +11,7 @@ from api.airflow_events import AirflowEvents
 from api.db import make_pool
 from api.metrics import install_metrics
 from api.routes import atp, customers, erp, health, kpis, orders, pickup, returns, routing, shipments
+from api.routes import pipeline as pipeline_routes
 from oms.settings import get_settings
 
 
@@ -45,5 +46,6 @@ def create_app(dsn: str | None = None) -> FastAPI:
     app.include_router(shipments.router)
     app.include_router(returns.router)
     app.include_router(customers.router)
+    app.include_router(pipeline_routes.router)
     install_metrics(app)
     return app

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 from oms.assets import ATP_MARTS, RAW_ERP_STOCK, RAW_MAGENTO_ORDER
+from oms.dag_defaults import default_args
 
 DOC = """
 ### ATP build
@@ -29,7 +30,8 @@ emits the `marts.atp` asset.
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "analytics-engineering", "retries": 2, "retry_delay": timedelta(seconds=30)},
+    default_args=default_args("analytics-engineering", retries=2, retry_delay=timedelta(seconds=30),
+                              exponential_backoff=False),
     tags=["transform", "dbt", "atp"],
     doc_md=DOC,
 )

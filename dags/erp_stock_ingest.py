@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
 from oms.assets import RAW_ERP_STOCK
+from oms.dag_defaults import default_args
 
 DOC = """
 ### ERP stock ingestion
@@ -25,8 +26,7 @@ schedules `atp_build`. Backfill any range with `oms backfill` / `airflow backfil
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "data-engineering", "retries": 3, "retry_delay": timedelta(seconds=20),
-                  "retry_exponential_backoff": True},
+    default_args=default_args("data-engineering"),
     tags=["ingest", "erp", "stock"],
     doc_md=DOC,
 )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task
 
 from oms.assets import RAW_MAGENTO_ORDER
+from oms.dag_defaults import default_args
 
 DOC = """
 ### Magento order ingestion
@@ -36,8 +37,7 @@ Settings: `OMS_MAGENTO_OVERLAP_MINUTES` (10), `OMS_MAGENTO_PAGE_SIZE` (100),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "data-engineering", "retries": 3, "retry_delay": timedelta(seconds=20),
-                  "retry_exponential_backoff": True},
+    default_args=default_args("data-engineering"),
     tags=["ingest", "magento", "orders"],
     doc_md=DOC,
 )

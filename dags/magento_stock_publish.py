@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 from oms.assets import ATP_MARTS, ERP_MOVEMENTS
+from oms.dag_defaults import default_args
 
 DOC = """
 ### Magento stock publish
@@ -30,8 +31,7 @@ the retry sends exactly the rest. Attempts are in `oms.publish_attempt`.
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "integrations", "retries": 3, "retry_delay": timedelta(seconds=20),
-                  "retry_exponential_backoff": True},
+    default_args=default_args("integrations"),
     tags=["publish", "magento", "stock"],
     doc_md=DOC,
 )

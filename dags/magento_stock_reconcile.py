@@ -6,6 +6,8 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import CronTriggerTimetable, dag, task
 
+from oms.dag_defaults import default_args
+
 DOC = """
 ### Magento stock reconciliation
 Once a day reads Magento's salable quantity per (SKU, stock) — `GET /V1/inventory/get-product-salable-quantity`
@@ -22,7 +24,7 @@ channel) is the task's return value.
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "integrations", "retries": 2, "retry_delay": timedelta(minutes=5)},
+    default_args=default_args("integrations", retries=2, retry_delay=timedelta(minutes=5), exponential_backoff=False),
     tags=["reconcile", "magento", "stock"],
     doc_md=DOC,
 )

@@ -59,3 +59,15 @@ def test_order_ingest_is_mapped_over_channels_and_feeds_the_atp_build(dagbag):
     assert [o.name for o in dag.get_task("validate").outlets] == [RAW_MAGENTO_ORDER.name]
     scheduled_on = {a.name for a in dagbag.get_dag("atp_build").timetable.asset_condition.objects}
     assert scheduled_on == {RAW_ERP_STOCK.name, RAW_MAGENTO_ORDER.name}
+
+
+def test_every_task_alerts_on_failure_and_retry(dagbag):
+    from oms.alerting import on_task_failure, on_task_retry
+
+    def callbacks(value) -> list:
+        return list(value) if isinstance(value, list | tuple) else [value]
+
+    for dag_id, dag in dagbag.dags.items():
+        for task in dag.tasks:
+            assert on_task_failure in callbacks(task.on_failure_callback), f"{dag_id}.{task.task_id}: no failure alert"
+            assert on_task_retry in callbacks(task.on_retry_callback), f"{dag_id}.{task.task_id}: retries not logged"

@@ -173,6 +173,9 @@ def print_run_reports(reports) -> None:
             console.print("    result: " + " ".join(_flatten({k: v for k, v in r.result.items() if k != "batch_id"})))
 
 
+BACKFILL_POLL_SECONDS = 2.0
+
+
 @app.command()
 def backfill(
     start: Annotated[str, typer.Option("--from", help="First logical date to re-run (ISO, UTC).")],
@@ -184,52 +187,80 @@ def backfill(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the runs it would create, create nothing.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for completion.")] = 3600,
 ) -> None:
-    """Re-run data intervals after an outage, through Airflow 3 backfills (REST API v2)."""
+    """Re-run data intervals after an outage, through Airflow 3 backfills (REST API v2); shows each
+    DAG's progress until Airflow completes the backfill. The ingestion runs' assets then trigger
+    atp_build, which rebuilds the marts. docs/runbook.md says which range to give per outage."""
     import time as _time
 
-    from oms.stack.airflow_config import WINDOWED_DAGS, backfill_create, backfill_dry_run, backfill_runs
+    from oms.stack.airflow_config import WINDOWED_DAGS, backfill_create, backfill_dry_run, backfill_progress
 
-    dag_ids = list(WINDOWED_DAGS) if all_windowed else list(dag or [])
+    dag_ids = list(WINDOWED_DAGS) if all_windowed else list(dict.fromkeys(dag or []))
     if not dag_ids:
         fail("give --dag DAG_ID (repeatable) or --all", 2)
     if reprocess not in {"none", "failed", "completed"}:
         fail("--reprocess must be none, failed or completed", 2)
-    window_start = _parse_moment(start, datetime.now(UTC)).isoformat()
-    window_end = _parse_moment(end, datetime.now(UTC)).isoformat()
+    try:
+        window_start = _parse_moment(start, datetime.now(UTC))
+        window_end = _parse_moment(end, datetime.now(UTC))
+    except ValueError as exc:
+        fail(f"--from/--to must be ISO dates or times ({exc})", 2)
     if window_start >= window_end:
         fail("--from must be before --to", 2)
+    window_start, window_end = window_start.isoformat(), window_end.isoformat()
     api = airflow_api(get_settings())
+
+    def refused(exc: httpx.HTTPError, what: str) -> None:
+        if isinstance(exc, httpx.HTTPStatusError):
+            detail = exc.response.text[:300]
+            try:
+                detail = exc.response.json().get("detail", detail)
+            except ValueError:
+                pass
+            fail(f"Airflow refused {what}: {exc.response.status_code} {detail}")
+        fail(f"Airflow is not reachable ({exc}); run `oms up`.")
+
     try:
         planned = {d: backfill_dry_run(api, d, window_start, window_end, reprocess) for d in dag_ids}
-    except httpx.HTTPStatusError as exc:
-        fail(f"Airflow refused the backfill: {exc.response.status_code} {exc.response.text[:300]}")
     except httpx.HTTPError as exc:
-        fail(f"Airflow is not reachable ({exc}); run `oms up`.")
+        refused(exc, "the backfill dry run")
     for dag_id, dates in planned.items():
-        console.print(f"{dag_id}: {len(dates)} run(s) {dates[0][:19] if dates else ''} … {dates[-1][:19] if dates else ''}")
+        span = f" {dates[0][:19]} … {dates[-1][:19]}" if dates else " (nothing to re-run)"
+        console.print(f"{dag_id}: {len(dates)} run(s){span}")
     if dry_run:
+        console.print("dry run: nothing created")
+        return
+    todo = [d for d in dag_ids if planned[d]]
+    if not todo:
+        console.print("nothing to backfill")
         return
     with Progress(*Progress.get_default_columns(), TimeElapsedColumn(), console=err) as progress:
-        bars = {}
-        for dag_id in dag_ids:
-            backfill_create(api, dag_id, window_start, window_end, reprocess, max_active_runs)
-            bars[dag_id] = progress.add_task(dag_id, total=max(len(planned[dag_id]), 1))
+        backfills, bars = {}, {}
+        for dag_id in todo:
+            try:
+                backfills[dag_id] = backfill_create(api, dag_id, window_start, window_end, reprocess, max_active_runs)
+            except httpx.HTTPError as exc:
+                refused(exc, f"the backfill of {dag_id} (one may already be running: see the Airflow UI)")
+            bars[dag_id] = progress.add_task(f"{dag_id} (backfill {backfills[dag_id]['id']})", total=len(planned[dag_id]))
         deadline = _time.monotonic() + timeout
-        states: dict[str, list[str]] = {}
         while True:
-            for dag_id in dag_ids:
-                states[dag_id] = [r["state"] for r in backfill_runs(api, dag_id, window_start, window_end)]
-                done = sum(s in {"success", "failed"} for s in states[dag_id])
-                progress.update(bars[dag_id], completed=done, description=f"{dag_id} ({states[dag_id].count('failed')} failed)")
-            if all(len(states[d]) >= len(planned[d]) and all(s in {"success", "failed"} for s in states[d]) for d in dag_ids):
+            try:
+                status = {d: backfill_progress(api, backfills[d], planned[d]) for d in todo}
+            except httpx.HTTPError as exc:
+                refused(exc, "the progress query")
+            for dag_id, state in status.items():
+                failed_note = f", {state.failed} failed" if state.failed else ""
+                progress.update(bars[dag_id], completed=state.done,
+                                description=f"{dag_id} (backfill {backfills[dag_id]['id']}{failed_note})")
+            if all(state.finished for state in status.values()):
                 break
             if _time.monotonic() > deadline:
                 fail(f"backfill still running after {timeout:.0f}s; follow it in the Airflow UI")
-            _time.sleep(2)
-    failed = {d: s.count("failed") for d, s in states.items() if s.count("failed")}
+            _time.sleep(BACKFILL_POLL_SECONDS)
+    failed = {d: s.failed for d, s in status.items() if s.failed}
     if failed:
-        fail(f"backfill finished with failed runs: {failed}")
-    console.print(f"backfill done: {', '.join(f'{d} {len(s)} run(s)' for d, s in states.items())}")
+        fail(f"backfill finished with failed runs: {failed}; see the runs in the Airflow UI, fix, then "
+             "re-run with --reprocess failed")
+    console.print(f"backfill done: {', '.join(f'{d} {s.done} run(s)' for d, s in status.items())}")
 
 
 # ---------------------------------------------------------------- sandbox

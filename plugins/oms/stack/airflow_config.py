@@ -164,6 +164,7 @@ WINDOWED_DAGS = ("erp_stock_ingest", "magento_orders_ingest")
 
 
 def backfill_dry_run(api: AirflowApi, dag_id: str, start: str, end: str, reprocess: str) -> list[str]:
+    """The logical dates of the runs a backfill would create (Airflow's own dry run)."""
     body = api.request("POST", "/backfills/dry_run", json={"dag_id": dag_id, "from_date": start, "to_date": end,
                                                            "reprocess_behavior": reprocess})
     return [b["logical_date"] for b in body["backfills"]]
@@ -176,6 +177,56 @@ def backfill_create(api: AirflowApi, dag_id: str, start: str, end: str, reproces
                                                    "max_active_runs": max_active_runs})
 
 
+def backfill_get(api: AirflowApi, backfill_id: int) -> dict[str, Any]:
+    return api.request("GET", f"/backfills/{backfill_id}")
+
+
 def backfill_runs(api: AirflowApi, dag_id: str, start: str, end: str) -> list[dict[str, Any]]:
     return api.request("GET", f"/dags/{dag_id}/dagRuns", params={
         "run_type": "backfill", "logical_date_gte": start, "logical_date_lte": end, "limit": 1000})["dag_runs"]
+
+
+TERMINAL_RUN_STATES = frozenset({"success", "failed"})
+
+
+def _same_moment(a: str, b: str) -> bool:
+    from datetime import datetime
+
+    def parse(value: str):
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+    return parse(a) == parse(b)
+
+
+@dataclass
+class BackfillProgress:
+    dag_id: str
+    planned: int
+    states: dict[str, str]  # logical date → state, for the planned runs Airflow has created so far
+    completed: bool          # Airflow marked the backfill complete
+
+    @property
+    def done(self) -> int:
+        return sum(state in TERMINAL_RUN_STATES for state in self.states.values())
+
+    @property
+    def failed(self) -> int:
+        return sum(state == "failed" for state in self.states.values())
+
+    @property
+    def finished(self) -> bool:
+        return self.completed or (len(self.states) >= self.planned and self.done == len(self.states))
+
+
+def backfill_progress(api: AirflowApi, backfill: dict[str, Any], planned: list[str]) -> BackfillProgress:
+    """Where one backfill stands: its planned runs' states (runs of earlier backfills of the same
+    range are not counted) and whether Airflow has completed it."""
+    dag_id = backfill["dag_id"]
+    runs = backfill_runs(api, dag_id, backfill["from_date"], backfill["to_date"]) if planned else []
+    states = {}
+    for logical_date in planned:
+        match = next((r for r in runs if r.get("logical_date") and _same_moment(r["logical_date"], logical_date)), None)
+        if match is not None:
+            states[logical_date] = match["state"]
+    completed = backfill_get(api, backfill["id"]).get("completed_at") is not None
+    return BackfillProgress(dag_id, len(planned), states, completed)

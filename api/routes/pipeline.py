@@ -1,0 +1,78 @@
+"""`GET /v1/pipeline/health`: is the data pipeline keeping up? For data engineers and monitors.
+
+Open like /health (numbers only, no records). 200 when healthy, 503 with the reasons when not.
+DAG runs come from Airflow's REST API v2 (OMS_AIRFLOW_URL, OMS_AIRFLOW_PASSWORDS_FILE — the same
+settings the API uses to send asset events), never from Airflow's database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+
+from api.airflow_events import AirflowEvents
+from oms import pipeline_health
+
+router = APIRouter(tags=["operations"])
+
+
+class AirflowRuns(AirflowEvents):
+    """Reads DAGs and their runs through the REST API v2, with AirflowEvents' login."""
+
+    async def get(self, client: httpx.AsyncClient, path: str, **params: Any) -> dict[str, Any]:
+        for attempt in (1, 2):
+            answer = await client.get(f"{self.base_url}/api/v2{path}", headers=await self._headers(client),
+                                      params=params)
+            if answer.status_code == 401 and attempt == 1:
+                self._token = None  # expired token: log in once more
+                continue
+            answer.raise_for_status()
+            return answer.json()
+        raise RuntimeError("unreachable")
+
+    async def dag_facts(self, now: datetime) -> dict[str, Any]:
+        if not self.base_url:
+            return {"error": "not configured (set OMS_AIRFLOW_URL)", "dags": []}
+        try:
+            async with httpx.AsyncClient(timeout=10) as client:
+                dags = (await self.get(client, "/dags", limit=100))["dags"]
+
+                async def runs(dag_id: str, **filters: Any) -> dict | None:
+                    found = (await self.get(client, f"/dags/{dag_id}/dagRuns", limit=1,
+                                            order_by="-run_after", **filters))["dag_runs"]
+                    return found[0] if found else None
+
+                ids = [d["dag_id"] for d in dags]
+                successes = await asyncio.gather(*(runs(d, state="success") for d in ids))
+                latest = await asyncio.gather(*(runs(d) for d in ids))
+        except (httpx.HTTPError, OSError, KeyError, ValueError) as exc:
+            return {"error": f"unreachable or refused ({type(exc).__name__}: {str(exc)[:200]})", "dags": []}
+        return {"error": None, "dags": pipeline_health.summarise_dags(
+            dags, dict(zip(ids, successes, strict=True)), dict(zip(ids, latest, strict=True)), now)}
+
+
+@router.get("/v1/pipeline/health", summary="Last successful run per DAG, source lag, mart age, queue depths")
+async def pipeline_health_view(request: Request) -> JSONResponse:
+    now = datetime.now(UTC)
+    events = request.app.state.airflow_events
+    reader = AirflowRuns(events.base_url, events.username, events.password_file)
+    airflow_task = asyncio.create_task(reader.dag_facts(now))
+    try:
+        async with request.app.state.pool.connection(timeout=5) as conn:
+            warehouse = await pipeline_health.warehouse_facts(conn, now)
+            warehouse_error = None
+    except Exception as exc:  # noqa: BLE001 — the warehouse being down is the answer, not a 500
+        warehouse, warehouse_error = {"sources": [], "marts": [], "queues": {}}, str(exc)[:300]
+    airflow = await airflow_task
+    reasons = pipeline_health.judge(airflow, warehouse)
+    if warehouse_error:
+        reasons.insert(0, f"warehouse unreachable: {warehouse_error}")
+    body = {"status": "unhealthy" if reasons else "healthy", "reasons": reasons, "checked_at": now,
+            "dags": airflow["dags"], **warehouse}
+    return JSONResponse(jsonable_encoder(body), status_code=503 if reasons else 200)
