@@ -157,7 +157,7 @@ def test_healthy_pipeline_reports_runs_lag_and_queues(dsn, api, fake_airflow):
     assert queues["order_exceptions_open"] == 2
     assert queues["quarantine_open"] == {"erp_stock": 1}
     assert queues["sales_postings_unacknowledged"] == 0
-    assert queues["unsent_notifications"] is None  # no notification table in this warehouse
+    assert queues["unsent_notifications"] == 0  # oms.notification (sql/009) exists, nothing queued
     # no marts built in this database: unknown, and said why
     assert queues["unpublished_stock_items"] is None and queues["unpublished_stock_error"]
 
