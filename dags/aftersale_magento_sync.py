@@ -6,6 +6,8 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import dag, task
 
+from oms.dag_defaults import default_args
+
 DOC = """
 ### After-sale sync
 Sends `oms.magento_outbox` (order comments and offline credit memos of returns, each once: the
@@ -21,7 +23,7 @@ docs/returns.md.
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "integrations", "retries": 3, "retry_delay": timedelta(minutes=1)},
+    default_args=default_args("integrations", retry_delay=timedelta(minutes=1)),
     tags=["returns", "magento", "clickpost"],
     doc_md=DOC,
 )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 from oms.assets import RAW_MAGENTO_ORDER
+from oms.dag_defaults import default_args
 
 DOC = """
 ### Clickpost shipments
@@ -27,8 +28,7 @@ MSI source, after checking `GET /V1/shipments` for a shipment already carrying t
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "fulfilment", "retries": 3, "retry_delay": timedelta(seconds=20),
-                  "retry_exponential_backoff": True},
+    default_args=default_args("fulfilment"),
     tags=["fulfilment", "clickpost", "magento"],
     doc_md=DOC,
 )

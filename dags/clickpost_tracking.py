@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable, CronTriggerTimetable, dag, task
 
 from oms.assets import SHIPMENT_TRACKING
+from oms.dag_defaults import default_args
 
 FEED_OVERLAP = timedelta(minutes=5)   # re-read scans are deduplicated: the overlap costs nothing
-DEFAULT_ARGS = {"owner": "fulfilment", "retries": 3, "retry_delay": timedelta(seconds=20),
-                "retry_exponential_backoff": True}
+DEFAULT_ARGS = default_args("fulfilment")
 
 
 def _push() -> dict:
@@ -21,7 +21,9 @@ def _push() -> dict:
     from oms.warehouse import connect
 
     with connect(warehouse_dsn()) as conn, magento_sales_client() as magento:
-        return tracking.push_to_magento(conn, magento)
+        pushed = tracking.push_to_magento(conn, magento)
+        conn.commit()
+        return {**pushed, **tracking.settle_returns(conn)}
 
 
 @dag(

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 from oms.assets import ATP_MARTS, KPI_MARTS
+from oms.dag_defaults import default_args
 
 DOC = """
 ### KPI build
@@ -24,7 +25,7 @@ Read by `GET /v1/kpis` and the KPI page `GET /dashboard` (dbt exposure `kpi_dash
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "analytics-engineering", "retries": 2, "retry_delay": timedelta(seconds=30)},
+    default_args=default_args("analytics-engineering", retries=2, retry_delay=timedelta(seconds=30)),
     tags=["transform", "dbt", "kpis"],
     doc_md=DOC,
 )

@@ -6,6 +6,8 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import dag, task
 
+from oms.dag_defaults import default_args
+
 DOC = """
 ### Notifications
 Sends every due row of `oms.notification` (one per event, order and channel). SMS exactly once
@@ -20,7 +22,7 @@ Failed sends are retried with back-off (up to 5 attempts). docs/notifications.md
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "customer-care", "retries": 3, "retry_delay": timedelta(seconds=30)},
+    default_args=default_args("customer-care", retry_delay=timedelta(seconds=30)),
     tags=["notifications", "email", "sms"],
     doc_md=DOC,
 )

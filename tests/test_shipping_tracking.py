@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from oms.pipelines.atp import build as build_marts
 from oms.shipping import ledger, tracking
 from oms.shipping.config import get_shipping_settings
 from oms.warehouse import apply_ddl, connect
@@ -110,6 +111,18 @@ def test_webhooks_are_verified_stored_deduplicated_and_reach_magento_once(world)
         assert sum(text in c for c in notes) == 1, (text, notes)
     assert order_status(settings, 501) == "delivered"
     assert push(world) == {"pushed": 0, "found": 0}
+    # the customer hears of each milestone once per channel, from the platform's outbox (the
+    # default setting), so Magento's own e-mail stays off on those comments
+    with connect(dsn) as conn:
+        queued = conn.execute(
+            "SELECT event, channel, payload->>'tracking_url' AS url FROM oms.notification "
+            "WHERE order_increment_id = %s ORDER BY event, channel", (row["order_increment_id"],)).fetchall()
+    assert [(q["event"], q["channel"]) for q in queued] == [
+        ("delivered", "email"), ("delivered", "sms"), ("out_for_delivery", "email"), ("out_for_delivery", "sms"),
+        ("shipped", "email"), ("shipped", "sms")]
+    assert all(row["awb"] in q["url"] for q in queued)
+    with w.magento(settings) as mg:
+        assert not any(c.get("is_customer_notified") for c in mg.comments(501))
 
     # a crash after Magento took the comment and before our ledger update: the re-run finds the marker
     with connect(dsn) as conn:
@@ -119,11 +132,38 @@ def test_webhooks_are_verified_stored_deduplicated_and_reach_magento_once(world)
     assert comments(settings, 501) == notes
 
 
+def test_rto_delivered_restocks_the_origin_once(world):
+    settings, dsn = world
+    row = shipped(world, 502)
+    build_marts(dsn, dag_run_id="rto-test", data_interval_end=w.NOW)   # restocking reads the order lines
+    events = advance(settings, row["awb"], [(4, T0), (9, T0 + timedelta(days=1)), (11, T0 + timedelta(days=2)),
+                                            (14, T0 + timedelta(days=4))])
+    with connect(dsn) as conn:
+        for event in events:
+            tracking.record_delivery(conn, json.dumps(event))
+        conn.commit()
+        before = conn.execute("SELECT count(*) AS n FROM oms.sales_posting WHERE posting_type = 'return_restock'"
+                              ).fetchone()["n"]
+        assert tracking.settle_returns(conn) == {"rto_restocked": 1, "reverse_pickups_updated": 0}
+        conn.commit()
+        restocked = conn.execute(
+            "SELECT store_id, sku, qty FROM oms.sales_posting WHERE posting_type = 'return_restock' "
+            "AND source_ref = %s", (f"rto:{row['awb']}",)).fetchall()
+        assert [(r["store_id"], r["sku"], float(r["qty"])) for r in restocked] == [(row["store_id"], "SH-A", 1.0)]
+        # the same scan again, or another run: nothing more
+        tracking.record_delivery(conn, json.dumps(events[-1]))
+        assert tracking.settle_returns(conn) == {"rto_restocked": 0, "reverse_pickups_updated": 0}
+        after = conn.execute("SELECT count(*) AS n FROM oms.sales_posting WHERE posting_type = 'return_restock'"
+                             ).fetchone()["n"]
+    assert after == before + 1
+
+
 def test_backstop_feed_catches_missed_webhooks_through_the_same_dedupe(world):
     settings, dsn = world
     from api.app import create_app
 
     row = shipped(world, 502)
+    build_marts(dsn, dag_run_id="rto-test", data_interval_end=w.NOW)   # restocking reads the order lines
     started = datetime.now(UTC) - timedelta(minutes=1)
     events = advance(settings, row["awb"], [(4, T0), (6, T0 + timedelta(days=1)), (8, T0 + timedelta(days=1, hours=3))])
     with connect(dsn) as conn, w.clickpost(settings) as cp:

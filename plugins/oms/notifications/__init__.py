@@ -63,7 +63,9 @@ def _order_facts(conn: psycopg.Connection, order: str | Mapping[str, Any]) -> di
     given = {"increment_id": order} if isinstance(order, str) else dict(order)
     if "increment_id" not in given:
         raise NotificationError("order needs an increment_id")
-    row = conn.execute(ORDER_SQL, (given["increment_id"],)).fetchone() or {}
+    wanted = ("country_code", "email", "telephone", "name")
+    # Facts the caller has (e.g. the ship-to contact of a shipment) need no look-up in the marts.
+    row = {} if all(given.get(k) for k in wanted) else conn.execute(ORDER_SQL, (given["increment_id"],)).fetchone() or {}
     return {
         "increment_id": given["increment_id"],
         "country_code": given.get("country_code") or row.get("country_code"),

@@ -34,6 +34,10 @@ class ShippingSettings:
     # Magento status labels set with the delivery / return comments (custom statuses on the store).
     delivered_status: str = field(default_factory=lambda: _env("OMS_MAGENTO_DELIVERED_STATUS", "delivered"))
     rto_status: str = field(default_factory=lambda: _env("OMS_MAGENTO_RTO_STATUS", "rto"))
+    # The customer's tracking link in notifications: the retailer's Clickpost branded tracking
+    # page (or its own), with {awb} and {order} filled in.
+    tracking_url_template: str = field(default_factory=lambda: _env(
+        "OMS_TRACKING_URL_TEMPLATE", "https://track.example.com/{awb}?order={order}"))
     default_phone: str = field(default_factory=lambda: _env("OMS_SHIP_DEFAULT_PHONE", "0000000000"))
 
 

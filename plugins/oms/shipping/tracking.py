@@ -24,11 +24,17 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from oms import notifications
+from oms.aftersale import rvp
 from oms.shipping.clients import MagentoSalesClient
 from oms.shipping.config import ShippingSettings, get_shipping_settings
 
 log = logging.getLogger(__name__)
 IST = timezone(timedelta(hours=5, minutes=30))
+
+# Milestones the customer hears about (oms.notifications events of the same names).
+CUSTOMER_EVENTS = frozenset({"shipped", "out_for_delivery", "delivered"})
+RTO_DELIVERED = 14
 
 # Clickpost status code → (milestone, comment text); codes absent here change nothing in Magento.
 MILESTONES: dict[int, tuple[str, str]] = {
@@ -179,6 +185,7 @@ def read_feed(conn: psycopg.Connection, clickpost, start: datetime, end: datetim
 # ---------------------------------------------------------------------------------------- Magento push
 PENDING_SQL = """
 SELECT s.shipment_id, s.reference_number, s.order_increment_id, s.magento_entity_id, s.awb, s.courier_name,
+       s.request -> 'drop_info' AS drop_info,
        s.status_code AS current_code,
        e.status_code, e.status_at, e.remark, e.location, e.ndr_status_code, e.ndr_reason
 FROM oms.shipment s
@@ -186,6 +193,15 @@ JOIN oms.shipment_event e ON e.waybill = s.awb
 WHERE s.state = 'magento_shipped'
 ORDER BY s.shipment_id, e.status_at, e.status_code
 """
+
+
+def _contact(increment_id: str, drop: dict[str, Any]) -> dict[str, Any]:
+    """Who the parcel goes to, from the create-order body we sent Clickpost (v3 drop_* or v4 keys):
+    the person the courier will call is the one to tell."""
+    return {"increment_id": increment_id, "name": drop.get("drop_name") or drop.get("name"),
+            "email": drop.get("drop_email") or drop.get("email"),
+            "telephone": drop.get("drop_phone") or drop.get("phone"),
+            "country_code": drop.get("drop_country") or drop.get("country_code")}
 
 
 def _plan_pushes(conn: psycopg.Connection, settings: ShippingSettings) -> list[dict[str, Any]]:
@@ -221,7 +237,8 @@ def _plan_pushes(conn: psycopg.Connection, settings: ShippingSettings) -> list[d
                 status = settings.rto_status
         plans.append({"shipment_id": r["shipment_id"], "milestone": milestone, "status_code": r["status_code"],
                       "status_at": r["status_at"], "marker": marker, "comment": detail, "order_status": status,
-                      "entity_id": r["magento_entity_id"]})
+                      "entity_id": r["magento_entity_id"], "order_increment_id": r["order_increment_id"],
+                      "awb": r["awb"], "courier": r["courier_name"], "drop_info": r["drop_info"] or {}})
     return plans
 
 
@@ -230,12 +247,19 @@ def push_to_magento(conn: psycopg.Connection, magento: MagentoSalesClient, *,
     settings = settings or get_shipping_settings()
     counts = {"pushed": 0, "found": 0}
     for plan in _plan_pushes(conn, settings):
-        conn.execute(
+        new = conn.execute(
             """INSERT INTO oms.shipment_magento_push (shipment_id, milestone, status_code, status_at, marker, comment,
                                                       order_status)
                VALUES (%(shipment_id)s, %(milestone)s, %(status_code)s, %(status_at)s, %(marker)s, %(comment)s,
                        %(order_status)s)
-               ON CONFLICT (shipment_id, milestone) DO NOTHING""", plan)
+               ON CONFLICT (shipment_id, milestone) DO NOTHING RETURNING 1""", plan).fetchone()
+        if new and plan["milestone"] in CUSTOMER_EVENTS:
+            # Same transaction as the push intent: queued once per (event, order, channel) by
+            # the outbox's key, however often this runs (docs/notifications.md).
+            notifications.enqueue(conn, plan["milestone"], _contact(plan["order_increment_id"], plan["drop_info"]), {
+                "awb": plan["awb"], "courier": plan["courier"],
+                "tracking_url": settings.tracking_url_template.format(awb=plan["awb"],
+                                                                      order=plan["order_increment_id"])})
     conn.commit()
     intents = conn.cursor(row_factory=dict_row).execute(
         """SELECT p.*, s.magento_entity_id FROM oms.shipment_magento_push p
@@ -252,9 +276,53 @@ def push_to_magento(conn: psycopg.Connection, magento: MagentoSalesClient, *,
             existing = any(intent["marker"] in str(c.get("comment") or "")
                            for c in magento.comments(intent["magento_entity_id"]))
             if not existing:
+                # Magento e-mails the customer only where the channel setting leaves this event to
+                # it; otherwise the platform's own notification (queued above) is the one sent.
                 magento.add_comment(intent["magento_entity_id"], intent["comment"], intent["order_status"],
-                                    notify=intent["milestone"] in ("out_for_delivery", "delivered"))
+                                    notify=intent["milestone"] in CUSTOMER_EVENTS
+                                    and notifications.magento_notify(conn, intent["milestone"]))
             conn.execute("UPDATE oms.shipment_magento_push SET state = 'pushed', pushed_at = now() "
                          "WHERE shipment_id = %s AND milestone = %s", (intent["shipment_id"], intent["milestone"]))
             counts["found" if existing else "pushed"] += 1
+    return counts
+
+
+RTO_DUE_SQL = """
+SELECT s.awb, s.order_increment_id, s.store_id, s.line_items
+FROM oms.shipment s
+WHERE EXISTS (SELECT 1 FROM oms.shipment_event e WHERE e.waybill = s.awb AND e.status_code = %(rto_delivered)s)
+  AND NOT EXISTS (SELECT 1 FROM oms.sales_posting p
+                  WHERE p.posting_type = 'return_restock' AND p.source_ref = 'rto:' || s.awb)
+ORDER BY s.shipment_id
+"""
+
+RVP_DUE_SQL = """
+SELECT r.waybill, e.status_code, e.status_description
+FROM oms.reverse_pickup r
+JOIN LATERAL (SELECT status_code, status_description FROM oms.shipment_event
+              WHERE waybill = r.waybill ORDER BY status_at DESC, status_code DESC LIMIT 1) e ON true
+WHERE r.waybill IS NOT NULL AND r.status_code IS DISTINCT FROM e.status_code
+"""
+
+
+def settle_returns(conn: psycopg.Connection) -> dict[str, int]:
+    """What tracking scans mean for stock and returns, each at most once:
+    - a forward shipment delivered back to its origin (RTO delivered, status 14) puts its units back
+      on that location's shelf (aftersale.rvp.restock_rto, keyed rto:<awb>);
+    - a reverse pickup's latest scan moves the return on; delivered to the store (8) receives it
+      (aftersale.rvp.pickup_status)."""
+    counts = {"rto_restocked": 0, "reverse_pickups_updated": 0}
+    for row in conn.cursor(row_factory=dict_row).execute(RTO_DUE_SQL, {"rto_delivered": RTO_DELIVERED}).fetchall():
+        with conn.transaction():
+            keys = {r["item_id"]: r["line_key"] for r in conn.cursor(row_factory=dict_row).execute(
+                "SELECT item_id, line_key FROM marts.fct_order_lines WHERE increment_id = %s",
+                (row["order_increment_id"],))}
+            lines = [{"line_key": keys[int(i["order_item_id"])], "qty": i["qty"]}
+                     for i in row["line_items"] if int(i["order_item_id"]) in keys]
+            rvp.restock_rto(conn, row["awb"], row["order_increment_id"], row["store_id"], lines or None)
+        counts["rto_restocked"] += 1
+    for row in conn.cursor(row_factory=dict_row).execute(RVP_DUE_SQL).fetchall():
+        with conn.transaction():
+            rvp.pickup_status(conn, row["waybill"], row["status_code"], row["status_description"])
+        counts["reverse_pickups_updated"] += 1
     return counts
