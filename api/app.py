@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from api.airflow_events import AirflowEvents
 from api.db import make_pool
 from api.metrics import install_metrics
-from api.routes import atp, erp, health, orders, pickup, routing
+from api.routes import atp, erp, health, orders, pickup, routing, store_tasks
 from oms.settings import get_settings
 
 
@@ -40,5 +40,6 @@ def create_app(dsn: str | None = None) -> FastAPI:
     app.include_router(orders.router)
     app.include_router(routing.router)
     app.include_router(erp.router)
+    app.include_router(store_tasks.router)
     install_metrics(app)
     return app

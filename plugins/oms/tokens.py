@@ -11,6 +11,8 @@ SCOPES = {
     "stock:read": "read ATP and stock positions (Magento's stock look-ups)",
     "orders:read": "read orders, exceptions and routing decisions",
     "erp:write": "post ERP stock movements and acknowledge sales postings",
+    "store": "store staff: list a store's pick / click & collect tasks and move them (accept, pack, reject, ready, "
+             "picked up)",
     "admin": "everything, including reference data",
 }
 TOKEN_PREFIX = "oms_"
