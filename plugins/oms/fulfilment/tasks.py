@@ -306,13 +306,17 @@ def expire_pickups(conn: psycopg.Connection, now: datetime, actor: str = "pickup
 
 
 # ---------------------------------------------------------------------------------- rejection
+ON_HAND_SQL = "SELECT on_hand_qty FROM oms.atp_store_live(%s) WHERE store_id = %s"
+
+
 def reject(conn: psycopg.Connection, task_id: int, reason: str, *, line_keys: list[str] | None = None,
            store_id: str | None = None, actor: str = "store", now: datetime | None = None,
            exclude_for: timedelta | None = None) -> dict[str, Any]:
     """The store cannot supply the task's lines (`line_keys`, default all of this store's lines).
 
-    One transaction: release the lines' holds, record the stock correction (an `adjustment` of
-    −qty per line at the store, document OMS-STORE-REJECT-<task>), exclude the store for those
+    One transaction: release the lines' holds, record the stock correction (an `adjustment` at
+    the store, document OMS-STORE-REJECT-<task>: damaged −qty; item not found −on hand, the shelf
+    has none of the SKU), exclude the store for those
     SKUs, supersede the order's other unfinished tasks, route the unfinished lines again and
     create the new decision's tasks. The same rejection again answers the first result."""
     if reason not in REJECT_REASONS:
@@ -340,10 +344,16 @@ def reject(conn: psycopg.Connection, task_id: int, reason: str, *, line_keys: li
         for i, line in enumerate(own):
             released += reservations.release(conn, task["order_increment_id"], line["line_key"],
                                               reason=f"store_rejected:{reason}")
-            corrections.append({"document_id": f"OMS-STORE-REJECT-{task_id}", "line_no": i,
-                                "movement_type": "adjustment", "store_id": task["store_id"], "sku": line["sku"],
-                                "qty": -float(line["qty"]), "posted_at": now.isoformat()})
-        recorded = movements.record_movements(conn, corrections, now, batch_id=f"oms-store-reject-{task_id}")
+            qty = Decimal(str(line["qty"]))
+            if reason == "item_not_found":   # the shelf has none: the store's count for the SKU goes to 0
+                row = _cur(conn).execute(ON_HAND_SQL, ([line["sku"]], task["store_id"])).fetchone()
+                qty = max(row["on_hand_qty"] if row else Decimal(0), Decimal(0))
+            if qty > 0:
+                corrections.append({"document_id": f"OMS-STORE-REJECT-{task_id}", "line_no": i,
+                                    "movement_type": "adjustment", "store_id": task["store_id"], "sku": line["sku"],
+                                    "qty": format(-qty.normalize(), "f"), "posted_at": now.isoformat()})
+        recorded = movements.record_movements(conn, corrections, now, batch_id=f"oms-store-reject-{task_id}") \
+            if corrections else {}
         if recorded.get("rejected"):
             raise RuntimeError(f"the stock correction for task {task_id} was refused by the ledger: {recorded}")
         if task["kind"] == "ship":
