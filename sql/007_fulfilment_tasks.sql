@@ -10,7 +10,8 @@
 CREATE TABLE IF NOT EXISTS oms.fulfilment_task (
     task_id              bigserial PRIMARY KEY,
     order_increment_id   text NOT NULL,
-    decision_id          bigint NOT NULL REFERENCES oms.routing_decision (decision_id),
+    decision_id          bigint NOT NULL,                -- oms.routing_decision (append-only; no FK, so
+                                                        -- the routing tables can be emptied on their own)
     shipment_no          integer NOT NULL CHECK (shipment_no > 0),
     store_id             text NOT NULL,
     country_code         text NOT NULL,

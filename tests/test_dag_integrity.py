@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
-EXPECTED = {"erp_stock_ingest", "magento_orders_ingest", "atp_build", "magento_stock_publish", "magento_stock_reconcile"}
+EXPECTED = {"erp_stock_ingest", "magento_orders_ingest", "atp_build", "magento_stock_publish", "magento_stock_reconcile",
+            "order_routing"}
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +59,11 @@ def test_order_ingest_is_mapped_over_channels_and_feeds_the_atp_build(dagbag):
     assert [o.name for o in dag.get_task("validate").outlets] == [RAW_MAGENTO_ORDER.name]
     scheduled_on = {a.name for a in dagbag.get_dag("atp_build").timetable.asset_condition.objects}
     assert scheduled_on == {RAW_ERP_STOCK.name, RAW_MAGENTO_ORDER.name}
+
+
+def test_order_routing_follows_the_order_marts(dagbag):
+    from oms.assets import ATP_MARTS
+
+    dag = dagbag.get_dag("order_routing")
+    assert dag.timetable.asset_condition.name == ATP_MARTS.name
+    assert [t.task_id for t in dag.topological_sort()] == ["route_orders", "expire_pickups"]
