@@ -372,6 +372,12 @@ def test_click_and_collect_expires_and_releases_stock(dsn, routed, dagbag):
         after = _live(conn, task["store_id"], line["sku"])
         left = _holds(conn, task["order_increment_id"])
     assert status == "pickup_expired" and left == 0
+    # the next demand sync (Magento still shows the order open) does not hold the stock again
+    with connect(dsn) as conn:
+        rows = conn.execute(DEMAND_SQL, {"open": list(OPEN_STATUSES)}).fetchall()
+        sync_order_demand(conn, [OrderDemand(r["increment_id"], r["line_key"], r["country_code"], r["pickup_store_id"],
+                                             r["sku"], r["qty_open"], r["is_open"]) for r in rows])
+        assert _holds(conn, task["order_increment_id"]) == 0
     assert after["reserved_qty"] == before["reserved_qty"] - Decimal(str(line["qty"]))
     assert after["atp_qty"] >= before["atp_qty"]
     with connect(dsn) as conn, pytest.raises(tasks.TransitionError, match="pickup_expired"):
