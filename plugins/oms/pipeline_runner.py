@@ -52,8 +52,9 @@ def _report(api: AirflowApi, dag_id: str, run: dict[str, Any], started: float, r
 
 INGEST_DAGS = {"erp_stock_ingest": "validate", "magento_orders_ingest": "validate"}  # dag id -> result task
 BUILD_DAG = ("atp_build", "dbt_build_atp")
-# Scheduled, one after the other, by the asset event of the run before (dag id, result task).
-DOWNSTREAM = (("magento_stock_publish", "publish_source_items"),)
+# Scheduled, one after the other, by the asset event of the run before (dag id, result task), or of
+# the named run (dag id, result task, upstream dag id).
+DOWNSTREAM = (("magento_stock_publish", "publish_source_items"), ("order_routing", "route_orders", "atp_build"))
 
 
 def _parse(moment: str) -> datetime:
@@ -92,7 +93,8 @@ def run_pipeline(api: AirflowApi, start: datetime, end: datetime, timeout: float
                  downstream: tuple[tuple[str, str], ...] = DOWNSTREAM) -> list[RunReport]:
     """Trigger the ingest DAGs (ERP stock, Magento orders) for [start, end), wait for them, then
     for the atp_build run their asset events start (ATP and order marts), then for each downstream
-    DAG the run the previous one's asset event starts (the Magento stock publish)."""
+    DAG the run the previous (or its named upstream) DAG's asset event starts (the Magento stock
+    publish; order routing after the build)."""
     reports = []
     began = time.monotonic()
     runs = {dag_id: api.trigger(dag_id, logical_date=_iso(end), data_interval_start=_iso(start),
@@ -112,12 +114,14 @@ def run_pipeline(api: AirflowApi, start: datetime, end: datetime, timeout: float
     run = wait_for_run(api, build_dag, build["dag_run_id"], timeout, on_tick)
     reports.append(_report(api, build_dag, run, began, result_task))
     upstream = build_dag
-    for dag_id, task_id in downstream:
-        if run["state"] != "success":
+    runs_by_dag = {build_dag: run}
+    for dag_id, task_id, *named in downstream:
+        source = named[0] if named else upstream
+        if runs_by_dag.get(source, {}).get("state") != "success":
             break
         began = time.monotonic()
-        follow = _await_asset_run(api, dag_id, _landed_at(api, upstream, run), timeout, on_tick)
-        run = wait_for_run(api, dag_id, follow["dag_run_id"], timeout, on_tick)
+        follow = _await_asset_run(api, dag_id, _landed_at(api, source, runs_by_dag[source]), timeout, on_tick)
+        run = runs_by_dag[dag_id] = wait_for_run(api, dag_id, follow["dag_run_id"], timeout, on_tick)
         reports.append(_report(api, dag_id, run, began, task_id))
         upstream = dag_id
     return reports

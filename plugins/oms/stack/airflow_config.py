@@ -18,7 +18,7 @@ import httpx
 from oms.settings import Settings
 
 ADMIN_USER = "admin"
-PIPELINE_DAGS = ("erp_stock_ingest", "magento_orders_ingest", "atp_build", "magento_stock_publish")
+PIPELINE_DAGS = ("erp_stock_ingest", "magento_orders_ingest", "atp_build", "magento_stock_publish", "order_routing")
 
 
 def airflow_home(settings: Settings) -> Path:
