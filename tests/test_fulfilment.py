@@ -360,9 +360,19 @@ def test_click_and_collect_expires_and_releases_stock(dsn, routed, dagbag):
     with connect(dsn) as conn:
         before = _live(conn, task["store_id"], line["sku"])
         assert _holds(conn, task["order_increment_id"]) > 0
+    latest_sql = ("SELECT DISTINCT ON (order_increment_id) order_increment_id, outcome FROM oms.routing_decision"
+                  " ORDER BY order_increment_id, decision_id DESC")
+    with connect(dsn) as conn:
+        latest = {r["order_increment_id"]: r["outcome"] for r in conn.execute(latest_sql)}
     # a routing run before the expiry leaves it; the run after it expires it and releases the stock
     assert dagbag.get_dag("order_routing").test(logical_date=DECIDED + timedelta(days=1)).state == "success"
     with connect(dsn) as conn:
+        next_run = {r["order_increment_id"] for r in conn.execute(
+            "SELECT order_increment_id FROM oms.routing_decision WHERE run_id = %s",
+            (run_id_for(DECIDED + timedelta(days=1)),))}
+        # the next run tries the held / backordered orders again, and only those
+        assert next_run == {k for k, v in latest.items() if v in ("held", "backordered")} and next_run
+        assert "cancelled" in latest.values()     # cancel_after_days passed for an old order: not tried again
         assert conn.execute("SELECT status FROM oms.fulfilment_task WHERE task_id = %s",
                             (task["task_id"],)).fetchone()["status"] == "ready_for_pickup"
     assert dagbag.get_dag("order_routing").test(logical_date=DECIDED + timedelta(days=2)).state == "success"
