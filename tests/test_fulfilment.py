@@ -392,3 +392,29 @@ def test_click_and_collect_expires_and_releases_stock(dsn, routed, dagbag):
     assert after["atp_qty"] >= before["atp_qty"]
     with connect(dsn) as conn, pytest.raises(tasks.TransitionError, match="pickup_expired"):
         tasks.picked_up(conn, task["task_id"])
+
+
+def test_two_identical_rejections_at_once_reject_once(dsn, routed):
+    import threading
+
+    task = _open_ship_task(dsn)
+    barrier = threading.Barrier(2)
+    answers: list[dict] = []
+
+    def reject() -> None:
+        with connect(dsn) as conn:
+            barrier.wait()
+            answers.append(tasks.reject(conn, task["task_id"], "damaged", store_id=task["store_id"]))
+
+    threads = [threading.Thread(target=reject) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(a["replayed"] for a in answers) == [False, True]
+    assert answers[0]["rerouted"] == answers[1]["rerouted"]
+    with connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) AS n FROM oms.store_exclusion WHERE source_ref LIKE %s",
+                            (f"task-{task['task_id']}/%",)).fetchone()["n"] == len({x["sku"] for x in task["lines"]})
+        assert conn.execute("SELECT count(*) AS n FROM oms.erp_movement WHERE document_id = %s",
+                            (f"OMS-STORE-REJECT-{task['task_id']}",)).fetchone()["n"] == len(task["lines"])
