@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test stop status lint bench bench-atp bench-reservations bench-publish clean
+.PHONY: install demo test stop status lint bench bench-atp bench-reservations bench-publish bench-routing clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ bench-publish: install
 SCALE ?= small
 bench: install
 	$(BIN)/python bench/run_all.py --scale $(SCALE) $(BENCH_ARGS)
+# Rule routing throughput on a generated 15k-order GCC backlog (≥ 10k releasable), and shipments / shipping cost per
+# order against "nearest location with stock, SKU by SKU". No database. bench/results/routing.json.
+bench-routing: install
+	$(BIN)/python bench/routing.py $(BENCH_ARGS)
 
 lock:
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --python-platform x86_64-unknown-linux-gnu -o requirements.lock

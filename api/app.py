@@ -10,7 +10,19 @@ from fastapi import FastAPI
 from api.airflow_events import AirflowEvents
 from api.db import make_pool
 from api.metrics import install_metrics
-from api.routes import atp, customers, erp, health, kpis, orders, pickup, returns, routing, shipments
+from api.routes import (
+    atp,
+    customers,
+    erp,
+    health,
+    kpis,
+    orders,
+    pickup,
+    returns,
+    routing,
+    shipments,
+    store_tasks,
+)
 from api.routes import pipeline as pipeline_routes
 from oms.settings import get_settings
 
@@ -47,5 +59,6 @@ def create_app(dsn: str | None = None) -> FastAPI:
     app.include_router(returns.router)
     app.include_router(customers.router)
     app.include_router(pipeline_routes.router)
+    app.include_router(store_tasks.router)
     install_metrics(app)
     return app

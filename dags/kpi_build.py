@@ -6,14 +6,14 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
-from oms.assets import ATP_MARTS, KPI_MARTS
+from oms.assets import KPI_MARTS, ROUTING_DECISIONS
 from oms.dag_defaults import default_args
 
 DOC = """
 ### KPI build
 Rebuilds the fulfilment KPI marts (`marts.fct_order_fulfilment`, `marts.fct_fulfilment_daily`,
 `marts.fct_promise_accuracy_daily`, `marts.fct_data_quality_daily`) and their tests whenever the
-order/ATP marts were rebuilt (`marts.atp`), and at half past every hour so routing decisions,
+order routing ran after an order/ATP build (`oms.routing_decision`), and at half past every hour so routing decisions,
 publish lag and reconciliation drift recorded between order runs reach the KPI page.
 Read by `GET /v1/kpis` and the KPI page `GET /dashboard` (dbt exposure `kpi_dashboard`).
 """
@@ -21,7 +21,7 @@ Read by `GET /v1/kpis` and the KPI page `GET /dashboard` (dbt exposure `kpi_dash
 
 @dag(
     dag_id="kpi_build",
-    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("30 * * * *", timezone="UTC"), assets=ATP_MARTS),
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("30 * * * *", timezone="UTC"), assets=ROUTING_DECISIONS),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

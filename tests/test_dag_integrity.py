@@ -9,7 +9,7 @@ import pytest
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
 EXPECTED = {"erp_stock_ingest", "magento_orders_ingest", "atp_build", "magento_stock_publish", "magento_stock_reconcile",
-            "kpi_build", "aftersale_magento_sync", "notifications_send"}
+            "kpi_build", "aftersale_magento_sync", "notifications_send", "order_routing"}
 
 
 @pytest.fixture(scope="module")
@@ -71,3 +71,9 @@ def test_every_task_alerts_on_failure_and_retry(dagbag):
         for task in dag.tasks:
             assert on_task_failure in callbacks(task.on_failure_callback), f"{dag_id}.{task.task_id}: no failure alert"
             assert on_task_retry in callbacks(task.on_retry_callback), f"{dag_id}.{task.task_id}: retries not logged"
+def test_order_routing_follows_the_order_marts(dagbag):
+    from oms.assets import ATP_MARTS
+
+    dag = dagbag.get_dag("order_routing")
+    assert dag.timetable.asset_condition.name == ATP_MARTS.name
+    assert [t.task_id for t in dag.topological_sort()] == ["route_orders", "expire_pickups"]

@@ -80,3 +80,38 @@ def test_no_build_after_the_data_times_out(monkeypatch):
     monkeypatch.setattr(pipeline_runner.time, "sleep", lambda seconds: None)
     with pytest.raises(TimeoutError, match="atp_build was not scheduled"):
         run_pipeline(api, START, END, timeout=0, downstream=())
+
+
+class FakeAirflowWithConsumers(FakeAirflow):
+    """The build emits marts.atp at 12:01:00; the publish and order routing both start from it
+    (12:01:02 and 12:01:03). The publish ends at 12:01:30 and emits nothing."""
+
+    RUNS = {"magento_stock_publish": "asset__publish", "order_routing": "asset__routing"}
+    STARTED = {"magento_stock_publish": "2026-03-02T12:01:02Z", "order_routing": "2026-03-02T12:01:03Z"}
+
+    def dag_runs(self, dag_id, limit=20):
+        if dag_id in self.RUNS:
+            return [{"dag_run_id": self.RUNS[dag_id], "run_type": "asset_triggered", "start_date": self.STARTED[dag_id]}]
+        return super().dag_runs(dag_id, limit)
+
+    def dag_run(self, dag_id, run_id):
+        run = super().dag_run(dag_id, run_id)
+        return {**run, "end_date": "2026-03-02T12:01:30Z"} if dag_id == "magento_stock_publish" else run
+
+    def asset_events(self, source_dag_id, source_run_id):
+        if source_dag_id == "atp_build":
+            return [{"timestamp": "2026-03-02T12:01:00Z"}]
+        if source_dag_id in self.RUNS:
+            return []
+        return super().asset_events(source_dag_id, source_run_id)
+
+
+def test_order_routing_is_awaited_after_the_build_not_after_the_publish(monkeypatch):
+    monkeypatch.setattr(pipeline_runner.time, "sleep", lambda seconds: None)
+    reports = run_pipeline(FakeAirflowWithConsumers({}), START, END, timeout=5)
+    assert [(r.dag_id, r.run_id) for r in reports][-2:] == [
+        ("magento_stock_publish", "asset__publish"), ("order_routing", "asset__routing")]
+    # chained after the publish instead, the routing run (started before the publish ended) is never found
+    with pytest.raises(TimeoutError, match="order_routing"):
+        run_pipeline(FakeAirflowWithConsumers({}), START, END, timeout=0,
+                     downstream=(("magento_stock_publish", "publish_source_items"), ("order_routing", "route_orders")))

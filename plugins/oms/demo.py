@@ -3,6 +3,7 @@ sandboxes, and print what the pipeline produced."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from oms import demo_data, reference, tokens
-from oms.settings import Settings
+from oms.settings import REPO_ROOT, Settings
 from oms.stack.airflow_config import ADMIN_USER, admin_password
 from oms.warehouse import connect
 
@@ -45,6 +46,20 @@ def load_reference(dsn: str, data: demo_data.DemoData, store_safety: float = 1) 
                 reference.upsert_safety_rule(conn, store_safety, store_id=location["store_id"])
 
 
+def ensure_routing_profiles(dsn: str, countries: list[str]) -> list[str]:
+    """The example 'warehouse first' routing profile, active, for every country without an active one."""
+    from oms.routing import profiles
+
+    doc = json.loads((REPO_ROOT / "plugins" / "oms" / "routing" / "examples" / "warehouse_first.json").read_text())
+    created = []
+    with connect(dsn) as conn:
+        for country in countries:
+            if profiles.get_active(conn, country) is None:
+                profiles.create_version(conn, {**doc, "country_code": country}, "demo", activate=True)
+                created.append(country)
+    return created
+
+
 def _post(url: str, body: Any) -> httpx.Response:
     response = httpx.post(url, json=body, timeout=120)
     response.raise_for_status()
@@ -55,6 +70,7 @@ def load(settings: Settings, skus: int, stores_per_country: int, orders: int) ->
     data = demo_data.generate(skus=skus, stores_per_country=stores_per_country, orders=orders, seed=SEED,
                               as_of=demo_as_of())
     load_reference(settings.warehouse_dsn, data)
+    ensure_routing_profiles(settings.warehouse_dsn, [c["country_code"] for c in data.countries])
     for url in (settings.magento_url, settings.erp_url, settings.clickpost_url):
         _post(f"{url}/_sandbox/reset", {})
     with connect(settings.warehouse_dsn) as conn:
@@ -92,6 +108,12 @@ def print_summary(settings: Settings, console: Console) -> None:
             "SELECT (SELECT count(*) FROM marts.fct_orders) AS orders,"
             " (SELECT count(*) FROM marts.fct_order_lines) AS lines"
         ).fetchone()
+        routed = conn.execute(
+            "SELECT d.outcome, count(*) AS n FROM oms.routing_decision d WHERE d.decision_id = (SELECT max(x.decision_id)"
+            " FROM oms.routing_decision x WHERE x.order_increment_id = d.order_increment_id) GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        store_tasks = conn.execute(
+            "SELECT kind, count(*) AS n FROM oms.fulfilment_task WHERE status = 'open' GROUP BY 1 ORDER BY 1").fetchall()
         exceptions = conn.execute(
             "SELECT reason, count(*) AS n FROM oms.order_exception WHERE resolved_at IS NULL GROUP BY reason ORDER BY reason"
         ).fetchall()
@@ -111,6 +133,11 @@ def print_summary(settings: Settings, console: Console) -> None:
                   f"per the publish ledger; the Magento sandbox holds {magento_items}.")
     console.print(f"Magento orders in marts.fct_orders: {orders['orders']} with {orders['lines']} stock lines"
                   " (marts.fct_order_lines)")
+    if routed:
+        console.print("Routing (latest decision per order, docs/fulfilment.md): "
+                      + ", ".join(f"{r['outcome']}={r['n']}" for r in routed)
+                      + "; open store tasks: " + (", ".join(f"{t['kind']}={t['n']}" for t in store_tasks) or "none")
+                      + " (oms routing explain <order>)")
     if exceptions:
         console.print("Order exceptions (oms.order_exception, docs/exceptions.md): "
                       + ", ".join(f"{e['reason']}={e['n']}" for e in exceptions))

@@ -52,10 +52,10 @@ def _report(api: AirflowApi, dag_id: str, run: dict[str, Any], started: float, r
 
 INGEST_DAGS = {"erp_stock_ingest": "validate", "magento_orders_ingest": "validate"}  # dag id -> result task
 BUILD_DAG = ("atp_build", "dbt_build_atp")
-# Scheduled, one after the other, by the asset event of the run before (dag id, result task).
 # (DAG, task whose result is reported, the DAG whose asset event starts it)
 DOWNSTREAM = (("magento_stock_publish", "publish_source_items", "atp_build"),
-              ("kpi_build", "dbt_build_kpis", "atp_build"))
+              ("order_routing", "route_orders", "atp_build"),
+              ("kpi_build", "dbt_build_kpis", "order_routing"))
 
 
 def _parse(moment: str) -> datetime:
@@ -94,7 +94,8 @@ def run_pipeline(api: AirflowApi, start: datetime, end: datetime, timeout: float
                  downstream: tuple[tuple[str, str, str], ...] = DOWNSTREAM) -> list[RunReport]:
     """Trigger the ingest DAGs (ERP stock, Magento orders) for [start, end), wait for them, then
     for the atp_build run their asset events start (ATP and order marts), then for each downstream
-    DAG the run the previous one's asset event starts (the Magento stock publish)."""
+    DAG the run the previous (or its named upstream) DAG's asset event starts (the Magento stock
+    publish; order routing after the build)."""
     reports = []
     began = time.monotonic()
     runs = {dag_id: api.trigger(dag_id, logical_date=_iso(end), data_interval_start=_iso(start),

@@ -12,7 +12,8 @@ SCOPES = {
     "orders:read": "read orders, exceptions and routing decisions",
     "kpis:read": "read fulfilment KPIs (GET /v1/kpis, the KPI page at /dashboard)",
     "erp:write": "post ERP stock movements and acknowledge sales postings",
-    "store": "store staff and POS: record returns and exchanges (the ERP/POS token with erp:write may too)",
+    "store": "store staff and POS: a store's pick / click & collect tasks (accept, pack, reject, ready, picked up), "
+             "returns and exchanges (the ERP/POS token with erp:write may record returns too)",
     "admin": "everything, including reference data",
 }
 TOKEN_PREFIX = "oms_"

@@ -24,11 +24,17 @@ OPEN_STATUSES = ("awaiting_payment", "ready_to_fulfil", "on_hold")
 
 DEMAND_SQL = """
 SELECT l.increment_id, l.line_key, o.country_code, o.pickup_store_id, l.sku, l.qty_open,
-       o.fulfilment_status = ANY(%(open)s) AS is_open
+       o.fulfilment_status = ANY(%(open)s) AND NOT expired.yes AS is_open
 FROM marts.fct_order_lines l
 JOIN marts.fct_orders o ON o.increment_id = l.increment_id
+-- a click & collect order nobody collected in time holds nothing any more (docs/fulfilment.md),
+-- even while Magento still shows it open
+CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM oms.fulfilment_task t
+                                   WHERE t.order_increment_id = l.increment_id AND t.status = 'pickup_expired'
+                                     AND t.lines @> jsonb_build_array(jsonb_build_object('line_key', l.line_key)))
+                    AS yes) expired
 WHERE l.requires_fulfilment AND l.is_known_sku AND o.country_code IS NOT NULL
-  AND (o.fulfilment_status = ANY(%(open)s)
+  AND (o.fulfilment_status = ANY(%(open)s) AND NOT expired.yes
        OR EXISTS (SELECT 1 FROM oms.reservation r
                   WHERE r.order_increment_id = l.increment_id AND r.line_key = l.line_key AND r.status = 'active'))
 ORDER BY o.created_at, l.increment_id, l.line_key

@@ -83,7 +83,9 @@ def route_order(conn: psycopg.Connection, order: Order, now: datetime, *, reserv
 
 def reroute_after_rejection(conn: psycopg.Connection, order: Order, store_id: str, skus: list[str], now: datetime, *,
                             reason: str, exclude_for: timedelta = timedelta(days=2), source_ref: str | None = None,
-                            reserve: Reserve | None = None, run_id: str | None = None) -> Routed:
+                            reserve: Reserve | None = None, run_id: str | None = None,
+                            atp: Callable[[psycopg.Connection, list[str]], Mapping[tuple[str, str], float]] | None = None,
+                            ) -> Routed:
     """A store rejected the pick (item not found, damaged): exclude it for those SKUs for a while
     and route the order again. Releasing the old reservation and the stock correction are the
     caller's (store-task) business, in the same transaction."""
@@ -91,4 +93,4 @@ def reroute_after_rejection(conn: psycopg.Connection, order: Order, store_id: st
         decisions.exclude_store(conn, store_id, sku, now + exclude_for, reason, excluded_at=now,
                                 order_increment_id=order.increment_id,
                                 source_ref=f"{source_ref}/{sku}" if source_ref else None)
-    return route_order(conn, order, now, reserve=reserve, run_id=run_id)
+    return route_order(conn, order, now, reserve=reserve, atp=atp, run_id=run_id)

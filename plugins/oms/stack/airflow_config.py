@@ -18,7 +18,8 @@ import httpx
 from oms.settings import Settings
 
 ADMIN_USER = "admin"
-PIPELINE_DAGS = ("erp_stock_ingest", "magento_orders_ingest", "atp_build", "magento_stock_publish", "kpi_build")
+PIPELINE_DAGS = ("erp_stock_ingest", "magento_orders_ingest", "atp_build", "magento_stock_publish", "order_routing",
+                 "kpi_build")
 
 
 def airflow_home(settings: Settings) -> Path:
