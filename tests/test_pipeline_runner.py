@@ -84,10 +84,12 @@ def test_no_build_after_the_data_times_out(monkeypatch):
 
 class FakeAirflowWithConsumers(FakeAirflow):
     """The build emits marts.atp at 12:01:00; the publish and order routing both start from it
-    (12:01:02 and 12:01:03). The publish ends at 12:01:30 and emits nothing."""
+    (12:01:02 and 12:01:03). The publish ends at 12:01:30 and emits nothing; routing emits
+    oms.routing_decision at 12:01:10, which starts the KPI build at 12:01:11."""
 
-    RUNS = {"magento_stock_publish": "asset__publish", "order_routing": "asset__routing"}
-    STARTED = {"magento_stock_publish": "2026-03-02T12:01:02Z", "order_routing": "2026-03-02T12:01:03Z"}
+    RUNS = {"magento_stock_publish": "asset__publish", "order_routing": "asset__routing", "kpi_build": "asset__kpis"}
+    STARTED = {"magento_stock_publish": "2026-03-02T12:01:02Z", "order_routing": "2026-03-02T12:01:03Z",
+               "kpi_build": "2026-03-02T12:01:11Z"}
 
     def dag_runs(self, dag_id, limit=20):
         if dag_id in self.RUNS:
@@ -101,6 +103,8 @@ class FakeAirflowWithConsumers(FakeAirflow):
     def asset_events(self, source_dag_id, source_run_id):
         if source_dag_id == "atp_build":
             return [{"timestamp": "2026-03-02T12:01:00Z"}]
+        if source_dag_id == "order_routing":
+            return [{"timestamp": "2026-03-02T12:01:10Z"}]
         if source_dag_id in self.RUNS:
             return []
         return super().asset_events(source_dag_id, source_run_id)
@@ -109,9 +113,10 @@ class FakeAirflowWithConsumers(FakeAirflow):
 def test_order_routing_is_awaited_after_the_build_not_after_the_publish(monkeypatch):
     monkeypatch.setattr(pipeline_runner.time, "sleep", lambda seconds: None)
     reports = run_pipeline(FakeAirflowWithConsumers({}), START, END, timeout=5)
-    assert [(r.dag_id, r.run_id) for r in reports][-2:] == [
-        ("magento_stock_publish", "asset__publish"), ("order_routing", "asset__routing")]
+    assert [(r.dag_id, r.run_id) for r in reports][-3:] == [
+        ("magento_stock_publish", "asset__publish"), ("order_routing", "asset__routing"), ("kpi_build", "asset__kpis")]
     # chained after the publish instead, the routing run (started before the publish ended) is never found
     with pytest.raises(TimeoutError, match="order_routing"):
         run_pipeline(FakeAirflowWithConsumers({}), START, END, timeout=0,
-                     downstream=(("magento_stock_publish", "publish_source_items"), ("order_routing", "route_orders")))
+                     downstream=(("magento_stock_publish", "publish_source_items", "atp_build"),
+                                 ("order_routing", "route_orders", "magento_stock_publish")))
