@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.airflow_events import AirflowEvents
+from api.atp_cache import AtpCache
 from api.db import make_pool
 from api.metrics import install_metrics
 from api.routes import atp, erp, health, orders, pickup, routing
@@ -21,9 +22,12 @@ def create_app(dsn: str | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         app.state.pool = make_pool(warehouse_dsn)
         await app.state.pool.open(wait=False)
-        app.state.token_cache = {}
+        app.state.atp_cache = AtpCache(warehouse_dsn, app.state.pool)
+        app.state.atp_cache.warmer = atp.warm_cache
+        await app.state.atp_cache.start()
         app.state.airflow_events = AirflowEvents.from_env()
         yield
+        await app.state.atp_cache.stop()
         await app.state.pool.close()
 
     app = FastAPI(

@@ -305,14 +305,14 @@ def measure(client: str, kind: str, port: int, connections: int, seconds: int, s
 
 def explain_ms(dsn: str, skus: list[str]) -> dict:
     """Server-side execution time of the two look-up statements (EXPLAIN ANALYZE, median of 20)."""
-    from api.routes.atp import BATCH_SQL, SKU_SQL
+    from api.routes.atp import BATCH_SQL, SKUS_SQL
 
     rng = random.Random(1)
     out = {}
     with psycopg.connect(dsn, autocommit=True) as conn:
         for name, sql, params in (
-            ("single", SKU_SQL["summary"], lambda: {"sku": rng.choice(skus), "country": None, "store": None}),
-            ("single_full", SKU_SQL["full"], lambda: {"sku": rng.choice(skus), "country": None, "store": None}),
+            ("single", SKUS_SQL["summary"], lambda: {"skus": [rng.choice(skus)], "country": None, "store": None}),
+            ("single_full", SKUS_SQL["full"], lambda: {"skus": [rng.choice(skus)], "country": None, "store": None}),
             ("batch_100", BATCH_SQL[False, "summary"],
              lambda: {"skus": rng.choices(skus, k=100), "country": None, "stores": None}),
         ):

@@ -9,12 +9,14 @@ returns, so an ERP movement or a new reservation shows in the very next request.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from api.atp_cache import AtpCache
 from api.auth import require
 from api.paging import decode_cursor, encode_cursor
 from api.responses import RawJSONResponse
@@ -78,42 +80,77 @@ STORE_FIELDS = {"summary": _STORE_SUMMARY, "full": _STORE_FULL}
 STORE_JSON = {detail: json_object(fields) for detail, fields in STORE_FIELDS.items()}
 COUNTRY_FIELDS = {"summary": _COUNTRY_SUMMARY, "full": _COUNTRY_FULL}
 DETAILS = tuple(STORE_JSON)
+DEFAULT_VARIANT = "summary"  # the cache key of the unfiltered summary answer; others: (country, store, detail)
 DetailParam = Annotated[Literal["summary", "full"], Query(
     description="summary: ATP and on hand per country and store; full: also reserved, awaiting the ERP, "
                 "restocked, safety stock, the snapshot and the movements since")]
 
 COUNTRY_FILTER = "(%(country)s::text IS NULL OR {alias}.country_code = %(country)s)"
 
-def _sku_sql(detail: str) -> str:
+def _skus_sql(detail: str) -> str:
+    """The single-SKU answer, for one SKU or (warming the cache) many: a row per SKU asked (sku NULL
+    when no SKU is known), with whether the country and store filters name known ones."""
     return f"""
 WITH known AS (
-    SELECT EXISTS (SELECT 1 FROM ref.sku WHERE sku = %(sku)s) AS sku_known,
-           (%(country)s::text IS NULL OR EXISTS (SELECT 1 FROM ref.channel WHERE country_code = %(country)s)) AS country_known,
+    SELECT (%(country)s::text IS NULL OR EXISTS (SELECT 1 FROM ref.channel WHERE country_code = %(country)s)) AS country_known,
            (%(store)s::text IS NULL OR EXISTS (SELECT 1 FROM ref.location WHERE store_id = %(store)s)) AS store_known
 ),
+requested AS (
+    SELECT r.sku FROM ref.sku r WHERE r.sku = ANY (%(skus)s::text[])
+),
 stores AS MATERIALIZED (
-    SELECT * FROM oms.atp_store_live(ARRAY[%(sku)s]::text[]) s
+    SELECT * FROM oms.atp_store_live(%(skus)s::text[]) s
     WHERE {COUNTRY_FILTER.format(alias="s")} AND (%(store)s::text IS NULL OR s.store_id = %(store)s)
 ),
+store_lists AS (
+    SELECT s.sku, s.country_code, '[' || string_agg({STORE_JSON[detail]}, ',' ORDER BY s.store_id) || ']' AS stores
+    FROM stores s GROUP BY s.sku, s.country_code
+),
 countries AS (
-    SELECT * FROM oms.atp_country_live(ARRAY[%(sku)s]::text[]) c
-    WHERE {COUNTRY_FILTER.format(alias="c")}
-      AND (%(store)s::text IS NULL OR EXISTS (SELECT 1 FROM stores s WHERE s.country_code = c.country_code))
+    SELECT c.sku, '[' || string_agg({json_object([*COUNTRY_FIELDS[detail],
+                                                  ("stores", "coalesce(sl.stores, '[]')", "raw")])},
+                                    ',' ORDER BY c.country_code) || ']' AS countries
+    FROM oms.atp_country_live(%(skus)s::text[]) c
+    LEFT JOIN store_lists sl ON sl.sku = c.sku AND sl.country_code = c.country_code
+    WHERE {COUNTRY_FILTER.format(alias="c")} AND (%(store)s::text IS NULL OR sl.sku IS NOT NULL)
+    GROUP BY c.sku
 )
-SELECT known.sku_known, known.country_known, known.store_known,
-    '{{"sku":' || to_json(%(sku)s::text)::text
+SELECT known.country_known, known.store_known, k.sku,
+    '{{"sku":' || to_json(k.sku)::text
     || ',"as_of":' || to_json(now())::text
     || ',"snapshot":' || coalesce({SNAPSHOT_SQL}::text, 'null')
-    || ',"countries":' || {json_array(
-        json_object([*COUNTRY_FIELDS[detail], ("stores", json_array(
-            STORE_JSON[detail], "FROM stores s WHERE s.country_code = c.country_code", "s.store_id"), "raw")]),
-        "FROM countries c", "c.country_code")}
+    || ',"countries":' || coalesce(co.countries, '[]')
     || '}}'
 FROM known
+LEFT JOIN (requested k LEFT JOIN countries co ON co.sku = k.sku) ON true
 """
 
 
-SKU_SQL = {detail: _sku_sql(detail) for detail in DETAILS}
+SKUS_SQL = {detail: _skus_sql(detail) for detail in DETAILS}
+WARM_CHUNK = 250
+
+
+async def warm_cache(cache: AtpCache) -> int:
+    """Fill the cache with the default answer (`GET /v1/atp/{sku}`, no filters) of every SKU."""
+    pool = cache.pool
+    async with pool.connection() as conn:
+        skus = [sku for (sku,) in await (await conn.execute("SELECT sku FROM ref.sku ORDER BY sku")).fetchall()]
+    warmed = 0
+    for start in range(0, len(skus), WARM_CHUNK):
+        if not cache.enabled:
+            break
+        chunk = [sku for sku in skus[start:start + WARM_CHUNK] if cache.get(sku, DEFAULT_VARIANT) is None]
+        if not chunk:
+            continue
+        ticket = cache.begin()
+        async with pool.connection() as conn:
+            rows = await (await conn.execute(
+                SKUS_SQL["summary"], {"skus": chunk, "country": None, "store": None})).fetchall()
+        for _, _, sku, body in rows:
+            if sku is not None:
+                warmed += cache.put(sku, DEFAULT_VARIANT, body.encode(), ticket)
+        await asyncio.sleep(0)  # look-ups go first
+    return warmed
 
 
 def _batch_sql(with_stores: bool, detail: str) -> str:
@@ -197,15 +234,30 @@ async def atp_for_sku(
     detail: DetailParam = "summary",
     _: set[str] = Depends(require("stock:read")),
 ) -> RawJSONResponse:
-    params = {"sku": sku, "country": country.upper() if country else None, "store": store_id}
+    """Served from the process's answer cache when it holds the SKU (kept in step with the ledger
+    by NOTIFY: docs/adr/0009-atp-answer-cache.md), else from Postgres, then cached. Either way
+    `as_of` is when the answer was read from the ledger, and nothing has changed it since."""
+    country = country.upper() if country else None
+    variant = DEFAULT_VARIANT if country is None and store_id is None and detail == "summary" else (
+        country, store_id, detail)
+    cache: AtpCache = request.app.state.atp_cache
+    body = cache.get(sku, variant)
+    if body is not None:
+        cache.stats["hits"] += 1
+        return RawJSONResponse(body)
+    cache.stats["misses"] += 1
+    ticket = cache.begin()
+    params = {"skus": [sku], "country": country, "store": store_id}
     async with request.app.state.pool.connection() as conn:
-        sku_known, country_known, store_known, body = await (await conn.execute(SKU_SQL[detail], params)).fetchone()
-    if not sku_known:
+        country_known, store_known, known_sku, text = await (await conn.execute(SKUS_SQL[detail], params)).fetchone()
+    if known_sku is None:
         raise HTTPException(404, f"unknown sku '{sku}'")
     if not country_known:
         raise HTTPException(404, f"unknown country '{country}'")
     if not store_known:
         raise HTTPException(404, f"unknown store '{store_id}'")
+    body = text.encode()
+    cache.put(sku, variant, body, ticket)
     return RawJSONResponse(body)
 
 
