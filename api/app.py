@@ -44,5 +44,6 @@ def create_app(dsn: str | None = None) -> FastAPI:
     app.include_router(orders.router)
     app.include_router(routing.router)
     app.include_router(erp.router)
+    app.add_middleware(atp.CachedAnswers)  # cached ATP answers before routing (docs/adr/0009-atp-answer-cache.md)
     install_metrics(app)
     return app

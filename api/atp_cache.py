@@ -13,7 +13,7 @@ every token change. One listener task per API process LISTENs and drops what cha
   commit comes back through the listener, so every notification of the write was handled first
   and the client's next request here sees the change. Writes from other processes (other API
   workers, Airflow, psql) reach the cache after NOTIFY delivery: usually well under a millisecond,
-  bounded by how long the listener takes to get it (docs/atp-answer-cache.md).
+  bounded by how long the listener takes to get it (the ADR: "Staleness").
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class AtpCache:
         self.heartbeat_seconds = heartbeat_seconds
         self.warm = warm if warm is not None else os.environ.get("OMS_ATP_CACHE_WARM", "0") == "1"
         self.enabled = False            # answering from the cache: only while the listener is live
-        self.answers: dict[str, dict[Hashable, bytes]] = {}  # sku -> variant -> response body
+        self.answers: dict[str, dict[Hashable, object]] = {}  # sku -> variant -> answer (bytes, or a batch item)
         self.tokens: dict[str, tuple[float, str, frozenset[str] | None]] = {}  # token -> (until, sha256, scopes)
         self._seq = 0                   # bumped by every invalidation
         self._all_seq = 0               # the last full invalidation
@@ -76,7 +76,7 @@ class AtpCache:
 
     # --- answers ---------------------------------------------------------------------------------
 
-    def get(self, sku: str, variant: Hashable) -> bytes | None:
+    def get(self, sku: str, variant: Hashable):
         if self.enabled and (per_sku := self.answers.get(sku)) is not None:
             return per_sku.get(variant)
         return None
@@ -85,7 +85,7 @@ class AtpCache:
         """A ticket to take before reading Postgres; None while the cache is off."""
         return self._seq if self.enabled else None
 
-    def put(self, sku: str, variant: Hashable, body: bytes, ticket: int | None) -> bool:
+    def put(self, sku: str, variant: Hashable, body, ticket: int | None) -> bool:
         """Keep an answer read after `ticket` was taken, unless the SKU changed since."""
         if ticket is None or not self.enabled or self._all_seq > ticket or self._sku_seq.get(sku, 0) > ticket:
             return False

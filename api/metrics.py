@@ -6,6 +6,7 @@ import time
 
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 
 class _Measure:
@@ -43,8 +44,27 @@ class _Measure:
             children[1].observe(time.perf_counter() - started)
 
 
+class _AtpCacheCollector:
+    """The ATP answer cache of this process (api/atp_cache.py): on or off, SKUs held, hits, misses."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+
+    def collect(self):
+        cache = getattr(self.app.state, "atp_cache", None)
+        if cache is None:
+            return
+        yield GaugeMetricFamily("oms_atp_cache_enabled", "1 while the cache answers (listener live)",
+                                value=int(cache.enabled))
+        yield GaugeMetricFamily("oms_atp_cache_skus", "SKUs with cached answers", value=len(cache.answers))
+        for name in ("hits", "misses", "invalidated_skus", "invalidated_all", "connects", "warmed_skus"):
+            yield CounterMetricFamily(f"oms_atp_cache_{name}", f"ATP cache {name.replace('_', ' ')}",
+                                      value=cache.stats[name])
+
+
 def install_metrics(app: FastAPI) -> None:
     registry = CollectorRegistry()
+    registry.register(_AtpCacheCollector(app))
     requests = Counter("oms_api_requests_total", "API requests", ["route", "method", "status"], registry=registry)
     latency = Histogram("oms_api_request_seconds", "API request latency", ["route", "method"], registry=registry,
                         buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5))

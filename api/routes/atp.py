@@ -20,6 +20,7 @@ from api.atp_cache import AtpCache
 from api.auth import require
 from api.paging import decode_cursor, encode_cursor
 from api.responses import RawJSONResponse
+from oms.tokens import grants
 
 router = APIRouter(prefix="/v1/atp", tags=["atp"])
 
@@ -131,7 +132,8 @@ WARM_CHUNK = 250
 
 
 async def warm_cache(cache: AtpCache) -> int:
-    """Fill the cache with the default answer (`GET /v1/atp/{sku}`, no filters) of every SKU."""
+    """Fill the cache with the default answers of every SKU: `GET /v1/atp/{sku}` with no filters,
+    and its item in an unfiltered summary `POST /v1/atp/query`."""
     pool = cache.pool
     async with pool.connection() as conn:
         skus = [sku for (sku,) in await (await conn.execute("SELECT sku FROM ref.sku ORDER BY sku")).fetchall()]
@@ -139,21 +141,27 @@ async def warm_cache(cache: AtpCache) -> int:
     for start in range(0, len(skus), WARM_CHUNK):
         if not cache.enabled:
             break
-        chunk = [sku for sku in skus[start:start + WARM_CHUNK] if cache.get(sku, DEFAULT_VARIANT) is None]
-        if not chunk:
-            continue
+        chunk = skus[start:start + WARM_CHUNK]
         ticket = cache.begin()
         async with pool.connection() as conn:
             rows = await (await conn.execute(
                 SKUS_SQL["summary"], {"skus": chunk, "country": None, "store": None})).fetchall()
+            items = await (await conn.execute(
+                BATCH_SQL[False, "summary"], {"skus": chunk, "country": None, "stores": None})).fetchall()
         for _, _, sku, body in rows:
             if sku is not None:
                 warmed += cache.put(sku, DEFAULT_VARIANT, body.encode(), ticket)
+        for _, as_of, snapshot, sku, item in items:
+            if item is not None:
+                cache.put(sku, BATCH_DEFAULT_VARIANT, (as_of, snapshot, item.encode()), ticket)
         await asyncio.sleep(0)  # look-ups go first
     return warmed
 
 
 def _batch_sql(with_stores: bool, detail: str) -> str:
+    """One row per distinct SKU asked: whether it is known, and its item of the batch answer
+    (NULL when unknown); each row also says when it was read, the snapshot, and whether the
+    country filter names a known country. The answer document is put together by `_batch_answer`."""
     stores_cte = f""",
 stores AS (
     SELECT s.sku, '[' || string_agg({json_object([("country_code", "s.country_code", "text"), *STORE_FIELDS[detail]])},
@@ -177,13 +185,10 @@ countries AS (
     GROUP BY c.sku
 ){stores_cte}
 SELECT (%(country)s::text IS NULL OR EXISTS (SELECT 1 FROM ref.channel WHERE country_code = %(country)s)),
-    '{{"as_of":' || to_json(now())::text
-    || ',"snapshot":' || coalesce({SNAPSHOT_SQL}::text, 'null')
-    || ',"items":' || {json_array(
-        json_object([("sku", "k.sku", "text"), ("countries", "coalesce(co.countries, '[]')", "raw"), *stores_field]),
-        f"FROM requested k LEFT JOIN countries co ON co.sku = k.sku {stores_join} WHERE k.known", "k.sku")}
-    || ',"unknown_skus":' || {json_array("to_json(k.sku)::text", "FROM requested k WHERE NOT k.known", "k.sku")}
-    || '}}'
+    to_json(now())::text, coalesce({SNAPSHOT_SQL}::text, 'null'), k.sku,
+    CASE WHEN k.known THEN {json_object([("sku", "k.sku", "text"), ("countries", "coalesce(co.countries, '[]')", "raw"),
+                                        *stores_field])} END
+FROM requested k LEFT JOIN countries co ON co.sku = k.sku {stores_join}
 """
 
 
@@ -261,6 +266,20 @@ async def atp_for_sku(
     return RawJSONResponse(body)
 
 
+BATCH_DEFAULT_VARIANT = "batch"  # the cache key of a SKU's item in an unfiltered summary batch answer
+
+
+def _batch_answer(parts: list[tuple[str, str, bytes]], unknown: list[str], read: tuple[str, str] | None) -> bytes:
+    """The batch document from its items (as_of, snapshot, item JSON) and the statement's own
+    (as_of, snapshot) if it ran; items and unknown SKUs in SKU order. `as_of` is the earliest read
+    among the items: each was current then and nothing has changed it since (an item read before
+    a change is dropped from the cache when the change lands)."""
+    as_of, snapshot = min([(p[0], p[1]) for p in parts] + ([read] if read else []))
+    return b"".join([
+        b'{"as_of":', as_of.encode(), b',"snapshot":', snapshot.encode(), b',"items":[',
+        b",".join(p[2] for p in parts), b'],"unknown_skus":', json.dumps(unknown).encode(), b"}"])
+
+
 @router.post("/query", summary=f"Live ATP of up to {MAX_BATCH_SKUS} SKUs in one call")
 async def atp_query(
     request: Request,
@@ -268,15 +287,39 @@ async def atp_query(
     _: set[str] = Depends(require("stock:read")),
 ) -> RawJSONResponse:
     """Per-country totals of each SKU (and, on request, the per-store breakdown). SKUs the
-    platform does not know are listed in `unknown_skus` instead of failing the whole batch."""
+    platform does not know are listed in `unknown_skus` instead of failing the whole batch.
+    Items of unfiltered summary batches come from the process's answer cache where it has them."""
     country = query.country.upper() if query.country else None
     with_stores = query.include_stores or query.store_ids is not None
-    params = {"skus": list(dict.fromkeys(query.skus)), "country": country, "stores": query.store_ids}
-    async with request.app.state.pool.connection() as conn:
-        country_known, body = await (await conn.execute(BATCH_SQL[with_stores, query.detail], params)).fetchone()
-    if not country_known:
-        raise HTTPException(404, f"unknown country '{query.country}'")
-    return RawJSONResponse(body)
+    cache: AtpCache = request.app.state.atp_cache
+    cacheable = country is None and not with_stores and query.detail == "summary"
+    skus = sorted(dict.fromkeys(query.skus))
+    found: dict[str, tuple[str, str, bytes]] = {}
+    if cacheable:
+        for sku in skus:
+            if (item := cache.get(sku, BATCH_DEFAULT_VARIANT)) is not None:
+                found[sku] = item
+        cache.stats["hits"] += len(found)
+    unknown: list[str] = []
+    read = None
+    missing = [sku for sku in skus if sku not in found]
+    if missing:
+        cache.stats["misses"] += len(missing)
+        ticket = cache.begin()
+        params = {"skus": missing, "country": country, "stores": query.store_ids}
+        async with request.app.state.pool.connection() as conn:
+            rows = await (await conn.execute(BATCH_SQL[with_stores, query.detail], params)).fetchall()
+        if not rows[0][0]:
+            raise HTTPException(404, f"unknown country '{query.country}'")
+        read = (rows[0][1], rows[0][2])
+        for _, as_of, snapshot, sku, item in rows:
+            if item is None:
+                unknown.append(sku)
+                continue
+            found[sku] = part = (as_of, snapshot, item.encode())
+            if cacheable:
+                cache.put(sku, BATCH_DEFAULT_VARIANT, part, ticket)
+    return RawJSONResponse(_batch_answer([found[sku] for sku in skus if sku in found], sorted(unknown), read))
 
 
 @router.get("", summary="Live ATP positions per store and SKU, paged by cursor")
@@ -297,3 +340,46 @@ async def atp_positions(
     last_key = page.pop("last_key")
     page["next_cursor"] = encode_cursor(last_key) if page.pop("has_more") and last_key else None
     return page
+
+
+class CachedAnswers:
+    """ASGI middleware in front of the app: a `GET /v1/atp/{sku}` with no query string whose bearer
+    token and default answer are both in the process's cache is answered with the cached bytes,
+    without FastAPI's routing, parameter parsing and dependencies (they cost more than the look-up:
+    bench/atp_lookup.py). It serves only what `atp_for_sku` itself put in the cache, for a token
+    the `require` check verified and the cache still holds; everything else — a miss, a filter, an
+    unknown or unverified token — goes on to the route, which answers (and caches) as always."""
+
+    PREFIX = "/v1/atp/"
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self._route = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if (scope["type"] == "http" and scope["method"] == "GET" and not scope["query_string"]
+                and scope["path"].startswith(self.PREFIX)):
+            cache: AtpCache | None = getattr(scope["app"].state, "atp_cache", None)
+            body = self._hit(cache, scope) if cache is not None and cache.enabled else None
+            if body is not None:
+                cache.stats["hits"] += 1
+                if self._route is None:
+                    self._route = next(r for r in scope["app"].routes if getattr(r, "path", None) == "/v1/atp/{sku}")
+                scope["route"] = self._route  # for the metrics: the same route template as the route's own answers
+                await send({"type": "http.response.start", "status": 200, "headers": [
+                    (b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+    def _hit(self, cache: AtpCache, scope) -> bytes | None:
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                scheme, _, token = value.decode("latin-1").partition(" ")
+                if scheme.lower() != "bearer":
+                    return None
+                verified = cache.token(token)
+                if verified is None or verified[2] is None or not grants(verified[2], "stock:read"):
+                    return None
+                return cache.get(scope["path"][len(self.PREFIX):], DEFAULT_VARIANT)
+        return None

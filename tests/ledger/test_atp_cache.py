@@ -46,10 +46,29 @@ def test_answers_are_served_from_the_cache_once_read(clean_ledger, api_client, l
     second = api_client.get("/v1/atp/MV-CAP", headers=auth(read))
     assert cache_of(api_client).stats["hits"] == hits + 1
     assert second.content == first.content  # the same bytes, as_of and snapshot included
+    assert second.headers["content-type"] == first.headers["content-type"] == "application/json"
     # filtered and detailed answers are cached apart from the default one, and are what Postgres says
     full = api_client.get("/v1/atp/MV-CAP", params={"detail": "full", "country": "AE"}, headers=auth(read)).json()
     assert [c["country_code"] for c in full["countries"]] == ["AE"] and "reserved_qty" in full["countries"][0]["stores"][0]
     assert api_client.get("/v1/atp/MV-CAP", headers=auth(read)).content == first.content
+
+
+def test_batch_answers_are_put_together_from_cached_items(clean_ledger, api_client, ledger_tokens):
+    read = ledger_tokens["stock:read"]
+    cache_caught_up(api_client)
+    query = {"skus": ["MV-TEE", "NOPE", "BATCH-1"]}
+    fresh = api_client.post("/v1/atp/query", json=query, headers=auth(read)).json()
+    assert cache_of(api_client).get("MV-TEE", "batch") is not None
+    hits = cache_of(api_client).stats["hits"]
+    again = api_client.post("/v1/atp/query", json={"skus": ["BATCH-1", "MV-TEE"]}, headers=auth(read)).json()
+    assert cache_of(api_client).stats["hits"] == hits + 2
+    assert again == {**fresh, "unknown_skus": []}  # as_of: the earliest read of its items
+    with connect(clean_ledger) as conn:
+        reservations.reserve(conn, "QA-CACHE-1", "1", "QA", "BATCH-1", 2)  # country level
+    poll(lambda: cache_of(api_client).get("BATCH-1", "batch") is None, "the reservation dropped BATCH-1")
+    after = api_client.post("/v1/atp/query", json={"skus": ["BATCH-1", "MV-TEE"]}, headers=auth(read)).json()
+    qa = {i["sku"]: {c["country_code"]: c["atp_qty"] for c in i["countries"]} for i in after["items"]}["BATCH-1"]["QA"]
+    assert qa == 7 and after["as_of"] == fresh["as_of"]  # MV-TEE's item is still the earlier read
 
 
 def test_an_erp_movement_posted_to_the_api_drops_the_answer_before_the_post_returns(
