@@ -5,6 +5,10 @@ and no Python-side row-to-dict-to-JSON work on the hot path. The live part comes
 oms.atp_store_live / oms.atp_country_live (sql/004_inventory_ledger.sql): ERP movements posted
 after the snapshot, active reservations, shipped lines the ERP has not posted yet and restocked
 returns, so an ERP movement or a new reservation shows in the very next request.
+
+Answers are kept in the process's answer cache (api/atp_cache.py) and dropped when Postgres
+NOTIFYs a change to their SKU: a look-up that hits costs no round trip at all, and the cache
+answers only what these statements answered (docs/adr/0009-atp-answer-cache.md).
 """
 
 from __future__ import annotations
