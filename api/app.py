@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.airflow_events import AirflowEvents
+from api.atp_cache import AtpCache
 from api.db import make_pool
 from api.metrics import install_metrics
 from api.routes import (
@@ -35,9 +36,12 @@ def create_app(dsn: str | None = None) -> FastAPI:
         app.state.warehouse_dsn = warehouse_dsn
         app.state.pool = make_pool(warehouse_dsn)
         await app.state.pool.open(wait=False)
-        app.state.token_cache = {}
+        app.state.atp_cache = AtpCache(warehouse_dsn, app.state.pool)
+        app.state.atp_cache.warmer = atp.warm_cache
+        await app.state.atp_cache.start()
         app.state.airflow_events = AirflowEvents.from_env()
         yield
+        await app.state.atp_cache.stop()
         await app.state.pool.close()
 
     app = FastAPI(
@@ -60,5 +64,6 @@ def create_app(dsn: str | None = None) -> FastAPI:
     app.include_router(customers.router)
     app.include_router(pipeline_routes.router)
     app.include_router(store_tasks.router)
+    app.add_middleware(atp.CachedAnswers)  # cached ATP answers before routing (docs/adr/0009-atp-answer-cache.md)
     install_metrics(app)
     return app

@@ -1,33 +1,33 @@
-"""Bearer-token authentication with scopes; token look-ups are cached briefly per process."""
+"""Bearer-token authentication with scopes. Verified tokens are cached per process for a short
+while (OMS_TOKEN_CACHE_SECONDS, default 10 s) and dropped at once when a token is created,
+changed or revoked: the database NOTIFYs every change (api/atp_cache.py,
+sql/010_atp_change_notify.sql); while that listener is down every request asks the database."""
 
 from __future__ import annotations
-
-import time
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from oms.tokens import grants, hash_token
 
-CACHE_SECONDS = 30.0
 _bearer = HTTPBearer(auto_error=False, description="A token made with `oms token create --scope …`")
 
 
-async def _scopes_for(request: Request, token: str) -> set[str] | None:
-    cache: dict[str, tuple[float, set[str] | None]] = request.app.state.token_cache
+async def _scopes_for(request: Request, token: str) -> frozenset[str] | None:
+    cache = request.app.state.atp_cache
+    hit = cache.token(token)
+    if hit is not None:
+        return hit[2]
     digest = hash_token(token)
-    hit = cache.get(digest)
-    now = time.monotonic()
-    if hit and hit[0] > now:
-        return hit[1]
+    ticket = cache.begin()
     async with request.app.state.pool.connection() as conn:
         row = await (
             await conn.execute(
                 "SELECT scopes FROM oms.api_token WHERE token_sha256 = %s AND revoked_at IS NULL", (digest,)
             )
         ).fetchone()
-    scopes = set(row[0]) if row else None
-    cache[digest] = (now + CACHE_SECONDS, scopes)
+    scopes = frozenset(row[0]) if row else None
+    cache.put_token(token, digest, scopes, ticket)
     return scopes
 
 

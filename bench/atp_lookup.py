@@ -10,12 +10,15 @@ constant endpoint on the same uvicorn settings.
    counts, recent movements it does not, open reservations at store and country level, shipped
    lines awaiting the ERP, restocked returns).
 2. The ATP marts, built by the real pipeline step (oms.pipelines.atp.build: dbt build + snapshot).
-3. For 1 and 2 uvicorn workers: the API, the bare app and the floor app, each loaded by wrk (if
-   installed) or by a small asyncio HTTP/1.1 client: one SKU and 100-SKU batches with 4
-   connections (p50/p99, requests/s), one SKU and the bare endpoint with 50 connections
-   (requests/s, ratio). Each look-up picks a random SKU of the catalogue. The floor app
-   (bench/floor_app.py) is the API's own stack — token check, pool, one prepared statement —
-   around the cheapest query: what any look-up that asks Postgres per request costs at least.
+3. For 1 and 2 uvicorn workers: the API, the bare app and the floor app side by side, each loaded
+   by wrk (if installed) or by a small asyncio HTTP/1.1 client, in interleaved rounds (--rounds,
+   --seconds): one SKU and 100-SKU batches with 4 connections (p50/p99, requests/s), one SKU and
+   the bare endpoint with 50 connections (requests/s, ratio per round). Each look-up picks a
+   random SKU of the catalogue. The API's answer cache (docs/adr/0009-atp-answer-cache.md) is
+   warmed first (OMS_ATP_CACHE_WARM=1; --no-warm to measure it filling up); `single_route` asks
+   the same cached answers with `?detail=summary`, through FastAPI's routing and dependencies.
+   The floor app (bench/floor_app.py) is the API's own stack — token check, pool, one prepared
+   statement — around the cheapest query: what any look-up that asks Postgres costs at least.
 
 Prints a table and writes bench/results/atp_lookup-<time>.json. Targets (issue 3): 4 clients
 p99 <= 5 ms for one SKU and <= 20 ms for 100 SKUs; 50 connections >= 0.7x the bare endpoint.
@@ -76,6 +79,11 @@ request = function()
   for i = 1, 100 do parts[i] = '"' .. skus[math.random(#skus)] .. '"' end
   return wrk.format("POST", "/v1/atp/query", {["Authorization"] = auth, ["Content-Type"] = "application/json"},
                     '{"skus": [' .. table.concat(parts, ",") .. ']}')
+end
+""",
+    "single_route": WRK_COMMON + """
+request = function()
+  return wrk.format("GET", "/v1/atp/" .. skus[math.random(#skus)] .. "?detail=summary", {["Authorization"] = auth})
 end
 """,
     "bare": WRK_COMMON + """
@@ -196,10 +204,11 @@ def build_marts(dsn: str, log) -> dict:
 # --- servers ------------------------------------------------------------------------------------
 
 
-def start_server(app: str, workers: int, port: int, dsn: str, extra: list[str]) -> subprocess.Popen:
+def start_server(app: str, workers: int, port: int, dsn: str, extra: list[str],
+                 env_extra: dict | None = None) -> subprocess.Popen:
     command = [str(Path(sys.executable).parent / "uvicorn"), app, "--host", "127.0.0.1", "--port", str(port),
                "--workers", str(workers), "--no-access-log", "--log-level", "warning", *extra]
-    env = {**os.environ, "OMS_WAREHOUSE_DSN": dsn, "PYTHONPATH": f"{REPO / 'plugins'}:{REPO}"}
+    env = {**os.environ, "OMS_WAREHOUSE_DSN": dsn, "PYTHONPATH": f"{REPO / 'plugins'}:{REPO}", **(env_extra or {})}
     process = subprocess.Popen(command, env=env, cwd=REPO, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -223,6 +232,26 @@ def stop_server(process: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, 9)
             process.wait()
+
+
+def wait_for_warm_cache(port: int, skus: int, log, timeout: float = 900) -> float:
+    """Until 20 answers of /metrics in a row, each on a new connection (any worker), report a
+    warmed, enabled ATP cache holding every SKU. Returns the seconds waited."""
+    started = time.monotonic()
+    in_a_row = 0
+    while in_a_row < 20:
+        if time.monotonic() - started > timeout:
+            raise RuntimeError("the API's ATP cache did not warm up")
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        values = dict(line.split(" ", 1) for line in text.splitlines() if line.startswith("oms_atp_cache_"))
+        warm = (float(values.get("oms_atp_cache_enabled", 0)) == 1
+                and float(values.get("oms_atp_cache_warmed_skus_total", 0)) >= skus
+                and float(values.get("oms_atp_cache_skus", 0)) >= skus)
+        in_a_row = in_a_row + 1 if warm else 0
+        time.sleep(0.05 if warm else 1.0)
+    seconds = time.monotonic() - started
+    log(f"  ATP cache warm in every worker after {seconds:.0f} s")
+    return seconds
 
 
 # --- load generators ----------------------------------------------------------------------------
@@ -249,9 +278,10 @@ def _request_bytes(kind: str, skus: list[str], token: str, rng: random.Random) -
     if kind == "bare":
         return b"GET /const HTTP/1.1\r\nHost: bench\r\n\r\n"
     auth = f"Authorization: Bearer {token}\r\n"
-    if kind in ("single", "floor"):
-        path = "/v1/atp/" if kind == "single" else "/v1/floor/"
-        return f"GET {path}{rng.choice(skus)} HTTP/1.1\r\nHost: bench\r\n{auth}\r\n".encode()
+    if kind in ("single", "single_route", "floor"):
+        path = "/v1/floor/" if kind == "floor" else "/v1/atp/"
+        query = "?detail=summary" if kind == "single_route" else ""
+        return f"GET {path}{rng.choice(skus)}{query} HTTP/1.1\r\nHost: bench\r\n{auth}\r\n".encode()
     body = json.dumps({"skus": rng.choices(skus, k=100)}).encode()
     return (f"POST /v1/atp/query HTTP/1.1\r\nHost: bench\r\n{auth}Content-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n").encode() + body
@@ -305,14 +335,14 @@ def measure(client: str, kind: str, port: int, connections: int, seconds: int, s
 
 def explain_ms(dsn: str, skus: list[str]) -> dict:
     """Server-side execution time of the two look-up statements (EXPLAIN ANALYZE, median of 20)."""
-    from api.routes.atp import BATCH_SQL, SKU_SQL
+    from api.routes.atp import BATCH_SQL, SKUS_SQL
 
     rng = random.Random(1)
     out = {}
     with psycopg.connect(dsn, autocommit=True) as conn:
         for name, sql, params in (
-            ("single", SKU_SQL["summary"], lambda: {"sku": rng.choice(skus), "country": None, "store": None}),
-            ("single_full", SKU_SQL["full"], lambda: {"sku": rng.choice(skus), "country": None, "store": None}),
+            ("single", SKUS_SQL["summary"], lambda: {"skus": [rng.choice(skus)], "country": None, "store": None}),
+            ("single_full", SKUS_SQL["full"], lambda: {"skus": [rng.choice(skus)], "country": None, "store": None}),
             ("batch_100", BATCH_SQL[False, "summary"],
              lambda: {"skus": rng.choices(skus, k=100), "country": None, "stores": None}),
         ):
@@ -337,8 +367,11 @@ def main() -> int:
     parser.add_argument("--reuse", action="store_true", help="keep the database if it is already loaded")
     parser.add_argument("--api-port", type=int, default=18600)
     parser.add_argument("--workers", default="1,2")
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=5, help="per run; each case runs once per round")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every case")
     parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument("--no-warm", action="store_true",
+                        help="do not warm the API's ATP answer cache (OMS_ATP_CACHE_WARM) before measuring")
     args = parser.parse_args()
 
     def log(message: str) -> None:
@@ -377,38 +410,75 @@ def main() -> int:
     db_ms = explain_ms(dsn, skus)
     log(f"server-side execution (EXPLAIN ANALYZE, median): {db_ms} ms; load generator: {client}")
 
+    # The three servers run side by side (an idle uvicorn costs nothing) and the cases are measured
+    # in rounds, interleaved: on a CPU shared with other jobs whose load comes and goes, each round
+    # compares the API and the bare endpoint within a minute of each other. Figures are the
+    # median over the rounds; the ratio is the median of the per-round ratios.
     runs = []
     for workers in [int(w) for w in args.workers.split(",")]:
-        for app, cases in (
-            ("api.app:create_app", [("single", 4), ("batch", 4), ("single", 50)]),
-            ("bare_app:app", [("bare", 4), ("bare", 50)]),
-            ("floor_app:app", [("floor", 4), ("floor", 50)]),
-        ):
-            extra = ["--factory"] if app.startswith("api.") else ["--app-dir", str(REPO / "bench")]
-            server = start_server(app, workers, args.api_port, dsn, extra)
-            try:
-                measure(client, cases[0][0], args.api_port, 4, 2, skus, token, str(sku_file))  # warm-up
-                for kind, connections in cases:
-                    load_before = os.getloadavg()[0]
-                    result = measure(client, kind, args.api_port, connections, args.seconds, skus, token, str(sku_file))
-                    runs.append({"workers": workers, "case": kind, "connections": connections, **result,
-                                 "loadavg_1m_before": round(load_before, 2)})
-                    log(f"  workers={workers} {kind:6} c={connections:2}  {result['rps']:8.0f} req/s  "
-                        f"p50 {result['p50_ms']:6.2f} ms  p99 {result['p99_ms']:6.2f} ms  errors {result['errors']}")
-            finally:
+        apps = (
+            ("api", "api.app:create_app", args.api_port, [("single", 4), ("batch", 4), ("single", 50), ("single_route", 50)]),
+            ("bare", "bare_app:app", args.api_port + 1, [("bare", 4), ("bare", 50)]),
+            ("floor", "floor_app:app", args.api_port + 2, [("floor", 4), ("floor", 50)]),
+        )
+        servers = []
+        try:
+            for name, app, port, cases in apps:
+                extra = ["--factory"] if name == "api" else ["--app-dir", str(REPO / "bench")]
+                warm_env = {"OMS_ATP_CACHE_WARM": "0" if args.no_warm else "1"} if name == "api" else {}
+                servers.append(start_server(app, workers, port, dsn, extra, warm_env))
+                if name == "api" and not args.no_warm:
+                    runs.append({"workers": workers, "case": "warm_up", "seconds": wait_for_warm_cache(
+                        port, len(skus), log)})
+                measure(client, cases[0][0], port, 4, 2, skus, token, str(sku_file))  # warm-up
+            for round_no in range(args.rounds):
+                for _name, _app, port, cases in apps:
+                    for kind, connections in cases:
+                        load_before = os.getloadavg()[0]
+                        result = measure(client, kind, port, connections, args.seconds, skus, token, str(sku_file))
+                        runs.append({"workers": workers, "round": round_no, "case": kind, "connections": connections,
+                                     **result, "loadavg_1m_before": round(load_before, 2)})
+                        log(f"  workers={workers} round {round_no} {kind:12} c={connections:2}  {result['rps']:8.0f} req/s"
+                            f"  p50 {result['p50_ms']:6.2f} ms  p99 {result['p99_ms']:6.2f} ms  errors {result['errors']}"
+                            f"  load {load_before:.1f}")
+        finally:
+            for server in servers:
                 stop_server(server)
+
+    def median(values: list[float]) -> float:
+        ordered = sorted(values)
+        middle = len(ordered) // 2
+        return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+    def combined(workers: int, case: str, connections: int) -> dict:
+        picked = [r for r in runs if r["workers"] == workers and r["case"] == case and r.get("connections") == connections]
+        return {key: median([r[key] for r in picked]) for key in ("rps", "p50_ms", "p99_ms", "max_ms")} | {
+            "errors": sum(r["errors"] for r in picked), "rounds": len(picked),
+            "p99_ms_range": [min(r["p99_ms"] for r in picked), max(r["p99_ms"] for r in picked)]}
+
+    def round_ratio(workers: int, case: str) -> tuple[float, list[float]]:
+        ratios = []
+        for round_no in range(args.rounds):
+            pick = {r["case"]: r["rps"] for r in runs
+                    if r["workers"] == workers and r.get("round") == round_no and r.get("connections") == 50}
+            ratios.append(pick[case] / pick["bare"])
+        return median(ratios), [round(x, 2) for x in ratios]
 
     summary = []
     for workers in sorted({r["workers"] for r in runs}):
-        by = {(r["case"], r["connections"]): r for r in runs if r["workers"] == workers}
-        ratio = by[("single", 50)]["rps"] / by[("bare", 50)]["rps"]
+        by = {(case, c): combined(workers, case, c) for case, c in (
+            ("single", 4), ("batch", 4), ("single", 50), ("single_route", 50), ("bare", 4), ("bare", 50),
+            ("floor", 4), ("floor", 50))}
+        ratio, ratios = round_ratio(workers, "single")
         summary.append({
             "workers": workers,
             "single_c4": by[("single", 4)], "batch100_c4": by[("batch", 4)],
             "single_c50_rps": by[("single", 50)]["rps"], "bare_c50_rps": by[("bare", 50)]["rps"],
-            "bare_c4": by[("bare", 4)], "ratio_c50": ratio,
+            "single_route_c50_rps": by[("single_route", 50)]["rps"],
+            "route_ratio_c50": round_ratio(workers, "single_route")[0],
+            "bare_c4": by[("bare", 4)], "ratio_c50": ratio, "ratio_c50_per_round": ratios,
             "floor_c4": by[("floor", 4)], "floor_c50_rps": by[("floor", 50)]["rps"],
-            "floor_ratio_c50": by[("floor", 50)]["rps"] / by[("bare", 50)]["rps"],
+            "floor_ratio_c50": round_ratio(workers, "floor")[0],
             "targets_met": {
                 "single_p99_le_5ms": by[("single", 4)]["p99_ms"] <= TARGETS["single_p99_ms"],
                 "batch_p99_le_20ms": by[("batch", 4)]["p99_ms"] <= TARGETS["batch_p99_ms"],
@@ -418,7 +488,8 @@ def main() -> int:
 
     print()
     print(f"ATP look-ups: {catalogue.get('skus'):,} SKUs, {catalogue.get('stock_rows'):,} store rows; "
-          f"{args.seconds} s per run; load generator {client}; {os.cpu_count()} CPUs (shared)")
+          f"median of {args.rounds} interleaved rounds of {args.seconds} s per case; load generator {client}; "
+          f"{os.cpu_count()} CPUs (shared; 1-minute load {os.getloadavg()[0]:.1f} now)")
     header = (f"{'workers':>7} | {'1 SKU c=4 p50/p99 ms':>21} {'req/s':>7} | {'100 SKUs c=4 p50/p99 ms':>24} {'req/s':>6} | "
               f"{'1 SKU c=50 req/s':>16} {'bare c=50 req/s':>15} {'ratio':>6} | {'bare c=4 p50/p99 ms':>20} | "
               f"{'floor c=50 req/s':>16} {'ratio':>6}")
@@ -430,6 +501,10 @@ def main() -> int:
               f"{b['p50_ms']:11.2f} /{b['p99_ms']:7.2f}     {b['rps']:6.0f} | {s['single_c50_rps']:16.0f} "
               f"{s['bare_c50_rps']:15.0f} {s['ratio_c50']:6.2f} | {c['p50_ms']:8.2f} /{c['p99_ms']:7.2f}      | "
               f"{s['floor_c50_rps']:16.0f} {s['floor_ratio_c50']:6.2f}")
+    print("ratio per round, c=50: " + ", ".join(f"{s['workers']} worker(s) {s['ratio_c50_per_round']}" for s in summary))
+    print("cached answers through FastAPI's route (?detail=summary), c=50: "
+          + ", ".join(f"{s['workers']} worker(s) {s['single_route_c50_rps']:.0f} req/s (ratio {s['route_ratio_c50']:.2f})"
+                      for s in summary))
     print(f"targets: 1 SKU p99 <= {TARGETS['single_p99_ms']} ms, 100 SKUs p99 <= {TARGETS['batch_p99_ms']} ms, "
           f"ratio >= {TARGETS['ratio_50']}; met: {[s['targets_met'] for s in summary]}")
 
@@ -439,7 +514,7 @@ def main() -> int:
     out.write_text(json.dumps({
         "when": stamp, "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                    "platform": platform.platform(), "loadavg_after": os.getloadavg()},
-        "client": client, "seconds_per_run": args.seconds, "catalogue": catalogue, "server_side_ms": db_ms,
+        "client": client, "seconds_per_run": args.seconds, "rounds": args.rounds, "catalogue": catalogue, "server_side_ms": db_ms,
         "targets": TARGETS, "summary": summary, "runs": runs,
     }, indent=2, default=str))
     print(f"wrote {out.relative_to(REPO)}")

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
 
+from api.atp_cache import AtpCache
 from api.auth import require
 from api.db import make_pool
 from api.responses import RawJSONResponse
@@ -19,8 +20,10 @@ from api.routes import health
 async def lifespan(app: FastAPI):
     app.state.pool = make_pool(os.environ["OMS_WAREHOUSE_DSN"])
     await app.state.pool.open(wait=False)
-    app.state.token_cache = {}
+    app.state.atp_cache = AtpCache(os.environ["OMS_WAREHOUSE_DSN"], app.state.pool, warm=False)
+    await app.state.atp_cache.start()
     yield
+    await app.state.atp_cache.stop()
     await app.state.pool.close()
 
 

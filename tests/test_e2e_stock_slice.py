@@ -153,6 +153,7 @@ ORDER_TIME = datetime(2026, 3, 2, 10, 22, tzinfo=UTC)
 
 
 def _live(client, headers, sku, country="AE"):
+    client.portal.call(client.app.state.atp_cache.barrier)  # the DAGs' commits have reached the API's cache
     body = client.get(f"/v1/atp/{sku}", params={"country": country}, headers=headers).json()
     (only,) = body["countries"]
     return float(only["atp_qty"]), {s["store_id"]: float(s["atp_qty"]) for s in only["stores"]}

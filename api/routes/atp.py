@@ -5,19 +5,26 @@ and no Python-side row-to-dict-to-JSON work on the hot path. The live part comes
 oms.atp_store_live / oms.atp_country_live (sql/004_inventory_ledger.sql): ERP movements posted
 after the snapshot, active reservations, shipped lines the ERP has not posted yet and restocked
 returns, so an ERP movement or a new reservation shows in the very next request.
+
+Answers are kept in the process's answer cache (api/atp_cache.py) and dropped when Postgres
+NOTIFYs a change to their SKU: a look-up that hits costs no round trip at all, and the cache
+answers only what these statements answered (docs/adr/0009-atp-answer-cache.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from api.atp_cache import AtpCache
 from api.auth import require
 from api.paging import decode_cursor, encode_cursor
 from api.responses import RawJSONResponse
+from oms.tokens import grants
 
 router = APIRouter(prefix="/v1/atp", tags=["atp"])
 
@@ -78,45 +85,87 @@ STORE_FIELDS = {"summary": _STORE_SUMMARY, "full": _STORE_FULL}
 STORE_JSON = {detail: json_object(fields) for detail, fields in STORE_FIELDS.items()}
 COUNTRY_FIELDS = {"summary": _COUNTRY_SUMMARY, "full": _COUNTRY_FULL}
 DETAILS = tuple(STORE_JSON)
+DEFAULT_VARIANT = "summary"  # the cache key of the unfiltered summary answer; others: (country, store, detail)
 DetailParam = Annotated[Literal["summary", "full"], Query(
     description="summary: ATP and on hand per country and store; full: also reserved, awaiting the ERP, "
                 "restocked, safety stock, the snapshot and the movements since")]
 
 COUNTRY_FILTER = "(%(country)s::text IS NULL OR {alias}.country_code = %(country)s)"
 
-def _sku_sql(detail: str) -> str:
+def _skus_sql(detail: str) -> str:
+    """The single-SKU answer, for one SKU or (warming the cache) many: a row per SKU asked (sku NULL
+    when no SKU is known), with whether the country and store filters name known ones."""
     return f"""
 WITH known AS (
-    SELECT EXISTS (SELECT 1 FROM ref.sku WHERE sku = %(sku)s) AS sku_known,
-           (%(country)s::text IS NULL OR EXISTS (SELECT 1 FROM ref.channel WHERE country_code = %(country)s)) AS country_known,
+    SELECT (%(country)s::text IS NULL OR EXISTS (SELECT 1 FROM ref.channel WHERE country_code = %(country)s)) AS country_known,
            (%(store)s::text IS NULL OR EXISTS (SELECT 1 FROM ref.location WHERE store_id = %(store)s)) AS store_known
 ),
+requested AS (
+    SELECT r.sku FROM ref.sku r WHERE r.sku = ANY (%(skus)s::text[])
+),
 stores AS MATERIALIZED (
-    SELECT * FROM oms.atp_store_live(ARRAY[%(sku)s]::text[]) s
+    SELECT * FROM oms.atp_store_live(%(skus)s::text[]) s
     WHERE {COUNTRY_FILTER.format(alias="s")} AND (%(store)s::text IS NULL OR s.store_id = %(store)s)
 ),
+store_lists AS (
+    SELECT s.sku, s.country_code, '[' || string_agg({STORE_JSON[detail]}, ',' ORDER BY s.store_id) || ']' AS stores
+    FROM stores s GROUP BY s.sku, s.country_code
+),
 countries AS (
-    SELECT * FROM oms.atp_country_live(ARRAY[%(sku)s]::text[]) c
-    WHERE {COUNTRY_FILTER.format(alias="c")}
-      AND (%(store)s::text IS NULL OR EXISTS (SELECT 1 FROM stores s WHERE s.country_code = c.country_code))
+    SELECT c.sku, '[' || string_agg({json_object([*COUNTRY_FIELDS[detail],
+                                                  ("stores", "coalesce(sl.stores, '[]')", "raw")])},
+                                    ',' ORDER BY c.country_code) || ']' AS countries
+    FROM oms.atp_country_live(%(skus)s::text[]) c
+    LEFT JOIN store_lists sl ON sl.sku = c.sku AND sl.country_code = c.country_code
+    WHERE {COUNTRY_FILTER.format(alias="c")} AND (%(store)s::text IS NULL OR sl.sku IS NOT NULL)
+    GROUP BY c.sku
 )
-SELECT known.sku_known, known.country_known, known.store_known,
-    '{{"sku":' || to_json(%(sku)s::text)::text
+SELECT known.country_known, known.store_known, k.sku,
+    '{{"sku":' || to_json(k.sku)::text
     || ',"as_of":' || to_json(now())::text
     || ',"snapshot":' || coalesce({SNAPSHOT_SQL}::text, 'null')
-    || ',"countries":' || {json_array(
-        json_object([*COUNTRY_FIELDS[detail], ("stores", json_array(
-            STORE_JSON[detail], "FROM stores s WHERE s.country_code = c.country_code", "s.store_id"), "raw")]),
-        "FROM countries c", "c.country_code")}
+    || ',"countries":' || coalesce(co.countries, '[]')
     || '}}'
 FROM known
+LEFT JOIN (requested k LEFT JOIN countries co ON co.sku = k.sku) ON true
 """
 
 
-SKU_SQL = {detail: _sku_sql(detail) for detail in DETAILS}
+SKUS_SQL = {detail: _skus_sql(detail) for detail in DETAILS}
+WARM_CHUNK = 250
+
+
+async def warm_cache(cache: AtpCache) -> int:
+    """Fill the cache with the default answers of every SKU: `GET /v1/atp/{sku}` with no filters,
+    and its item in an unfiltered summary `POST /v1/atp/query`."""
+    pool = cache.pool
+    async with pool.connection() as conn:
+        skus = [sku for (sku,) in await (await conn.execute("SELECT sku FROM ref.sku ORDER BY sku")).fetchall()]
+    warmed = 0
+    for start in range(0, len(skus), WARM_CHUNK):
+        if not cache.enabled:
+            break
+        chunk = skus[start:start + WARM_CHUNK]
+        ticket = cache.begin()
+        async with pool.connection() as conn:
+            rows = await (await conn.execute(
+                SKUS_SQL["summary"], {"skus": chunk, "country": None, "store": None})).fetchall()
+            items = await (await conn.execute(
+                BATCH_SQL[False, "summary"], {"skus": chunk, "country": None, "stores": None})).fetchall()
+        for _, _, sku, body in rows:
+            if sku is not None:
+                warmed += cache.put(sku, DEFAULT_VARIANT, body.encode(), ticket)
+        for _, as_of, snapshot, sku, item in items:
+            if item is not None:
+                cache.put(sku, BATCH_DEFAULT_VARIANT, (as_of, snapshot, item.encode()), ticket)
+        await asyncio.sleep(0)  # look-ups go first
+    return warmed
 
 
 def _batch_sql(with_stores: bool, detail: str) -> str:
+    """One row per distinct SKU asked: whether it is known, and its item of the batch answer
+    (NULL when unknown); each row also says when it was read, the snapshot, and whether the
+    country filter names a known country. The answer document is put together by `_batch_answer`."""
     stores_cte = f""",
 stores AS (
     SELECT s.sku, '[' || string_agg({json_object([("country_code", "s.country_code", "text"), *STORE_FIELDS[detail]])},
@@ -140,13 +189,10 @@ countries AS (
     GROUP BY c.sku
 ){stores_cte}
 SELECT (%(country)s::text IS NULL OR EXISTS (SELECT 1 FROM ref.channel WHERE country_code = %(country)s)),
-    '{{"as_of":' || to_json(now())::text
-    || ',"snapshot":' || coalesce({SNAPSHOT_SQL}::text, 'null')
-    || ',"items":' || {json_array(
-        json_object([("sku", "k.sku", "text"), ("countries", "coalesce(co.countries, '[]')", "raw"), *stores_field]),
-        f"FROM requested k LEFT JOIN countries co ON co.sku = k.sku {stores_join} WHERE k.known", "k.sku")}
-    || ',"unknown_skus":' || {json_array("to_json(k.sku)::text", "FROM requested k WHERE NOT k.known", "k.sku")}
-    || '}}'
+    to_json(now())::text, coalesce({SNAPSHOT_SQL}::text, 'null'), k.sku,
+    CASE WHEN k.known THEN {json_object([("sku", "k.sku", "text"), ("countries", "coalesce(co.countries, '[]')", "raw"),
+                                        *stores_field])} END
+FROM requested k LEFT JOIN countries co ON co.sku = k.sku {stores_join}
 """
 
 
@@ -197,16 +243,45 @@ async def atp_for_sku(
     detail: DetailParam = "summary",
     _: set[str] = Depends(require("stock:read")),
 ) -> RawJSONResponse:
-    params = {"sku": sku, "country": country.upper() if country else None, "store": store_id}
+    """Served from the process's answer cache when it holds the SKU (kept in step with the ledger
+    by NOTIFY: docs/adr/0009-atp-answer-cache.md), else from Postgres, then cached. Either way
+    `as_of` is when the answer was read from the ledger, and nothing has changed it since."""
+    country = country.upper() if country else None
+    variant = DEFAULT_VARIANT if country is None and store_id is None and detail == "summary" else (
+        country, store_id, detail)
+    cache: AtpCache = request.app.state.atp_cache
+    body = cache.get(sku, variant)
+    if body is not None:
+        cache.stats["hits"] += 1
+        return RawJSONResponse(body)
+    cache.stats["misses"] += 1
+    ticket = cache.begin()
+    params = {"skus": [sku], "country": country, "store": store_id}
     async with request.app.state.pool.connection() as conn:
-        sku_known, country_known, store_known, body = await (await conn.execute(SKU_SQL[detail], params)).fetchone()
-    if not sku_known:
+        country_known, store_known, known_sku, text = await (await conn.execute(SKUS_SQL[detail], params)).fetchone()
+    if known_sku is None:
         raise HTTPException(404, f"unknown sku '{sku}'")
     if not country_known:
         raise HTTPException(404, f"unknown country '{country}'")
     if not store_known:
         raise HTTPException(404, f"unknown store '{store_id}'")
+    body = text.encode()
+    cache.put(sku, variant, body, ticket)
     return RawJSONResponse(body)
+
+
+BATCH_DEFAULT_VARIANT = "batch"  # the cache key of a SKU's item in an unfiltered summary batch answer
+
+
+def _batch_answer(parts: list[tuple[str, str, bytes]], unknown: list[str], read: tuple[str, str] | None) -> bytes:
+    """The batch document from its items (as_of, snapshot, item JSON) and the statement's own
+    (as_of, snapshot) if it ran; items and unknown SKUs in SKU order. `as_of` is the earliest read
+    among the items: each was current then and nothing has changed it since (an item read before
+    a change is dropped from the cache when the change lands)."""
+    as_of, snapshot = min([(p[0], p[1]) for p in parts] + ([read] if read else []))
+    return b"".join([
+        b'{"as_of":', as_of.encode(), b',"snapshot":', snapshot.encode(), b',"items":[',
+        b",".join(p[2] for p in parts), b'],"unknown_skus":', json.dumps(unknown).encode(), b"}"])
 
 
 @router.post("/query", summary=f"Live ATP of up to {MAX_BATCH_SKUS} SKUs in one call")
@@ -216,15 +291,39 @@ async def atp_query(
     _: set[str] = Depends(require("stock:read")),
 ) -> RawJSONResponse:
     """Per-country totals of each SKU (and, on request, the per-store breakdown). SKUs the
-    platform does not know are listed in `unknown_skus` instead of failing the whole batch."""
+    platform does not know are listed in `unknown_skus` instead of failing the whole batch.
+    Items of unfiltered summary batches come from the process's answer cache where it has them."""
     country = query.country.upper() if query.country else None
     with_stores = query.include_stores or query.store_ids is not None
-    params = {"skus": list(dict.fromkeys(query.skus)), "country": country, "stores": query.store_ids}
-    async with request.app.state.pool.connection() as conn:
-        country_known, body = await (await conn.execute(BATCH_SQL[with_stores, query.detail], params)).fetchone()
-    if not country_known:
-        raise HTTPException(404, f"unknown country '{query.country}'")
-    return RawJSONResponse(body)
+    cache: AtpCache = request.app.state.atp_cache
+    cacheable = country is None and not with_stores and query.detail == "summary"
+    skus = sorted(dict.fromkeys(query.skus))
+    found: dict[str, tuple[str, str, bytes]] = {}
+    if cacheable:
+        for sku in skus:
+            if (item := cache.get(sku, BATCH_DEFAULT_VARIANT)) is not None:
+                found[sku] = item
+        cache.stats["hits"] += len(found)
+    unknown: list[str] = []
+    read = None
+    missing = [sku for sku in skus if sku not in found]
+    if missing:
+        cache.stats["misses"] += len(missing)
+        ticket = cache.begin()
+        params = {"skus": missing, "country": country, "stores": query.store_ids}
+        async with request.app.state.pool.connection() as conn:
+            rows = await (await conn.execute(BATCH_SQL[with_stores, query.detail], params)).fetchall()
+        if not rows[0][0]:
+            raise HTTPException(404, f"unknown country '{query.country}'")
+        read = (rows[0][1], rows[0][2])
+        for _, as_of, snapshot, sku, item in rows:
+            if item is None:
+                unknown.append(sku)
+                continue
+            found[sku] = part = (as_of, snapshot, item.encode())
+            if cacheable:
+                cache.put(sku, BATCH_DEFAULT_VARIANT, part, ticket)
+    return RawJSONResponse(_batch_answer([found[sku] for sku in skus if sku in found], sorted(unknown), read))
 
 
 @router.get("", summary="Live ATP positions per store and SKU, paged by cursor")
@@ -245,3 +344,46 @@ async def atp_positions(
     last_key = page.pop("last_key")
     page["next_cursor"] = encode_cursor(last_key) if page.pop("has_more") and last_key else None
     return page
+
+
+class CachedAnswers:
+    """ASGI middleware in front of the app: a `GET /v1/atp/{sku}` with no query string whose bearer
+    token and default answer are both in the process's cache is answered with the cached bytes,
+    without FastAPI's routing, parameter parsing and dependencies (they cost more than the look-up:
+    bench/atp_lookup.py). It serves only what `atp_for_sku` itself put in the cache, for a token
+    the `require` check verified and the cache still holds; everything else — a miss, a filter, an
+    unknown or unverified token — goes on to the route, which answers (and caches) as always."""
+
+    PREFIX = "/v1/atp/"
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self._route = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if (scope["type"] == "http" and scope["method"] == "GET" and not scope["query_string"]
+                and scope["path"].startswith(self.PREFIX)):
+            cache: AtpCache | None = getattr(scope["app"].state, "atp_cache", None)
+            body = self._hit(cache, scope) if cache is not None and cache.enabled else None
+            if body is not None:
+                cache.stats["hits"] += 1
+                if self._route is None:
+                    self._route = next(r for r in scope["app"].routes if getattr(r, "path", None) == "/v1/atp/{sku}")
+                scope["route"] = self._route  # for the metrics: the same route template as the route's own answers
+                await send({"type": "http.response.start", "status": 200, "headers": [
+                    (b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+    def _hit(self, cache: AtpCache, scope) -> bytes | None:
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                scheme, _, token = value.decode("latin-1").partition(" ")
+                if scheme.lower() != "bearer":
+                    return None
+                verified = cache.token(token)
+                if verified is None or verified[2] is None or not grants(verified[2], "stock:read"):
+                    return None
+                return cache.get(scope["path"][len(self.PREFIX):], DEFAULT_VARIANT)
+        return None

@@ -173,6 +173,9 @@ async def post_stock_movements(request: Request, background: BackgroundTasks,
         rejected, answer = await (
             await conn.execute(movements.RECORD_SQL, (movements.new_batch_id(), Jsonb(prepared)))
         ).fetchone()
+    # committed: answer only once this process's ATP cache has dropped what the batch changed,
+    # so the ERP's next look-up here sees it (docs/adr/0009-atp-answer-cache.md)
+    await request.app.state.atp_cache.barrier()
     if json.loads(answer).get("accepted"):  # new stock to publish: schedule it now, after answering
         background.add_task(request.app.state.airflow_events.emit, ERP_MOVEMENTS_URI, {"source": "erp_api"})
     return RawJSONResponse(answer, status_code=207 if rejected else 200)

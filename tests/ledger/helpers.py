@@ -78,8 +78,17 @@ def country_live(dsn: str, sku: str) -> dict[str, dict]:
         return {r["country_code"]: r for r in conn.execute("SELECT * FROM oms.atp_country_live(ARRAY[%s])", (sku,))}
 
 
-def atp_via_api(client, token: str, sku: str) -> tuple[dict[str, Decimal], dict[str, Decimal], dict]:
-    """(country -> atp, store -> atp, body) from GET /v1/atp/{sku}."""
+def cache_caught_up(client) -> None:
+    """Wait until the app's ATP cache has heard every change committed so far (its barrier): the
+    tests write the ledger from their own connections, whose changes reach the cache by NOTIFY."""
+    client.portal.call(client.app.state.atp_cache.barrier)
+
+
+def atp_via_api(client, token: str, sku: str, catch_up: bool = True) -> tuple[dict[str, Decimal], dict[str, Decimal], dict]:
+    """(country -> atp, store -> atp, body) from GET /v1/atp/{sku}, once the cache has caught up
+    with the test's own writes (catch_up=False: at once, as after a write through the API)."""
+    if catch_up:
+        cache_caught_up(client)
     response = client.get(f"/v1/atp/{sku}", headers=auth(token))
     assert response.status_code == 200, response.text
     body = response.json()
