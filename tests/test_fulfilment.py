@@ -127,12 +127,16 @@ def test_routing_dag_routes_every_releasable_order_once(dsn, world, dagbag, rout
         holds = conn.execute("SELECT order_increment_id, line_key, store_id, qty FROM oms.reservation"
                              " WHERE status = 'active'").fetchall()
         task_rows = conn.execute("SELECT * FROM oms.fulfilment_task").fetchall()
+        confirmed = {r["order_increment_id"] for r in conn.execute(
+            "SELECT DISTINCT order_increment_id FROM oms.notification WHERE event = 'order_confirmed'")}
         before = _state(conn)
 
     releasable = {k for k, o in orders.items() if o["fulfilment_status"] == "ready_to_fulfil" and o["has_lines"]
                   and not o["blocked"]}
     waiting = {k for k, o in orders.items() if o["state"] in ("pending_payment", "payment_review", "holded")}
     assert len(releasable) >= 20 and waiting                      # the data has both kinds
+    allocated = {k for k, d in decided.items() if d["outcome"] in ("allocated", "split", "pickup_transfer")}
+    assert allocated and confirmed == allocated                   # confirmed once placed, the others not yet
     assert set(decided) == releasable                             # every releasable order, nothing else
     assert all(d["run_id"] == run_id_for(DECIDED) and d["decided_at"] == DECIDED for d in decided.values())
     assert not waiting & set(decided)                             # pending payment / held orders wait
@@ -346,6 +350,10 @@ def test_click_and_collect_ready_picked_up(dsn, routed, api):
     assert done.status_code == 200 and done.json()["task"]["status"] == "picked_up"
     assert client.post(f"{url}/picked-up", headers=headers).json()["replayed"]
     with connect(dsn) as conn:
+        told = conn.execute("SELECT channel, payload->>'store_name' AS store FROM oms.notification"
+                            " WHERE event = 'ready_for_pickup' AND order_increment_id = %s ORDER BY channel",
+                            (task["order_increment_id"],)).fetchall()
+        assert [t["channel"] for t in told] == ["email", "sms"] and all(t["store"] for t in told)
         posted = conn.execute("SELECT posting_type, store_id, sum(qty) AS qty FROM oms.sales_posting"
                               " WHERE source_ref = %s GROUP BY 1, 2", (f"pickup-task-{task['task_id']}",)).fetchall()
         assert _holds(conn, task["order_increment_id"]) == 0          # the units moved to the collection posting

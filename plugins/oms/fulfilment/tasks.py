@@ -26,6 +26,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from oms import notifications
 from oms.fulfilment import holds
 from oms.fulfilment import orders as order_source
 from oms.inventory import movements, postings, reservations
@@ -247,8 +248,13 @@ def ready_for_pickup(conn: psycopg.Connection, task_id: int, *, store_id: str | 
             raise TransitionError(f"task {task_id} waits for its transfer(s): " + ", ".join(
                 f"task {w['task_id']} at {w['store_id']} is {w['status']}" for w in waiting))
         expires = now + timedelta(days=pickup_expiry_days() if expiry_days is None else expiry_days)
-        return _move(conn, task, "ready_for_pickup", actor, now, {"pickup_expires_at": expires.isoformat()},
-                     pickup_expires_at=expires)
+        moved = _move(conn, task, "ready_for_pickup", actor, now, {"pickup_expires_at": expires.isoformat()},
+                      pickup_expires_at=expires)
+        store = _cur(conn).execute("SELECT name FROM ref.location WHERE store_id = %s", (task["store_id"],)).fetchone()
+        notifications.enqueue(conn, "ready_for_pickup", task["order_increment_id"], {
+            "store_name": store["name"] if store else task["store_id"],
+            "pickup_expires_at": expires.date().isoformat()})
+        return moved
 
 
 MONEY_SQL = """

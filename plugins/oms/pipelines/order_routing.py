@@ -19,6 +19,7 @@ from typing import Any
 
 import psycopg
 
+from oms import notifications
 from oms.fulfilment import holds, orders, tasks
 from oms.inventory.reservations import ReservationError
 from oms.routing import service
@@ -49,6 +50,10 @@ def route_pending(dsn: str, data_interval_end: datetime) -> dict[str, Any]:
                 routed = service.route_order(conn, order, data_interval_end, reserve=holds.reserve_decision,
                                              atp=holds.atp_with_own_holds(order.increment_id), run_id=run_id)
                 created += len(tasks.create_for_decision(conn, routed.decision_id, routed.decision))
+                if routed.decision.allocated:
+                    # Confirmed once the platform has placed it: queued once per order and channel
+                    # (the outbox's key), in the same transaction as the decision.
+                    notifications.enqueue(conn, "order_confirmed", order.increment_id)
                 conn.commit()
             except (psycopg.Error, ReservationError, ValueError) as exc:
                 # one order's problem (e.g. a SKU the ledger refuses) must not stop the others:
