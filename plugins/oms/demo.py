@@ -91,6 +91,7 @@ def load(settings: Settings, skus: int, stores_per_country: int, orders: int) ->
 def print_summary(settings: Settings, console: Console) -> None:
     with connect(settings.warehouse_dsn) as conn:
         token = tokens.create_token(conn, "demo", ["stock:read"])
+        kpi_token = tokens.create_token(conn, "demo-analyst", ["kpis:read"])
         sample = conn.execute(
             """
             SELECT sku FROM marts.fct_atp_country
@@ -148,6 +149,7 @@ def print_summary(settings: Settings, console: Console) -> None:
 [bold]Where to look[/]
   Airflow UI     {settings.airflow_url}   (user {ADMIN_USER}, password {admin_password(settings)})
   API docs       {settings.api_url}/docs
+  KPI page       {settings.api_url}/dashboard#token={kpi_token}
   Sandboxes      Magento {settings.magento_url} · Clickpost {settings.clickpost_url} · ERP {settings.erp_url}
   Warehouse      psql {settings.warehouse_dsn}
 
