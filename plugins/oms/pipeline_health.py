@@ -36,6 +36,13 @@ DAG_CADENCE = {
     "atp_build": timedelta(hours=1),
     "magento_stock_publish": timedelta(minutes=30),
     "magento_stock_reconcile": timedelta(days=1),
+    "order_routing": timedelta(minutes=15),
+    "kpi_build": timedelta(hours=1),
+    "clickpost_shipments": timedelta(minutes=5),
+    "clickpost_tracking": timedelta(minutes=10),
+    "clickpost_tracking_backstop": timedelta(minutes=15),
+    "aftersale_magento_sync": timedelta(minutes=5),
+    "notifications_send": timedelta(minutes=1),
 }
 # The marts one atp_build writes; their age is the last recorded snapshot's.
 MART_SNAPSHOT = ("fct_atp_store", "fct_atp_country", "fct_orders", "fct_order_lines")
