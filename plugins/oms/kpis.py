@@ -57,7 +57,14 @@ GROUP BY source_feed, reason ORDER BY sum(findings) DESC, source_feed, reason
 """
 
 COUNTRIES_SQL = "SELECT DISTINCT country_code FROM marts.fct_fulfilment_daily ORDER BY 1"
-RANGE_SQL = "SELECT min(order_date), max(order_date) FROM marts.fct_fulfilment_daily"
+# The default range: every day any KPI mart has (data-quality findings are dated when found, which
+# may be after the last order).
+RANGE_SQL = """
+SELECT min(d), max(d) FROM (
+    SELECT order_date AS d FROM marts.fct_fulfilment_daily
+    UNION ALL SELECT kpi_date FROM marts.fct_promise_accuracy_daily
+    UNION ALL SELECT kpi_date FROM marts.fct_data_quality_daily) days
+"""
 
 
 def _ratio(numerator: Any, denominator: Any, scale: float = 1.0, digits: int = 4) -> float | None:
@@ -116,7 +123,9 @@ def kpis(conn: psycopg.Connection, date_from: date | None = None, date_to: date 
     date_to = date_to or last or date.today()
     params = {"date_from": date_from, "date_to": date_to, "country": country}
     totals = rates(cur.execute(TOTALS_SQL, params).fetchone())
-    locations = [rates(r) for r in cur.execute(LOCATION_SQL, params).fetchall()]
+    # Per location, units ordered count at the order's first shipment but units allocated at every
+    # shipment: their ratio is no fill rate there (a split order's second store would show > 100 %).
+    locations = [{**rates(r), "fill_rate": None} for r in cur.execute(LOCATION_SQL, params).fetchall()]
     stores = [r for r in locations if r["location_type"] == "store"]
     couriers = [rates(r) for r in cur.execute(COURIER_SQL, params).fetchall() if r["courier"] != "none"]
     accuracy = [_plain(r) for r in cur.execute(ACCURACY_SQL, params).fetchall()]
