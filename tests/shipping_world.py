@@ -12,7 +12,7 @@ from oms import reference
 from oms.magento.landing import land_orders
 from oms.routing import Order, OrderLine, profiles, service
 from oms.shipping.clients import ClickpostClient, MagentoSalesClient
-from oms.warehouse import connect
+from oms.warehouse import apply_ddl, connect
 
 from .test_routing_kit import EXAMPLES
 
@@ -29,6 +29,21 @@ LOCATIONS = [
 SKUS = [dict(sku="SH-A", name="Shirt A", weight_g=300), dict(sku="SH-B", name="Scarf B", weight_g=150),
         dict(sku="SH-C", name="Cap C")]
 MAGENTO_TOKEN_HEADER = "Authorization"
+
+
+def fresh_world(sandboxes, pg_cluster, database: str) -> tuple:
+    """A new warehouse with the shipping reference data, and empty Magento and Clickpost sandboxes
+    whose webhooks go nowhere (the tests post them to the API themselves)."""
+    from .conftest import fresh_database
+
+    dsn = fresh_database(pg_cluster, database)
+    apply_ddl(dsn)
+    for url in (sandboxes.magento_url, sandboxes.clickpost_url):
+        httpx.post(f"{url}/_sandbox/reset", json={}, timeout=30).raise_for_status()
+    httpx.post(f"{sandboxes.clickpost_url}/_sandbox/webhook-url", json={"url": None, "key": None}, timeout=30)
+    setup_reference(dsn)
+    setup_magento(sandboxes)
+    return sandboxes, dsn
 
 
 def setup_reference(dsn: str) -> None:

@@ -6,7 +6,6 @@ crashes between any two steps."""
 
 from __future__ import annotations
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -18,7 +17,6 @@ from oms.shipping.faults import CRASH_POINTS, InjectedCrash
 from oms.warehouse import apply_ddl, connect
 
 from . import shipping_world as w
-from .conftest import fresh_database
 
 WH, ST = "AE-WH-01", "AE-ST-01"
 # SH-A only at the warehouse, SH-B only at the store: an order of both splits (value above 150).
@@ -27,16 +25,9 @@ STOCK = {(WH, "SH-A"): 100, (WH, "SH-C"): 100, (ST, "SH-B"): 100, (ST, "SH-C"): 
 
 @pytest.fixture(scope="module")
 def world(sandboxes, pg_cluster):
-    dsn = fresh_database(pg_cluster, "oms_test_shipping")
-    apply_ddl(dsn)
-    apply_ddl(dsn)  # idempotent
-    for url in (sandboxes.magento_url, sandboxes.clickpost_url):
-        httpx.post(f"{url}/_sandbox/reset", json={}, timeout=30).raise_for_status()
-    # webhooks are posted to the API by the tests themselves (TestClient), not by the sandbox
-    httpx.post(f"{sandboxes.clickpost_url}/_sandbox/webhook-url", json={"url": None, "key": None}, timeout=30)
-    w.setup_reference(dsn)
-    w.setup_magento(sandboxes)
-    return sandboxes, dsn
+    world = w.fresh_world(sandboxes, pg_cluster, "oms_test_shipping")
+    apply_ddl(world[1])  # idempotent
+    return world
 
 
 def ship(world, **kw) -> ledger.Report:

@@ -15,10 +15,9 @@ from fastapi.testclient import TestClient
 
 from api.routes.shipments import SHIPMENT_TRACKING_URI
 from oms.shipping.config import get_shipping_settings
-from oms.warehouse import apply_ddl, connect
+from oms.warehouse import connect
 
 from . import shipping_world as w
-from .conftest import fresh_database
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
 STOCK = {("AE-WH-01", "SH-A"): 100, ("AE-ST-01", "SH-B"): 100}
@@ -26,14 +25,7 @@ STOCK = {("AE-WH-01", "SH-A"): 100, ("AE-ST-01", "SH-B"): 100}
 
 @pytest.fixture(scope="module")
 def world(sandboxes, pg_cluster, airflow_env):
-    dsn = fresh_database(pg_cluster, "oms_test_shipping_dags")
-    apply_ddl(dsn)
-    for url in (sandboxes.magento_url, sandboxes.clickpost_url):
-        httpx.post(f"{url}/_sandbox/reset", json={}, timeout=30).raise_for_status()
-    httpx.post(f"{sandboxes.clickpost_url}/_sandbox/webhook-url", json={"url": None, "key": None}, timeout=30)
-    w.setup_reference(dsn)
-    w.setup_magento(sandboxes)
-    return sandboxes, dsn
+    return w.fresh_world(sandboxes, pg_cluster, "oms_test_shipping_dags")
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,9 @@ from hypothesis import strategies as st
 from oms.pipelines.atp import build as build_marts
 from oms.shipping import ledger, tracking
 from oms.shipping.config import get_shipping_settings
-from oms.warehouse import apply_ddl, connect
+from oms.warehouse import connect
 
 from . import shipping_world as w
-from .conftest import fresh_database
 
 STOCK = {("AE-WH-01", "SH-A"): 100, ("AE-WH-01", "SH-C"): 100}
 KEY = {"webhook_key": get_shipping_settings().webhook_key}
@@ -30,14 +29,7 @@ T0 = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=5)
 
 @pytest.fixture(scope="module")
 def world(sandboxes, pg_cluster):
-    dsn = fresh_database(pg_cluster, "oms_test_tracking")
-    apply_ddl(dsn)
-    for url in (sandboxes.magento_url, sandboxes.clickpost_url):
-        httpx.post(f"{url}/_sandbox/reset", json={}, timeout=30).raise_for_status()
-    httpx.post(f"{sandboxes.clickpost_url}/_sandbox/webhook-url", json={"url": None, "key": None}, timeout=30)
-    w.setup_reference(dsn)
-    w.setup_magento(sandboxes)
-    return sandboxes, dsn
+    return w.fresh_world(sandboxes, pg_cluster, "oms_test_tracking")
 
 
 def shipped(world, entity_id: int) -> dict:
