@@ -48,6 +48,9 @@ async def _answer(request: Request, req: returns.ReturnRequest, kind: str) -> JS
         raise HTTPException(exc.status, exc.as_dict()) from exc
     except (PostingError, PostingConflict) as exc:
         raise HTTPException(422, {"code": "posting_refused", "message": str(exc)}) from exc
+    # committed (a sellable unit is back on the shelf): answer once this process's ATP cache has
+    # dropped what changed, so the store's next look-up here sees it (ADR 9)
+    await request.app.state.atp_cache.barrier()
     return JSONResponse(result.body, status_code=201 if result.created else 200)
 
 

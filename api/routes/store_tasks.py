@@ -50,8 +50,13 @@ def _run(request: Request, work: Callable[[psycopg.Connection], Any]) -> Any:
             raise HTTPException(exc.status_code, str(exc)) from exc
 
 
-async def _call(request: Request, work: Callable[[psycopg.Connection], Any]) -> Any:
-    return await run_in_threadpool(_run, request, work)
+async def _call(request: Request, work: Callable[[psycopg.Connection], Any], *, moves_stock: bool = False) -> Any:
+    result = await run_in_threadpool(_run, request, work)
+    if moves_stock:
+        # a transition may have moved stock (a rejection's correction and released hold, a
+        # collection posting): answer once this process's ATP cache has heard it (ADR 9)
+        await request.app.state.atp_cache.barrier()
+    return result
 
 
 @router.get("/{store_id}/tasks", summary="The store's tasks, oldest first")
@@ -74,7 +79,8 @@ async def get_task(request: Request, store_id: StorePath, task_id: TaskPath,
 def _transition(name: str, fn: Callable[..., dict[str, Any]], summary: str) -> None:
     async def endpoint(request: Request, store_id: StorePath, task_id: TaskPath,
                        _: set[str] = Depends(require("store"))) -> dict[str, Any]:
-        return await _call(request, lambda conn: fn(conn, task_id, store_id=store_id, actor=f"api:{store_id}"))
+        return await _call(request, lambda conn: fn(conn, task_id, store_id=store_id, actor=f"api:{store_id}"),
+                           moves_stock=True)
 
     router.add_api_route(f"/{{store_id}}/tasks/{{task_id}}/{name}", endpoint, methods=["POST"], summary=summary,
                          name=f"task_{name.replace('-', '_')}")
@@ -91,4 +97,5 @@ _transition("picked-up", tasks.picked_up, "Click & collect: the customer collect
 async def reject_task(request: Request, store_id: StorePath, task_id: TaskPath, body: Rejection,
                       _: set[str] = Depends(require("store"))) -> dict[str, Any]:
     return await _call(request, lambda conn: tasks.reject(conn, task_id, body.reason, line_keys=body.line_keys,
-                                                           store_id=store_id, actor=f"api:{store_id}"))
+                                                           store_id=store_id, actor=f"api:{store_id}"),
+                       moves_stock=True)
