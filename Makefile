@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test stop status lint bench-atp bench-reservations bench-publish clean
+.PHONY: install demo test stop status lint bench bench-atp bench-reservations bench-publish clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,12 @@ bench-reservations: install
 bench-publish: install
 	$(BIN)/python bench/publish_lag.py
 	$(BIN)/python bench/publish_100k.py $(BENCH_ARGS)
+
+# Not tests: the benchmark suite (issue 8): ingestion vs COPY, ATP full/incremental rebuild, API,
+# publish, routing, memory at scales S and M (BENCH_ARGS="--scales S,M,L --freshness ..."), on a
+# Postgres cluster of its own (.oms/bench-suite, port 5666). Table in bench/results/bench-latest.json.
+bench: install
+	$(BIN)/python bench/suite.py $(BENCH_ARGS)
 
 lock:
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --python-platform x86_64-unknown-linux-gnu -o requirements.lock
