@@ -806,7 +806,7 @@ def render_markdown(results: dict[str, Any]) -> str:
     rows = table_rows(results)
     heads = ["figure", *[s["scale"] for s in results["scales"]]]
     lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
-    lines += ["| " + " | ".join([label, *values]) + " |" for label, values in rows]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in [label, *values]) + " |" for label, values in rows]
     return "\n".join(lines)
 
 
@@ -817,11 +817,18 @@ GROWTH_SERIES = (
     ("ERP stock raw COPY s", lambda s: s["ingest_stock"]["copy_seconds"], lambda s: s["ingest_stock"]["rows"]),
     ("Magento orders landing path s", lambda s: s["ingest_orders"]["path_seconds"], lambda s: s["ingest_orders"]["orders"]),
     ("Magento orders raw COPY s", lambda s: s["ingest_orders"]["copy_seconds"], lambda s: s["ingest_orders"]["orders"]),
-    ("ATP full rebuild s", lambda s: s["atp_full"]["seconds"], lambda s: s["ingest_stock"]["rows"]),
-    ("ATP rebuild after 1 % change s", lambda s: s["atp_incremental"]["seconds"], lambda s: s["ingest_stock"]["rows"]),
-    ("API 1 SKU p99 ms", lambda s: s["api"]["single_p99_ms"], lambda s: s["ingest_stock"]["rows"]),
+    ("ATP full rebuild s", lambda s: s["atp_full"]["seconds"], lambda s: s["ingest_stock"]["total_rows"]),
+    ("ATP rebuild after 1 % change s", lambda s: s["atp_incremental"]["seconds"],
+     lambda s: s["ingest_stock"]["total_rows"]),
+    ("fct_orders model s (x: all orders)", lambda s: _model_seconds(s, "fct_orders"),
+     lambda s: s["ingest_orders"]["total_orders"]),
+    ("API 1 SKU p99 ms", lambda s: s["api"]["single_p99_ms"], lambda s: s["ingest_stock"]["total_rows"]),
 )
-COLOURS = ("#1f77b4", "#aec7e8", "#d62728", "#ff9896", "#2ca02c", "#98df8a", "#9467bd")
+COLOURS = ("#1f77b4", "#aec7e8", "#d62728", "#ff9896", "#2ca02c", "#98df8a", "#ff7f0e", "#9467bd")
+
+
+def _model_seconds(scale: dict[str, Any], model: str) -> float:
+    return next(m["seconds"] for m in scale["atp_full"]["slowest"] if m["model"] == model)
 
 
 def growth_svg(results: dict[str, Any]) -> str:
@@ -836,12 +843,12 @@ def growth_svg(results: dict[str, Any]) -> str:
         for s in scales:
             try:
                 points.append((size(s), value(s)))
-            except (KeyError, TypeError):
+            except (KeyError, TypeError, StopIteration):
                 continue
         if len(points) >= 2 and points[0][0] and points[0][1]:
             x0, y0 = points[0]
             series.append((label, colour, [(x / x0, y / y0) for x, y in points if y]))
-    width, height, left, right, top, bottom = 760, 460, 70, 250, 30, 60
+    width, height, left, right, top, bottom = 820, 460, 70, 290, 30, 60
     xs = [x for _, _, pts in series for x, _ in pts] or [1, 10]
     ys = [y for _, _, pts in series for _, y in pts] or [1, 10]
     lo_x, hi_x = 1.0, max(xs) * 1.2
@@ -870,7 +877,7 @@ def growth_svg(results: dict[str, Any]) -> str:
             parts.append(f'<line y1="{top}" y2="{height - bottom}" x1="{px(x):.1f}" x2="{px(x):.1f}" stroke="#ddd"/>')
             parts.append(f'<text x="{px(x):.1f}" y="{height - bottom + 16}" text-anchor="middle">{x:g}x</text>')
     parts.append(f'<text x="{(left + width - right) / 2}" y="{height - 18}" text-anchor="middle">data size / size at '
-                 f'{scales[0]["scale"]} (stock rows, or orders for order ingestion)</text>')
+                 f'{scales[0]["scale"]}: rows landed (ingestion), all stock rows (ATP, API), all orders (fct_orders)</text>')
     parts.append(f'<line x1="{px(1):.1f}" y1="{py(1):.1f}" x2="{px(hi_x):.1f}" y2="{py(hi_x):.1f}" '
                  'stroke="#888" stroke-dasharray="6,4"/>')
     parts.append(f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" '
