@@ -48,15 +48,15 @@ bench-publish: install
 	$(BIN)/python bench/publish_lag.py
 	$(BIN)/python bench/publish_100k.py $(BENCH_ARGS)
 
-# Every bench script at one scale (small = 5k SKUs x 20 stores, medium = 50k x 100, large =
-# 100k x 200): one table, and bench/results/bench.json. BENCH_ARGS e.g. --only atp_lookup, --dry-run.
-SCALE ?= small
-bench: install
-	$(BIN)/python bench/run_all.py --scale $(SCALE) $(BENCH_ARGS)
 # Rule routing throughput on a generated 15k-order GCC backlog (≥ 10k releasable), and shipments / shipping cost per
 # order against "nearest location with stock, SKU by SKU". No database. bench/results/routing.json.
 bench-routing: install
 	$(BIN)/python bench/routing.py $(BENCH_ARGS)
+# Not tests: the benchmark suite (issue 8): ingestion vs COPY, ATP full/incremental rebuild, API,
+# publish, routing, memory at scales S and M (BENCH_ARGS="--scales S,M,L --freshness ..."), on a
+# Postgres cluster of its own (.oms/bench-suite, port 5666). Table in bench/results/bench-latest.json.
+bench: install
+	$(BIN)/python bench/suite.py $(BENCH_ARGS)
 
 lock:
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --python-platform x86_64-unknown-linux-gnu -o requirements.lock

@@ -50,7 +50,15 @@ def record_key(row: dict[str, Any]) -> str:
     Re-sending the same row lands nothing new; two different rows for the same location, item and
     time (a correction, or a bad value beside a good one) both land, so neither is lost unseen.
     """
-    return hashlib.sha1(json.dumps(row, sort_keys=True, default=str).encode()).hexdigest()
+    return _keyed_payload(row)[0]
+
+
+def _keyed_payload(row: dict[str, Any]) -> tuple[str, str]:
+    """(record_key, payload text) from one serialisation: the payload lands as jsonb, which keeps
+    no key order, so the sorted text the key hashes is the same payload (bench/suite.py: one
+    json.dumps per row instead of two)."""
+    text = json.dumps(row, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest(), text
 
 
 def land_stock_rows(
@@ -67,13 +75,14 @@ def land_stock_rows(
         with cur.copy("COPY _erp_stock_in (record_key, store_id, sku, modified_at, payload) FROM STDIN") as copy:
             for row in rows:
                 received += 1
+                key, payload = _keyed_payload(row)
                 copy.write_row(
                     (
-                        record_key(row),
+                        key,
                         _text(row.get("locationCode")),
                         _text(row.get("itemNumber")),
                         parse_erp_timestamp(row.get("lastModifiedDateTime")),
-                        json.dumps(row, default=str),
+                        payload,
                     )
                 )
         cur.execute(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from oms.pipelines.atp import SKIP_UNIT_TESTS
 from oms.transform import run_dbt
 
 KPI_SELECTOR = ("path:models/staging/oms_fulfilment path:models/intermediate/fulfilment path:models/marts/kpis "
@@ -15,5 +16,5 @@ KPI_SELECTOR = ("path:models/staging/oms_fulfilment path:models/intermediate/ful
 
 
 def build(dsn: str) -> dict[str, Any]:
-    outcome = run_dbt(dsn, "build", "--select", *KPI_SELECTOR.split())
+    outcome = run_dbt(dsn, "build", "--select", *KPI_SELECTOR.split(), *SKIP_UNIT_TESTS)
     return {"passed": outcome.passed, "failed": outcome.failed, "skipped": outcome.skipped}

@@ -1,3 +1,10 @@
+-- A table, not a view (bench/suite.py, docs/benchmarks.md): the orders, payments, addresses and
+-- items staging views all read it, and as a view each re-ranked every landed version; its
+-- `recency_rank = 1` filter is also estimated at ~0.5 % of the rows, which made the planner join
+-- the payments to the orders in fct_orders with a nested loop (quadratic in the number of orders).
+-- Analysed after the build, so the planner knows its size.
+{{ config(materialized='table', post_hook='analyze {{ this }}') }}
+
 -- Each order's current state: its latest landed version (by updated_at, then record_key) among
 -- the versions without an open 'magento_order' quarantine entry. A malformed newer version is
 -- thus skipped and the previous good one stands; versions the loader could not key (no
