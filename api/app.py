@@ -33,7 +33,6 @@ def create_app(dsn: str | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.warehouse_dsn = warehouse_dsn
         app.state.pool = make_pool(warehouse_dsn)
         await app.state.pool.open(wait=False)
         app.state.atp_cache = AtpCache(warehouse_dsn, app.state.pool)

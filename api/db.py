@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import TypeVar
 
+import psycopg
+from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
 from psycopg_pool import AsyncConnectionPool
+
+from oms.warehouse import connect
+
+T = TypeVar("T")
 
 
 def make_pool(dsn: str, max_size: int | None = None) -> AsyncConnectionPool:
@@ -19,3 +28,15 @@ def make_pool(dsn: str, max_size: int | None = None) -> AsyncConnectionPool:
         kwargs={"prepare_threshold": 0, "autocommit": True,
                 "options": "-c plan_cache_mode=force_generic_plan -c jit=off"},
     )
+
+
+async def run_sync(request: Request, work: Callable[[psycopg.Connection], T]) -> T:
+    """Run the platform's synchronous warehouse code (oms.*) for a route: on a short-lived
+    connection of its own (one transaction, committed when `work` returns) in a worker thread.
+    For low-volume calls — returns, store tasks, KPIs — so the async pool stays with the look-up
+    hot paths and its prepared-statement settings."""
+    def call() -> T:
+        with connect(request.app.state.pool.conninfo) as conn:
+            return work(conn)
+
+    return await run_in_threadpool(call)

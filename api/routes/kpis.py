@@ -7,7 +7,6 @@ address — a fragment never reaches the server or its logs) and draws the chart
 
 from __future__ import annotations
 
-import asyncio
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -16,8 +15,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 
 from api.auth import require
+from api.db import run_sync
 from oms import kpis
-from oms.warehouse import connect
 
 router = APIRouter(tags=["kpis"])
 PAGE = Path(__file__).resolve().parents[1] / "static" / "dashboard.html"
@@ -33,16 +32,9 @@ async def get_kpis(
 ) -> JSONResponse:
     if date_from and date_to and date_from > date_to:
         raise HTTPException(422, f"'from' ({date_from}) is after 'to' ({date_to})")
-    # A few small aggregates over the marts, asked a few times a minute: one short-lived sync
-    # connection in a worker thread keeps the look-up pool for the hot paths.
-    body = await asyncio.to_thread(_read, request.app.state.warehouse_dsn, date_from, date_to,
-                                   country.upper() if country else None)
+    body = await run_sync(request, lambda conn: kpis.kpis(conn, date_from, date_to,
+                                                         country.upper() if country else None))
     return JSONResponse(body)
-
-
-def _read(dsn: str, date_from: date | None, date_to: date | None, country: str | None) -> dict:
-    with connect(dsn) as conn:
-        return kpis.kpis(conn, date_from, date_to, country)
 
 
 @router.get("/dashboard", include_in_schema=False)

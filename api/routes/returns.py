@@ -15,35 +15,30 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import psycopg
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api.auth import require
+from api.db import run_sync
 from oms.aftersale import returns, rvp
 from oms.inventory.postings import PostingConflict, PostingError
-from oms.warehouse import connect
 
 router = APIRouter(prefix="/v1/returns", tags=["returns"])
 WRITE = require("store", "erp:write")
 
 
-def _dsn(request: Request) -> str:
-    return request.app.state.pool.conninfo
-
-
-def _create(dsn: str, req: returns.ReturnRequest, kind: str) -> returns.ReturnResult:
-    with connect(dsn) as conn:
-        result = returns.create_return(conn, req, kind=kind)
-        if kind == "home" and result.created:
-            rvp.queue_pickup(conn, result.return_id)
-            result = returns.ReturnResult(result.return_id, True, returns.describe(conn, result.return_id))
-        return result
+def _create(conn: psycopg.Connection, req: returns.ReturnRequest, kind: str) -> returns.ReturnResult:
+    result = returns.create_return(conn, req, kind=kind)
+    if kind == "home" and result.created:
+        rvp.queue_pickup(conn, result.return_id)
+        result = returns.ReturnResult(result.return_id, True, returns.describe(conn, result.return_id))
+    return result
 
 
 async def _answer(request: Request, req: returns.ReturnRequest, kind: str) -> JSONResponse:
     try:
-        result = await run_in_threadpool(_create, _dsn(request), req, kind)
+        result = await run_sync(request, lambda conn: _create(conn, req, kind))
     except returns.ReturnError as exc:
         raise HTTPException(exc.status, exc.as_dict()) from exc
     except (PostingError, PostingConflict) as exc:
@@ -70,13 +65,12 @@ async def create_pickup_return(request: Request, body: returns.ReturnRequest,
 @router.get("/{return_id}", summary="One return: lines, refund, exchange, reverse pickup")
 async def get_return(request: Request, return_id: Annotated[int, Path(ge=1)],
                      _: set[str] = Depends(require("orders:read", "store", "erp:write"))) -> JSONResponse:
-    def read(dsn: str):
-        with connect(dsn) as conn:
-            if conn.execute("SELECT 1 FROM oms.customer_return WHERE return_id = %s", (return_id,)).fetchone() is None:
-                return None
-            return returns.describe(conn, return_id)
+    def read(conn: psycopg.Connection):
+        if conn.execute("SELECT 1 FROM oms.customer_return WHERE return_id = %s", (return_id,)).fetchone() is None:
+            return None
+        return returns.describe(conn, return_id)
 
-    body = await run_in_threadpool(read, _dsn(request))
+    body = await run_sync(request, read)
     if body is None:
         raise HTTPException(404, f"unknown return {return_id}")
     return JSONResponse(body)

@@ -20,11 +20,10 @@ from typing import Annotated, Any, Literal
 
 import psycopg
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
-from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
 
 from api.auth import require
+from api.db import run_sync
 from oms.fulfilment import tasks
 
 router = APIRouter(prefix="/v1/stores", tags=["store tasks"])
@@ -42,16 +41,11 @@ class Rejection(BaseModel):
         None, description="the lines the store cannot supply (default: every line it picks in this task)")
 
 
-def _run(request: Request, work: Callable[[psycopg.Connection], Any]) -> Any:
-    with psycopg.connect(request.app.state.pool.conninfo, row_factory=dict_row) as conn:
-        try:
-            return work(conn)
-        except tasks.TaskError as exc:
-            raise HTTPException(exc.status_code, str(exc)) from exc
-
-
 async def _call(request: Request, work: Callable[[psycopg.Connection], Any], *, moves_stock: bool = False) -> Any:
-    result = await run_in_threadpool(_run, request, work)
+    try:
+        result = await run_sync(request, work)
+    except tasks.TaskError as exc:
+        raise HTTPException(exc.status_code, str(exc)) from exc
     if moves_stock:
         # a transition may have moved stock (a rejection's correction and released hold, a
         # collection posting): answer once this process's ATP cache has heard it (ADR 9)
