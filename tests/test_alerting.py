@@ -8,7 +8,6 @@ erp_stock_ingest, the task retries and fails, and the callbacks Airflow runs sen
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
@@ -22,6 +21,7 @@ from oms.alerting import Alert, AlertSettings, dispatch
 from oms.warehouse import apply_ddl, connect
 
 from .conftest import fresh_database
+from .net import free_port
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
 
@@ -46,9 +46,7 @@ def smtp_server():
                              "message": message_from_bytes(envelope.original_content, policy=policy.default)})
             return "250 OK"
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     controller = Controller(Collect(), hostname="127.0.0.1", port=port)
     controller.start()
     yield port, messages

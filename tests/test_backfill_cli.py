@@ -6,18 +6,16 @@ tests/test_outage_backfill.py."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from datetime import datetime, timedelta
 
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from typer.testing import CliRunner
 
 from oms import cli
+
+from .net import free_port, serve
 
 runner = CliRunner()
 
@@ -97,19 +95,10 @@ class FakeAirflow:
 @pytest.fixture
 def airflow(monkeypatch):
     fake = FakeAirflow()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(fake.app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    monkeypatch.setenv("OMS_AIRFLOW_PORT", str(port))
-    monkeypatch.setattr(cli, "BACKFILL_POLL_SECONDS", 0.01)
-    yield fake
-    server.should_exit = True
-    thread.join(5)
+    with serve(fake.app) as url:
+        monkeypatch.setenv("OMS_AIRFLOW_PORT", url.rsplit(":", 1)[1])
+        monkeypatch.setattr(cli, "BACKFILL_POLL_SECONDS", 0.01)
+        yield fake
 
 
 def test_dry_run_lists_the_runs_and_creates_nothing(airflow):
@@ -165,10 +154,7 @@ def test_a_running_backfill_and_bad_arguments_are_clear_errors(airflow):
 
 
 def test_an_unreachable_airflow_is_a_clear_error(monkeypatch):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    monkeypatch.setenv("OMS_AIRFLOW_PORT", str(port))
+    monkeypatch.setenv("OMS_AIRFLOW_PORT", str(free_port()))
     result = runner.invoke(cli.app, ["backfill", "--all", "--from", "2026-03-05T10:00", "--to", "2026-03-05T11:00"])
     assert result.exit_code == 1
     assert "Airflow is not reachable" in flat(result) and "oms up" in flat(result)

@@ -5,14 +5,10 @@ the page loads, the charts render with data, a country filter changes them."""
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -25,6 +21,7 @@ from oms.validation.magento_orders import validate_window
 from oms.warehouse import apply_ddl, connect
 
 from .conftest import fresh_database
+from .net import serve
 from .stock_scenario import WINDOW, land_and_build
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -86,19 +83,8 @@ def test_kpis_json_matches_the_orders(scenario):
 
 @pytest.fixture(scope="module")
 def served(scenario):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(scenario[0]), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serve(create_app(scenario[0])) as url:
+        yield url
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)")

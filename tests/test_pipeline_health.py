@@ -8,13 +8,10 @@ this test controls; the last test reads a real Airflow api-server over a real da
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
@@ -24,6 +21,7 @@ from oms.pipeline_health import DAG_CADENCE, source_freshness
 from oms.warehouse import apply_ddl, connect
 
 from .conftest import fresh_database
+from .net import free_port, serve
 
 DAG_IDS = ("atp_build", "erp_stock_ingest", "magento_orders_ingest", "magento_stock_publish",
            "magento_stock_reconcile")
@@ -66,17 +64,10 @@ def fake_airflow(tmp_path_factory):
             found = [r for r in found if r["state"] == params["state"]]
         return {"dag_runs": found[: int(params.get("limit", 50))], "total_entries": len(found)}
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.02)
     passwords = tmp_path_factory.mktemp("airflow") / "passwords.json"
     passwords.write_text('{"admin": "s3cret"}')
-    yield f"http://127.0.0.1:{port}", str(passwords), runs, seen
-    server.should_exit = True
+    with serve(app) as url:
+        yield url, str(passwords), runs, seen
 
 
 def run(dag_id: str, state: str, ended: datetime, n: int = 0) -> dict:
@@ -230,9 +221,7 @@ def test_against_real_airflow_runs(settings, dsn, airflow_env, sandboxes, monkey
     seed_warehouse(dsn, now, erp_loaded=now - timedelta(minutes=3))
 
     password = admin_password(settings)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "AIRFLOW__API__PORT": str(port), "AIRFLOW__API__BASE_URL": base}
     log = (tmp_path / "api-server.log").open("w")

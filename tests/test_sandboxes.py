@@ -10,7 +10,6 @@ import copy
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,8 @@ from fastapi.testclient import TestClient
 from oms import demo_data
 from oms.sandbox import clickpost, erp, magento
 from oms.sandbox.server import resolve_credentials
+
+from .net import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE_DIRS = [Path(os.environ["OMS_FIXTURES_DIR"])] if os.environ.get("OMS_FIXTURES_DIR") else []
@@ -1007,14 +1008,8 @@ def test_credentials_from_arguments_env_and_defaults() -> None:
         resolve_credentials({"nope": 1})
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_server_module_serves_three_apps_in_one_process() -> None:
-    ports = [_free_port() for _ in range(3)]
+    ports = [free_port() for _ in range(3)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "OMS_MAGENTO_TOKEN": TOKEN}
     process = subprocess.Popen(
         [

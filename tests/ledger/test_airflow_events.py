@@ -3,17 +3,13 @@ Magento publish); rejected-only batches and an unreachable Airflow change nothin
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 
 from api.airflow_events import AirflowEvents
 from api.routes.erp import ERP_MOVEMENTS_URI
 
+from ..net import serve
 from .test_erp_ledger_api import line, post_movements
 
 
@@ -38,17 +34,10 @@ def fake_airflow(tmp_path_factory):
         calls.append(("event", await request.json()))
         return {"id": 1}
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.02)
     passwords = tmp_path_factory.mktemp("airflow") / "passwords.json"
     passwords.write_text('{"admin": "s3cret"}')
-    yield f"http://127.0.0.1:{port}", str(passwords), calls
-    server.should_exit = True
+    with serve(app) as url:
+        yield url, str(passwords), calls
 
 
 def test_the_uri_the_api_sends_is_the_dags_asset():
