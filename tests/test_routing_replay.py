@@ -187,7 +187,8 @@ def test_replay_under_another_profile_compares_side_by_side_and_writes_nothing(d
         with pytest.raises(profiles.ProfileNotFound):
             replay.parse_profile_ref(conn, "AE", "Warehouse first@2")
     assert _counts(dsn) == before
-    assert result.differences > 0 and result.replayed == result.events
+    # orders the replay allocated earlier than history did are not routed again at their later events
+    assert result.differences > 0 and 0 < result.replayed <= result.events
     rec, rep = result.recorded, result.replay
     assert rec["orders"] == rep["orders"] > 0
     # stores first ships more from stores than warehouse first did
@@ -212,7 +213,7 @@ def test_replay_in_batch_mode_and_the_cli(dsn, month, tmp_path, monkeypatch):
                                       "--json"])
     assert out.exit_code == 0, out.output
     answer = json.loads(out.output)
-    assert answer["replayed"] == answer["events"] > 0 and answer["profile"].startswith("Warehouse first")
+    assert 0 < answer["replayed"] <= answer["events"] and answer["profile"].startswith("Warehouse first")
     assert answer["replay"]["store_days_over_capacity"] == 0
     assert answer["replay"]["allocated_orders"] >= answer["recorded"]["allocated_orders"] - 2
     text = runner.invoke(routing_cli, ["replay", "--country", "AE", "--from", (NOW - timedelta(days=31)).isoformat(),

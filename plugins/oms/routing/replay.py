@@ -132,6 +132,8 @@ def parse_profile_ref(conn: psycopg.Connection, country: str, ref: str) -> Routi
     except ValueError as exc:
         raise profiles.ProfileNotFound(f"profile {ref!r}: give name@version, a version number, or 'ran'") from exc
     found = profiles.get_version(conn, country, number)
+    if not conn.autocommit:
+        conn.rollback()   # only read: leave the connection as it was for the read-only replay
     if name and name != found.name:
         raise profiles.ProfileNotFound(f"{country} version {number} is '{found.name}', not '{name}'")
     return found
@@ -143,6 +145,8 @@ def replay(conn: psycopg.Connection, country: str, start: datetime, end: datetim
     """Re-route `country`'s decisions made in [start, end) with `profile` (None: each with the
     version that ran), read-only, and compare with what was recorded."""
     country = country.upper()
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        raise ValueError("replay reads in a read-only transaction of its own: commit or roll back first")
     conn.read_only = True       # a replay never writes; Postgres refuses it if code ever tried
     try:
         with conn.transaction():
@@ -370,7 +374,9 @@ def _figures(side: Side, promise_days: float) -> dict[str, Any]:
         "ship_from_store_pct": round(100 * sum(f["from_store"] for f in allocated) / parcels, 2) if parcels else None,
         "backordered": outcomes.get("backordered", 0),
         "held": outcomes.get("held", 0),
-        "other_outcomes": {k: v for k, v in sorted(outcomes.items()) if k not in ("backordered", "held")},
+        "outcomes": dict(sorted(outcomes.items())),
+        "other_outcomes": {k: v for k, v in sorted(outcomes.items())
+                           if k not in ("backordered", "held", *ALLOCATING_OUTCOMES)},
         "on_time_pct": round(100 * sum(1 for f in timed if f["on_time"]) / len(timed), 2) if timed else None,
         "promise_days": promise_days,
         "store_load": sorted(peak.values(), key=lambda p: p["store_id"]),
