@@ -220,3 +220,28 @@ def test_replay_in_batch_mode_and_the_cli(dsn, month, tmp_path, monkeypatch):
                                        "--to", NOW.isoformat(), "--profile", "ran"])
     assert text.exit_code == 0 and "0 difference(s)" in text.output, text.output
     assert _counts(dsn) == before
+
+
+def test_replay_api_answers_kpi_readers_and_admins(dsn, month):
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from oms import tokens
+
+    with connect(dsn) as conn:
+        analyst = tokens.create_token(conn, "analyst", ["kpis:read"])
+        store = tokens.create_token(conn, "store-x", ["store"])
+    before = _counts(dsn)
+    params = {"country": "ae", "from": (NOW - timedelta(days=31)).isoformat(), "to": (NOW - timedelta(days=20)).isoformat()}
+    with TestClient(create_app(dsn)) as client:
+        same = client.get("/v1/routing/replay", params=params, headers={"Authorization": f"Bearer {analyst}"})
+        other = client.get("/v1/routing/replay", params={**params, "profile": "2"},
+                           headers={"Authorization": f"Bearer {analyst}"})
+        missing = client.get("/v1/routing/replay", params={**params, "profile": "9"},
+                             headers={"Authorization": f"Bearer {analyst}"})
+        denied = client.get("/v1/routing/replay", params=params, headers={"Authorization": f"Bearer {store}"})
+    assert same.status_code == 200 and same.json()["differences"] == 0 and same.json()["replayed"] > 0
+    assert other.status_code == 200 and other.json()["differences"] > 0
+    assert {r["figure"] for r in other.json()["comparison"]} >= {"split %", "shipping cost / order", "on time %"}
+    assert (missing.status_code, denied.status_code) == (404, 403)
+    assert _counts(dsn) == before

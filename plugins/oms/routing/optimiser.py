@@ -203,20 +203,24 @@ def _window(w: int, orders: list[Order], cands: list[Candidate], profile: Profil
         for opt in options:
             if solution[opt.z] > 0.5:
                 chosen[opt.order_pos] = opt
+    # The optimiser's assignments take their units and capacity first, then the orders it left
+    # out are routed by the rule engine against what is left, in arrival order.
     for pos in optimised:
         opt = chosen.get(pos)
-        order = orders[pos]
         if opt is not None:
             d = _decision(opt, solution, profile, ctx, book)
             stats.allocated_by_solver += 1
-            d.batch = _note(w, stats, "optimised", greedy[order.increment_id], opt, settings, d)
-        else:
-            # Not in the optimiser's answer: the rule engine routes it against what is left, so the
-            # rule's own fall-back (backorder, hold, cancel) applies — or it fits after all.
-            d = E._route(order, cands, profile, ctx, book, usage)
-            d.batch = _note(w, stats, "rules_after_optimiser", greedy[order.increment_id], None, settings)
-        usage.apply(d)
-        decided[pos] = d
+            d.batch = _note(w, stats, "optimised", greedy[orders[pos].increment_id], opt, settings, d)
+            usage.apply(d)
+            decided[pos] = d
+    for pos in optimised:
+        if pos not in decided:
+            # Not in the optimiser's answer: the rule's own fall-back (backorder, hold, cancel)
+            # applies — or it is allocated, when the leftovers allow.
+            d = E._route(orders[pos], cands, profile, ctx, book, usage)
+            d.batch = _note(w, stats, "rules_after_optimiser", greedy[orders[pos].increment_id], None, settings)
+            usage.apply(d)
+            decided[pos] = d
     for pos, d in decided.items():
         if d.batch is None:
             d.batch = _note(w, stats, "rules_before_optimiser", greedy[orders[pos].increment_id], None, settings)
