@@ -65,7 +65,8 @@ class WindowStats:
     variables: int = 0
     constraints: int = 0
     status: str = "not_run"               # optimal | time_limit | infeasible | error | empty
-    seconds: float = 0.0                  # model build + solve + LP bound
+    seconds: float = 0.0                  # the window: rule-engine answer, model, solves, LP bound, decisions
+    cpu_seconds: float = 0.0
     solve_seconds: float = 0.0
     allocated_by_solver: int = 0
     lp_bound_allocated: float | None = None   # LP relaxation: most orders any assignment could allocate
@@ -140,7 +141,7 @@ def route_optimised(orders: Iterable[Order], candidates: Sequence[Candidate], pr
 def _window(w: int, orders: list[Order], cands: list[Candidate], profile: ProfileSpec, ctx: RoutingContext,
             book: RateBook, usage: E.Usage) -> tuple[list[Decision], WindowStats, dict[str, Decision]]:
     settings = profile.batch_settings
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     # The rule engine's answer for the window from the same starting point: the fall-back, and
     # the comparison stored with every decision.
     greedy_usage = _copy_usage(usage)
@@ -177,11 +178,28 @@ def _window(w: int, orders: list[Order], cands: list[Candidate], profile: Profil
         res = milp(model["c"], integrality=np.ones(model["n"]), bounds=Bounds(0, 1),
                    constraints=LinearConstraint(model["A"], model["lb"], model["ub"]),
                    options={"time_limit": settings.time_limit_s, "disp": False, "presolve": True})
-        stats.solve_seconds = round(time.perf_counter() - t0, 3)
         if res.status == 0 and res.x is not None:
             stats.status, solution, stats.objective = "optimal", res.x, round(float(res.fun), 4)
         else:
             stats.status = {1: "time_limit", 2: "infeasible", 3: "unbounded"}.get(res.status, "error")
+        if solution is not None and settings.objective == "fewest_splits":
+            # At least as many whole orders as the rule engine gives these orders (or the most
+            # possible, when that is fewer), with the fewest split shipments, then the most
+            # orders, then the cheapest.
+            most = int(round(float(solution[model["zmask"]].sum())))
+            greedy_here = sum(1 for pos in optimised if greedy[orders[pos].increment_id].allocated)
+            floor = min(most, greedy_here)
+            floor_row = csr_array(model["zmask"].astype(float).reshape(1, -1))
+            left = max(settings.time_limit_s - (time.perf_counter() - t0), 0.001)
+            res2 = milp(model["c_splits"], integrality=np.ones(model["n"]), bounds=Bounds(0, 1),
+                        constraints=[LinearConstraint(model["A"], model["lb"], model["ub"]),
+                                     LinearConstraint(floor_row, floor, np.inf)],
+                        options={"time_limit": left, "disp": False, "presolve": True})
+            if res2.status == 0 and res2.x is not None:
+                solution = res2.x
+            else:
+                stats.status = "optimal_most_orders"   # the second stage ran out of time: stage one stands
+        stats.solve_seconds = round(time.perf_counter() - t0, 3)
         # Upper bound on whole orders: the LP relaxation maximising allocated orders alone.
         bound = milp(model["z_only"], integrality=np.zeros(model["n"]), bounds=Bounds(0, 1),
                      constraints=LinearConstraint(model["A"], model["lb"], model["ub"]),
@@ -196,6 +214,7 @@ def _window(w: int, orders: list[Order], cands: list[Candidate], profile: Profil
             d.batch = _note(w, stats, "fallback", d, None, settings)
         _resync(usage, greedy_usage)
         stats.seconds = round(time.perf_counter() - started, 3)
+        stats.cpu_seconds = round(time.process_time() - cpu, 3)
         return greedy_list, stats, greedy
 
     chosen: dict[int, _Option] = {}
@@ -225,6 +244,7 @@ def _window(w: int, orders: list[Order], cands: list[Candidate], profile: Profil
         if d.batch is None:
             d.batch = _note(w, stats, "rules_before_optimiser", greedy[orders[pos].increment_id], None, settings)
     stats.seconds = round(time.perf_counter() - started, 3)
+    stats.cpu_seconds = round(time.process_time() - cpu, 3)
     return [decided[pos] for pos in range(len(orders))], stats, greedy
 
 
@@ -266,15 +286,17 @@ def _model(options: list[_Option], cands: list[Candidate], usage: E.Usage, setti
     rank_of = {c.store_id: i for i, c in enumerate(cands)}
     cost: list[float] = []
     is_z: list[bool] = []
+    is_y: list[bool] = []
     rows: list[int] = []
     cols: list[int] = []
     vals: list[float] = []
     lb: list[float] = []
     ub: list[float] = []
 
-    def var(c: float, z: bool = False) -> int:
+    def var(c: float, kind: str) -> int:
         cost.append(c)
-        is_z.append(z)
+        is_z.append(kind == "z")
+        is_y.append(kind == "y")
         return len(cost) - 1
 
     def row(entries: Iterable[tuple[int, float]], lo: float, hi: float) -> None:
@@ -294,20 +316,20 @@ def _model(options: list[_Option], cands: list[Candidate], usage: E.Usage, setti
     max_coef = 0.0
     max_k = 1
     for opt in options:
-        opt.z = var(0.0, z=True)
+        opt.z = var(0.0, "z")
         per_order[opt.order_pos].append(opt.z)
         max_k = max(max_k, opt.max_k)
         for loc in opt.locs:
             sid = loc.store_id
             lane = opt.cost[sid]
             c = cand_of[sid]
-            coef = lane + settings.split_penalty + TIE_BREAK * rank_of[sid]
+            coef = lane + TIE_BREAK * rank_of[sid]
             if c.location_type == "store":
                 used = c.shipments_today + usage.shipments.get(sid, 0)
                 load = used / loc.limit if loc.limit else 0.0
                 coef += settings.store_load_penalty * (1 + load)
             max_coef = max(max_coef, coef)
-            opt.y[sid] = var(coef)
+            opt.y[sid] = var(coef, "y")
             ship_use[sid].append(opt.y[sid])
             if loc.limit is not None:
                 limits[sid] = loc.limit if limits.get(sid) is None else min(limits[sid], loc.limit)
@@ -316,7 +338,7 @@ def _model(options: list[_Option], cands: list[Candidate], usage: E.Usage, setti
             k = opt.rule.constraints.brokering_safety_qty
             for i, line in enumerate(opt.view.lines):
                 if loc.covers >> i & 1:
-                    xv = var(0.0)
+                    xv = var(0.0, "x")
                     opt.x[(i, sid)] = xv
                     stock_use[(sid, line.sku)].append((xv, line.qty))
                     row([(xv, 1.0), (opt.y[sid], -1.0)], -np.inf, 0.0)         # x ≤ y
@@ -343,14 +365,25 @@ def _model(options: list[_Option], cands: list[Candidate], usage: E.Usage, setti
     n = len(cost)
     if not n:
         return None
-    big_m = max_k * max_coef + settings.split_penalty + 1.0
-    c = np.array(cost)
-    zmask = np.array(is_z)
+    base = np.array(cost)                  # per parcel: lane cost + store load (+ tie-break)
+    zmask, ymask = np.array(is_z), np.array(is_y)
+    # most_orders: every whole order outweighs any cost (big_m), then split penalty and cost.
+    big_m = max_k * (max_coef + settings.split_penalty) + 1.0
+    c = base.copy()
+    c[ymask] += settings.split_penalty
     c[zmask] = -(big_m + settings.split_penalty)   # the first parcel carries no split penalty
+    # fewest_splits (with a floor on whole orders added by the caller): a single-parcel order is
+    # always worth allocating (reward > its cost), a split one only when the floor needs it.
+    reward = max_coef + 1.0
+    per_split = max_k * max_coef + reward + settings.split_penalty + 1.0
+    c_splits = base.copy()
+    c_splits[ymask] += per_split
+    c_splits[zmask] = -(reward + per_split)
     z_only = np.zeros(n)
     z_only[zmask] = -1.0
     A = csr_array((np.array(vals), (np.array(rows), np.array(cols))), shape=(len(lb), n))
-    return {"c": c, "z_only": z_only, "A": A, "lb": np.array(lb), "ub": np.array(ub), "n": n, "m": len(lb)}
+    return {"c": c, "c_splits": c_splits, "z_only": z_only, "zmask": zmask, "A": A, "lb": np.array(lb),
+            "ub": np.array(ub), "n": n, "m": len(lb)}
 
 
 def _lane_cost(view: E._OrderView, loc: E._Loc, book: RateBook, missing: float) -> float:

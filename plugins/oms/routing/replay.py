@@ -98,6 +98,7 @@ class ReplayResult:
     recorded: dict[str, Any] = field(default_factory=dict)
     replay: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     orders_per_second: float | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -165,7 +166,7 @@ def replay_events(events: list[Event], ran: Mapping[int, RoutingProfile], cards:
     label = "the versions that ran" if profile is None else \
         f"{profile.name}" + (f" (v{profile.version})" if getattr(profile, "version", None) else " (unsaved)")
     result = ReplayResult(country=country, start=start, end=end, profile=label, events=len(events))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     books: dict[str | None, RateBook] = {}
     recorded, replayed = Side("recorded"), Side("replay")
     delta_stock: dict[tuple[str, str], float] = defaultdict(float)     # replay holds − recorded holds
@@ -238,7 +239,12 @@ def replay_events(events: list[Event], ran: Mapping[int, RoutingProfile], cards:
         pending_window = []
 
     def _settle_replay(ev: Event, d: Decision):
-        data = d.model_dump(mode="json", include={*COMPARED, "candidates"})
+        data = d.model_dump(mode="json", include=set(COMPARED))
+        # the figures need only the chosen locations' type and distance (not every report)
+        chosen = {s["store_id"] for s in data["shipments"]}
+        data["candidates"] = [{"store_id": c.store_id, "location_type": c.location_type,
+                               "scores": {"distance_km": c.scores.get("distance_km")}}
+                              for c in d.candidates if c.store_id in chosen]
         day = business_day(country, ev.decided_at)
         take(held_rep, ev.order_id, data["allocations"], +1)
         for sid in ships(data["shipments"]):
@@ -309,6 +315,7 @@ def replay_events(events: list[Event], ran: Mapping[int, RoutingProfile], cards:
         result.notes.append(f"{result.not_replayable} decision(s) without stored inputs were counted as "
                             f"recorded but not replayed")
     result.seconds = round(time.perf_counter() - started, 4)
+    result.cpu_seconds = round(time.process_time() - cpu, 4)
     result.orders_per_second = round(result.replayed / result.seconds) if result.seconds and result.replayed else None
     result.recorded = _figures(recorded, promise_days)
     result.replay = _figures(replayed, promise_days)

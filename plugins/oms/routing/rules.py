@@ -237,9 +237,13 @@ class Rule(_Strict):
 class BatchSettings(_Strict):
     """How the batch optimiser (routing mode "batch", optimiser.py) weighs a window of orders.
 
-    It first allocates as many whole orders as stock and capacity allow, then minimises
-    shipping cost (rate cards) + split_penalty per shipment beyond the first + store_load_penalty
-    per shipment from a store (scaled up by how full the store already is that day)."""
+    objective "fewest_splits" (default): at least as many whole orders as the rule engine would
+    allocate, with the fewest split shipments, then as many more orders as possible, then the
+    cheapest. "most_orders": as many whole orders as stock and capacity allow, then the cheapest.
+    Cheapest = shipping cost (rate cards) + split_penalty per shipment beyond an order's first +
+    store_load_penalty per shipment from a store (scaled up by how full it already is that day)."""
+
+    objective: Literal["fewest_splits", "most_orders"] = "fewest_splits"
 
     split_penalty: float = Field(8.0, ge=0, description="cost units per extra shipment of an order")
     store_load_penalty: float = Field(2.0, ge=0, description="cost units per store shipment, × (1 + load/capacity)")
