@@ -277,7 +277,7 @@ def _demo_orders(data) -> list:
 def test_demo_like_history_replays_with_zero_differences(pg_cluster):
     from oms import demo_data
 
-    data = demo_data.generate(skus=150, stores_per_country=4, orders=500, seed=5, countries=("AE",), as_of=NOW)
+    data = demo_data.generate(skus=150, stores_per_country=4, orders=300, seed=5, countries=("AE",), as_of=NOW)
     dsn = fresh_database(pg_cluster, "oms_test_routing_replay_demo")
     apply_ddl(dsn)
     stock: dict[tuple[str, str], float] = {}
@@ -305,7 +305,7 @@ def test_demo_like_history_replays_with_zero_differences(pg_cluster):
         profiles.create_version(conn, demo_profile, "demo", activate=True)
         conn.commit()
         waiting = []
-        for hour in range(0, 15 * 24, 3):           # a routing run every 3 hours over the demo's two weeks
+        for hour in range(0, 15 * 24, 6):           # a routing run every 6 hours over the demo's two weeks
             now = NOW - timedelta(days=15) + timedelta(hours=hour)
             due = [o for o in backlog if o.created_at <= now]
             backlog = [o for o in backlog if o.created_at > now]
