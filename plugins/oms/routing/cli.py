@@ -1,5 +1,5 @@
 """`oms routing …`: routing profiles (list, show, validate, create, activate), decision
-explanations, courier rate cards. Mount with `app.add_typer(routing_cli.app, name="routing")`."""
+explanations, replays of a past period under another profile, courier rate cards. Mount with `app.add_typer(routing_cli.app, name="routing")`."""
 
 from __future__ import annotations
 
