@@ -323,3 +323,21 @@ def test_demo_like_history_replays_with_zero_differences(pg_cluster):
     with connect(dsn) as conn:
         result = replay.replay(conn, "AE", NOW - timedelta(days=16), NOW + timedelta(days=1))
     assert result.replayed == result.events == outcomes["n"] and result.differences == 0, result.changed_orders[:3]
+
+
+def test_a_batch_profile_keeps_its_settings_through_versions_and_reactivation(dsn, month):
+    batch = {**doc("warehouse_first"), "name": "Batch", "mode": "batch",
+             "batch": {"objective": "most_orders", "split_penalty": 12, "time_limit_s": 5}}
+    with connect(dsn) as conn:
+        created = profiles.create_version(conn, batch, "test", activate=True)
+        assert created.mode == "batch" and created.batch.split_penalty == 12 and created.batch.objective == "most_orders"
+        back = profiles.activate(conn, "AE", 1, "test")                  # v1 comes back as a copy
+        again = profiles.activate(conn, "AE", created.version, "test")   # and the batch one too
+        assert back.mode == "rules" and again.mode == "batch" and again.batch == created.batch
+        assert again.copied_from_version == created.version
+        assert profiles.spec_document(again)["batch"]["time_limit_s"] == 5
+        with pytest.raises(Exception, match="immutable"):
+            conn.execute("UPDATE oms.routing_profile SET settings = '{}' WHERE profile_id = %s", (created.profile_id,))
+        conn.rollback()
+        profiles.activate(conn, "AE", 2, "test")
+        conn.commit()
