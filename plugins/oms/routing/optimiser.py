@@ -8,7 +8,10 @@ mixed-integer programme with HiGHS (`scipy.optimize.milp`):
     variables  z[o,r]    order o is allocated under rule r (at most one r per order)
                y[o,r,l]  location l ships a parcel of order o            (binary)
                x[o,r,i,l] line i of order o comes, whole, from location l (binary)
-    maximise   allocated orders, first (weight M: one more whole order beats any saving),
+    maximise   allocated orders, first (weight M: one more whole order beats any saving);
+               with objective "fewest_splits" (the default) a second solve then keeps at least
+               the rule engine's number of whole orders (or that maximum, if lower) and
+               minimises split shipments before anything else;
     then minimise  shipping cost of each parcel (rate cards, lane at the order's weight)
                  + split_penalty per parcel beyond an order's first
                  + store_load_penalty × (1 + load/capacity) per parcel from a store
