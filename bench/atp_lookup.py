@@ -46,10 +46,11 @@ import psycopg
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "plugins"), str(REPO)]
 
-from oms import demo, demo_data, reference, tokens  # noqa: E402
+from oms import reference, tokens  # noqa: E402
 from oms.settings import Settings  # noqa: E402
-from oms.stack import postgres  # noqa: E402
 from oms.warehouse import apply_ddl, connect  # noqa: E402
+from omsdev import demo, demo_data  # noqa: E402
+from omsdev.stack import postgres  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 STATE = REPO / ".oms" / "bench"
@@ -105,8 +106,8 @@ end
 def start_cluster(port: int) -> str:
     os.environ["OMS_STATE_DIR"] = str(STATE)
     settings = Settings(pg_port=port)
-    postgres.init_cluster(settings.pg_data_dir, settings.pg_user)
-    postgres.start(settings.pg_data_dir, port, settings.pg_host, durable=False)
+    postgres.init_cluster(postgres.data_dir(settings), settings.pg_user)
+    postgres.start(postgres.data_dir(settings), port, settings.pg_host, durable=False)
     return settings.dsn("postgres")
 
 
@@ -520,7 +521,7 @@ def main() -> int:
     print(f"wrote {out.relative_to(REPO)}")
     if not args.admin_dsn:
         print(f"the bench cluster keeps running on port {args.pg_port} for --reuse; stop it with: "
-              f"pg_ctl -D {Settings(pg_port=args.pg_port).pg_data_dir} stop")
+              f"pg_ctl -D {postgres.data_dir(Settings(pg_port=args.pg_port))} stop")
     return 0
 
 

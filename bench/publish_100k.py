@@ -20,16 +20,17 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from oms import demo, demo_data, reference
+from oms import reference
 from oms.erp.landing import land_stock_rows
 from oms.pipelines.atp import build as build_atp
 from oms.publishing.msi_client import MagentoMsiClient
 from oms.publishing.publisher import publish
-from oms.sandbox import magento
 from oms.settings import get_settings
-from oms.stack import postgres
 from oms.validation.erp_stock import validate_window
 from oms.warehouse import apply_ddl, connect
+from omsdev import demo, demo_data
+from omsdev.sandbox import magento
+from omsdev.stack import postgres
 
 TOKEN = "bench-token"
 

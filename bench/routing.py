@@ -3,7 +3,7 @@ against a plain "nearest location with stock, SKU by SKU" baseline.
 
     PYTHONPATH=plugins .venv/bin/python bench/routing.py [--orders 15000] [--skus 400] [--stores 6]
 
-The backlog is oms.demo_data's (six GCC countries, a warehouse and N stores each, its stock rows
+The backlog is omsdev.demo_data's (six GCC countries, a warehouse and N stores each, its stock rows
 less one unit of store safety stock, its order mix: ~15 % click & collect, multi-line baskets,
 pending payments that wait). Customers sit near their address city (deterministic jitter).
 Courier rate cards are generated per country: two couriers, distance and weight bands, store
@@ -35,7 +35,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from oms import demo_data
 from oms.routing import (
     Candidate,
     Order,
@@ -47,6 +46,7 @@ from oms.routing import (
     route_batch,
 )
 from oms.routing.geo import Point, RateBook
+from omsdev import demo_data
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "routing.json"

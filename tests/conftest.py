@@ -36,9 +36,9 @@ TEST_ENV = {
 os.environ.update(TEST_ENV)
 
 from oms.settings import Settings  # noqa: E402  (after the environment is set)
-from oms.stack import postgres, processes  # noqa: E402
-from oms.stack.airflow_config import airflow_env as _airflow_env  # noqa: E402
 from oms.warehouse import apply_ddl  # noqa: E402
+from omsdev.stack import postgres, processes  # noqa: E402
+from omsdev.stack.airflow_config import airflow_env as _airflow_env  # noqa: E402
 
 # Airflow reads its configuration once, when first imported — which may be at collection, by any
 # module that imports the DAGs' assets — so its environment is set before any test module loads.
@@ -53,7 +53,7 @@ def settings() -> Settings:
 @pytest.fixture(scope="session")
 def pg_cluster(settings: Settings):
     """The project's test cluster: started if needed, stopped at the end if this session started it."""
-    data_dir = settings.pg_data_dir
+    data_dir = postgres.data_dir(settings)
     was_running = postgres.is_running(data_dir)
     postgres.init_cluster(data_dir, settings.pg_user)
     postgres.start(data_dir, settings.pg_port, settings.pg_host, durable=False)
@@ -83,7 +83,7 @@ def warehouse_dsn(pg_cluster: Settings) -> str:
 @pytest.fixture(scope="session")
 def airflow_env(pg_cluster: Settings, warehouse_dsn: str):
     """Airflow configured on a fresh metadata DB in the test cluster, connections from config."""
-    from oms.stack.airflow_config import airflow_env as build_env
+    from omsdev.stack.airflow_config import airflow_env as build_env
 
     fresh_database(pg_cluster, pg_cluster.airflow_db)
     env = build_env(pg_cluster)
@@ -98,7 +98,7 @@ def airflow_env(pg_cluster: Settings, warehouse_dsn: str):
 @pytest.fixture(scope="session")
 def sandboxes(pg_cluster: Settings):
     """The three sandboxes as `oms up` runs them: one real process, real HTTP on loopback."""
-    from oms.stack import control
+    from omsdev.stack import control
 
     service = control.sandbox_service(pg_cluster)
     control.start_service(pg_cluster, service, timeout=60)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from oms import demo, demo_data, tokens
+from oms import tokens
 from oms.erp.landing import land_stock_rows
 from oms.fulfilment import allocations_for_order, tasks
 from oms.inventory.reservations import OrderDemand, sync_order_demand
@@ -29,6 +29,7 @@ from oms.routing import profiles
 from oms.validation.erp_stock import validate_window as validate_stock
 from oms.validation.magento_orders import validate_window as validate_orders
 from oms.warehouse import apply_ddl, connect
+from omsdev import demo, demo_data
 
 from .conftest import fresh_database
 

@@ -17,13 +17,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from oms import demo, demo_data, reference
+from oms import reference
 from oms.magento.client import MagentoApiError, MagentoClient, magento_timestamp
 from oms.magento.landing import land_orders
 from oms.pipelines import atp
 from oms.pipelines.magento_orders import batch_id_for
 from oms.validation.magento_orders import validate_window
 from oms.warehouse import connect
+from omsdev import demo, demo_data
 
 from .magento_shapes import MIXED_ORDER_LINES, address, item, magento_time, mixed_order, order
 

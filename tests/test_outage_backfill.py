@@ -25,8 +25,8 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
-from oms import demo, demo_data
 from oms.warehouse import apply_ddl, connect
+from omsdev import demo, demo_data
 
 from .conftest import fresh_database
 from .magento_shapes import magento_time

@@ -207,7 +207,7 @@ def test_against_real_airflow_runs(settings, dsn, airflow_env, sandboxes, monkey
     import httpx
     from airflow.dag_processing.dagbag import DagBag
 
-    from oms.stack.airflow_config import admin_password
+    from omsdev.stack.airflow_config import admin_password
 
     url = urlparse(dsn)
     monkeypatch.setenv("AIRFLOW_CONN_OMS_WAREHOUSE", _json.dumps(

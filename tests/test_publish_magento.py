@@ -6,11 +6,11 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from oms import demo_data
-from oms.demo import load_reference
 from oms.publishing.msi_client import MagentoMsiClient
 from oms.publishing.publisher import PublishIncomplete, compute_delta, publish
 from oms.warehouse import apply_ddl, connect
+from omsdev import demo_data
+from omsdev.demo import load_reference
 
 from .conftest import fresh_database
 from .stock_scenario import WINDOW, land_and_build

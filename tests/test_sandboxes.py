@@ -23,9 +23,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 
-from oms import demo_data
-from oms.sandbox import clickpost, erp, magento
-from oms.sandbox.server import resolve_credentials
+from omsdev import demo_data
+from omsdev.sandbox import clickpost, erp, magento
+from omsdev.sandbox.server import resolve_credentials
 
 from .net import free_port
 
@@ -1015,7 +1015,7 @@ def test_server_module_serves_three_apps_in_one_process() -> None:
         [
             sys.executable,
             "-m",
-            "oms.sandbox.server",
+            "omsdev.sandbox.server",
             "--magento-port",
             str(ports[0]),
             "--clickpost-port",

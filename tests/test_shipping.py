@@ -10,11 +10,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from oms import tokens
-from oms.sandbox.clickpost_orders import CreateOrder, validate
 from oms.shipping import bodies, ledger
 from oms.shipping.config import ShippingSettings
 from oms.shipping.faults import CRASH_POINTS, InjectedCrash
 from oms.warehouse import apply_ddl, connect
+from omsdev.sandbox.clickpost_orders import CreateOrder, validate
 
 from . import shipping_world as w
 

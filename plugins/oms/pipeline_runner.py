@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from oms.stack.airflow_config import AirflowApi
+from oms.integrations.airflow import AirflowApi
 
 TERMINAL = {"success", "failed"}
 

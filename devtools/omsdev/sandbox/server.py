@@ -1,12 +1,12 @@
 """Serve the three sandboxes from one process: three ``uvicorn.Server`` instances on one asyncio loop.
 
-    python -m oms.sandbox.server --magento-port 8101 --clickpost-port 8102 --erp-port 8103 [--demo]
+    python -m omsdev.sandbox.server --magento-port 8101 --clickpost-port 8102 --erp-port 8103 [--demo]
 
 Credentials come from keyword arguments, else from the environment, else from sandbox defaults:
 ``OMS_MAGENTO_TOKEN``, ``OMS_CLICKPOST_USERNAME``, ``OMS_CLICKPOST_KEY``,
 ``OMS_CLICKPOST_WEBHOOK_URL``, ``OMS_CLICKPOST_WEBHOOK_KEY``, ``OMS_ERP_USERNAME``,
 ``OMS_ERP_PASSWORD``. ``--demo`` seeds Magento (sources, stocks, orders) and the ERP (items,
-stock rows) from ``oms.demo_data`` so the platform has something to pull.
+stock rows) from ``omsdev.demo_data`` so the platform has something to pull.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def build_apps(credentials: SandboxCredentials) -> tuple[FastAPI, FastAPI, FastA
 
 def seed_demo(magento_app: FastAPI, erp_app: FastAPI, **generate_args: Any) -> dict[str, int]:
     """Load a generated demo data set straight into the sandboxes' state (no HTTP round trips)."""
-    from oms import demo_data  # imported here: the servers alone do not need the generator
+    from omsdev import demo_data  # imported here: the servers alone do not need the generator
 
     data = demo_data.generate(**generate_args)
     magento_state = magento_app.state.sandbox
@@ -147,7 +147,7 @@ def run_all(
     **creds: Any,
 ) -> None:
     """Blocking entry used by the ``oms`` CLI. ``creds`` keys are those of ``SandboxCredentials``;
-    ``demo`` (arguments for ``oms.demo_data.generate``) seeds the sandboxes first when given."""
+    ``demo`` (arguments for ``omsdev.demo_data.generate``) seeds the sandboxes first when given."""
     magento_app, clickpost_app, erp_app = build_apps(resolve_credentials(creds))
     if demo is not None:
         seed_demo(magento_app, erp_app, **demo)
@@ -159,7 +159,7 @@ def run_all(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m oms.sandbox.server", description="Serve the Magento, Clickpost and ERP sandboxes."
+        prog="python -m omsdev.sandbox.server", description="Serve the Magento, Clickpost and ERP sandboxes."
     )
     parser.add_argument("--magento-port", type=int, default=8101)
     parser.add_argument("--clickpost-port", type=int, default=8102)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from oms.settings import Settings
 from oms.shipping.config import get_shipping_settings
-from oms.stack import postgres, processes
-from oms.stack.airflow_config import admin_password, airflow_env
 from oms.warehouse import apply_ddl
+from omsdev.stack import postgres, processes
+from omsdev.stack.airflow_config import admin_password, airflow_env
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -27,7 +27,7 @@ class ServiceStatus:
 def ensure_postgres(settings: Settings) -> list[str]:
     """Init (once), start, create the warehouse and Airflow databases, apply the DDL."""
     if settings.pg_managed:
-        data_dir = settings.pg_data_dir
+        data_dir = postgres.data_dir(settings)
         postgres.init_cluster(data_dir, settings.pg_user)
         postgres.start(data_dir, settings.pg_port, settings.pg_host)
     admin = settings.dsn("postgres")
@@ -39,7 +39,7 @@ def ensure_postgres(settings: Settings) -> list[str]:
 def sandbox_service(settings: Settings) -> processes.Service:
     return processes.Service(
         name="sandboxes",
-        command=[sys.executable, "-m", "oms.sandbox.server", "--magento-port", str(settings.magento_port),
+        command=[sys.executable, "-m", "omsdev.sandbox.server", "--magento-port", str(settings.magento_port),
                  "--clickpost-port", str(settings.clickpost_port), "--erp-port", str(settings.erp_port),
                  "--sms-port", str(settings.sms_port)],
         env={
@@ -103,16 +103,16 @@ def start_service(settings: Settings, service: processes.Service, timeout: float
 
 def stop_all(settings: Settings) -> list[str]:
     stopped = [name for name in ("airflow", "api", "sandboxes") if processes.stop(settings.state_dir, name)]
-    if settings.pg_managed and postgres.stop(settings.pg_data_dir):
+    if settings.pg_managed and postgres.stop(postgres.data_dir(settings)):
         stopped.append("postgres")
     return stopped
 
 
 def status(settings: Settings) -> list[ServiceStatus]:
-    pg_pid = postgres.server_pid(settings.pg_data_dir)
+    pg_pid = postgres.server_pid(postgres.data_dir(settings))
     rows = [
         ServiceStatus("postgres", pg_pid is not None, pg_pid,
-                      f"{settings.pg_host}:{settings.pg_port} (data {settings.pg_data_dir})",
+                      f"{settings.pg_host}:{settings.pg_port} (data {postgres.data_dir(settings)})",
                       processes.tree_pss_mib(pg_pid) if pg_pid else 0.0),
     ]
     where = {

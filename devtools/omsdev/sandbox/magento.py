@@ -40,7 +40,7 @@ from .magento_search import (
 )
 
 _STORE_PATH = re.compile(r"^/rest/(?P<store>[A-Za-z0-9_]+)/(?P<rest>(?:V1|async)/.*)$")
-STORE_SCOPE_KEY = "oms.sandbox.magento_store"
+STORE_SCOPE_KEY = "omsdev.sandbox.magento_store"
 
 
 class StoreCodeMiddleware:

@@ -19,11 +19,11 @@ from rich.console import Console
 from rich.table import Table
 
 import oms.routing as routing_package
+from oms.integrations.airflow import AirflowApi
 from oms.pipeline_runner import wait_for_run
 from oms.routing import Order, OrderLine, profiles, service
 from oms.routing.profiles import ProfileError
 from oms.settings import Settings
-from oms.stack.airflow_config import AirflowApi
 from oms.warehouse import connect
 
 EXAMPLES = Path(routing_package.__file__).resolve().parent / "examples"

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .common import ADMIN_PREFIX, json_response
 
 # Key the fault middleware sets in the ASGI scope, so the log can say which fault answered.
-FAULT_SCOPE_KEY = "oms.sandbox.fault"
+FAULT_SCOPE_KEY = "omsdev.sandbox.fault"
 MAX_BODY_CHARS = 65_536
 
 

@@ -6,6 +6,7 @@ unprivileged `postgres` user through runuser, and the data directory is owned by
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import shutil
@@ -143,3 +144,20 @@ def ensure_database(admin_dsn: str, name: str) -> bool:
 def drop_database(admin_dsn: str, name: str) -> None:
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def data_dir(settings) -> Path:
+    """The cluster's data directory.
+
+    Inside the repo's ignored state folder when the server's user can reach it; otherwise (the
+    repo lives under /root, which is 0700, and Postgres refuses to run as root) a folder under
+    /tmp named after the repo path, so two checkouts never share a cluster.
+    """
+    configured = os.environ.get("OMS_PG_DATA_DIR")
+    if configured:
+        return Path(configured)
+    local = settings.state_dir / "pgdata"
+    if server_user_can_reach(settings.state_dir):
+        return local
+    digest = hashlib.sha1(str(settings.state_dir).encode()).hexdigest()[:10]
+    return Path("/tmp") / f"oms-pg-{digest}" / "pgdata"

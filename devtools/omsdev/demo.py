@@ -11,10 +11,12 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from oms import demo_data, reference, tokens
+from oms import reference, tokens
+from oms.integrations.airflow import ADMIN_USER
 from oms.settings import REPO_ROOT, Settings
-from oms.stack.airflow_config import ADMIN_USER, admin_password
 from oms.warehouse import connect
+from omsdev import demo_data
+from omsdev.stack.airflow_config import admin_password
 
 SEED = 7
 
