@@ -30,11 +30,10 @@ docs/returns.md.
 def aftersale_magento_sync():
     @task
     def send_magento_outbox() -> dict:
-        from oms.aftersale import links
         from oms.aftersale.magento_sync import send_pending
-        from oms.airflow_links import warehouse_dsn
+        from oms.integrations.connections import magento_client, warehouse_dsn
 
-        client = links.magento_sync()
+        client = magento_client()
         try:
             return send_pending(warehouse_dsn(), client)
         finally:
@@ -42,11 +41,11 @@ def aftersale_magento_sync():
 
     @task
     def book_reverse_pickups() -> dict:
-        from oms.aftersale import links
         from oms.aftersale.rvp import book_pickups
-        from oms.airflow_links import warehouse_dsn
+        from oms.integrations.connections import clickpost_client, warehouse_dsn
 
-        return book_pickups(warehouse_dsn(), links.clickpost())
+        with clickpost_client() as clickpost:
+            return book_pickups(warehouse_dsn(), clickpost)
 
     send_magento_outbox()
     book_reverse_pickups()

@@ -38,14 +38,14 @@ emits the `marts.atp` asset.
 def atp_build():
     @task
     def dbt_build_atp(run_id=None, data_interval_end=None) -> dict:
-        from oms.airflow_links import warehouse_dsn
+        from oms.integrations.connections import warehouse_dsn
         from oms.pipelines import atp
 
         return atp.build(warehouse_dsn(), run_id, data_interval_end)
 
     @task(outlets=[ATP_MARTS])
     def sync_order_reservations() -> dict:
-        from oms.airflow_links import warehouse_dsn
+        from oms.integrations.connections import warehouse_dsn
         from oms.pipelines.order_reservations import sync_from_order_marts
 
         return sync_from_order_marts(warehouse_dsn())

@@ -35,9 +35,8 @@ MSI source, after checking `GET /V1/shipments` for a shipment already carrying t
 def clickpost_shipments():
     @task
     def plan_shipments(data_interval_end=None) -> dict:
-        from oms.airflow_links import warehouse_dsn
+        from oms.integrations.connections import clickpost_client, warehouse_dsn
         from oms.shipping import ledger
-        from oms.shipping.links import clickpost_client
         from oms.warehouse import connect
 
         with connect(warehouse_dsn()) as conn, clickpost_client() as clickpost:
@@ -45,9 +44,8 @@ def clickpost_shipments():
 
     @task
     def create_clickpost_orders() -> dict:
-        from oms.airflow_links import warehouse_dsn
+        from oms.integrations.connections import clickpost_client, warehouse_dsn
         from oms.shipping import ledger
-        from oms.shipping.links import clickpost_client
         from oms.warehouse import connect
 
         with connect(warehouse_dsn()) as conn, clickpost_client() as clickpost:
@@ -57,12 +55,11 @@ def clickpost_shipments():
 
     @task
     def ship_in_magento() -> dict:
-        from oms.airflow_links import warehouse_dsn
+        from oms.integrations.connections import magento_client, warehouse_dsn
         from oms.shipping import ledger
-        from oms.shipping.links import magento_sales_client
         from oms.warehouse import connect
 
-        with connect(warehouse_dsn()) as conn, magento_sales_client() as magento:
+        with connect(warehouse_dsn()) as conn, magento_client() as magento:
             return ledger.ship_to_magento(conn, magento).as_dict()
 
     plan_shipments() >> create_clickpost_orders() >> ship_in_magento()

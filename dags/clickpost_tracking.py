@@ -15,12 +15,11 @@ DEFAULT_ARGS = default_args("fulfilment")
 
 
 def _push() -> dict:
-    from oms.airflow_links import warehouse_dsn
+    from oms.integrations.connections import magento_client, warehouse_dsn
     from oms.shipping import tracking
-    from oms.shipping.links import magento_sales_client
     from oms.warehouse import connect
 
-    with connect(warehouse_dsn()) as conn, magento_sales_client() as magento:
+    with connect(warehouse_dsn()) as conn, magento_client() as magento:
         pushed = tracking.push_to_magento(conn, magento)
         conn.commit()
         return {**pushed, **tracking.settle_returns(conn)}
@@ -69,9 +68,8 @@ then pushes to Magento. A webhook that never arrived is caught here.
 def clickpost_tracking_backstop():
     @task
     def read_updated_orders(data_interval_start=None, data_interval_end=None) -> dict:
-        from oms.airflow_links import warehouse_dsn
+        from oms.integrations.connections import clickpost_client, warehouse_dsn
         from oms.shipping import tracking
-        from oms.shipping.links import clickpost_client
         from oms.warehouse import connect
 
         with connect(warehouse_dsn()) as conn, clickpost_client() as clickpost:

@@ -33,7 +33,7 @@ schedules `atp_build`. Backfill any range with `oms backfill` / `airflow backfil
 def erp_stock_ingest():
     @task
     def land(data_interval_start=None, data_interval_end=None) -> dict:
-        from oms.airflow_links import erp_client, warehouse_dsn
+        from oms.integrations.connections import erp_client, warehouse_dsn
         from oms.pipelines import erp_stock
 
         with erp_client() as erp:
@@ -41,7 +41,7 @@ def erp_stock_ingest():
 
     @task(outlets=[RAW_ERP_STOCK])
     def validate(landed: dict, data_interval_start=None, data_interval_end=None) -> dict:
-        from oms.airflow_links import warehouse_dsn
+        from oms.integrations.connections import warehouse_dsn
         from oms.pipelines import erp_stock
 
         return {**landed, **erp_stock.validate(warehouse_dsn(), data_interval_start, data_interval_end)}

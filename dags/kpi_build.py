@@ -32,7 +32,7 @@ Read by `GET /v1/kpis` and the KPI page `GET /dashboard` (dbt exposure `kpi_dash
 def kpi_build():
     @task(outlets=[KPI_MARTS])
     def dbt_build_kpis() -> dict:
-        from oms.airflow_links import warehouse_dsn
+        from oms.integrations.connections import warehouse_dsn
         from oms.pipelines import kpis
 
         return kpis.build(warehouse_dsn())

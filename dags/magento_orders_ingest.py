@@ -44,14 +44,14 @@ Settings: `OMS_MAGENTO_OVERLAP_MINUTES` (10), `OMS_MAGENTO_PAGE_SIZE` (100),
 def magento_orders_ingest():
     @task
     def plan_pulls(data_interval_start=None, data_interval_end=None) -> list[dict]:
-        from oms.airflow_links import warehouse_dsn
+        from oms.integrations.connections import warehouse_dsn
         from oms.pipelines import magento_orders
 
         return magento_orders.plan_pulls(warehouse_dsn(), data_interval_start, data_interval_end)
 
     @task(map_index_template="{{ pull_label }}")
     def land(pull: dict, data_interval_start=None, data_interval_end=None) -> dict:
-        from oms.airflow_links import magento_client, warehouse_dsn
+        from oms.integrations.connections import magento_client, warehouse_dsn
         from oms.pipelines import magento_orders
 
         get_current_context()["pull_label"] = pull["label"]
@@ -60,7 +60,7 @@ def magento_orders_ingest():
 
     @task(outlets=[RAW_MAGENTO_ORDER])
     def validate(landed: list[dict], data_interval_start=None, data_interval_end=None) -> dict:
-        from oms.airflow_links import warehouse_dsn
+        from oms.integrations.connections import warehouse_dsn
         from oms.pipelines import magento_orders
 
         return magento_orders.validate(warehouse_dsn(), data_interval_start, data_interval_end, list(landed))

@@ -38,10 +38,10 @@ the retry sends exactly the rest. Attempts are in `oms.publish_attempt`.
 def magento_stock_publish():
     @task
     def publish_source_items(run_id=None) -> dict:
-        from oms.airflow_links import magento_msi_client, warehouse_dsn
+        from oms.integrations.connections import magento_client, magento_publish_options, warehouse_dsn
         from oms.publishing.publisher import publish
 
-        client, options = magento_msi_client()
+        client, options = magento_client(), magento_publish_options()
         with client:
             return publish(warehouse_dsn(), client, run_id=run_id, **options).as_dict()
 

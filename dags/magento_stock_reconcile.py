@@ -31,21 +31,21 @@ channel) is the task's return value.
 def magento_stock_reconcile():
     @task
     def compare_salable_quantities(run_id=None) -> dict:
-        from oms.airflow_links import magento_msi_client, warehouse_dsn
+        from oms.integrations.connections import magento_client, warehouse_dsn
         from oms.publishing.reconcile import reconcile
 
-        client, _ = magento_msi_client()
+        client = magento_client()
         with client:
             return reconcile(warehouse_dsn(), client, run_id=run_id).as_dict()
 
     @task
     def republish_drift(report: dict, run_id=None) -> dict:
-        from oms.airflow_links import magento_msi_client, warehouse_dsn
+        from oms.integrations.connections import magento_client, magento_publish_options, warehouse_dsn
         from oms.publishing.publisher import publish
 
         if not report["drifting"]:
             return {"republished": 0}
-        client, options = magento_msi_client()
+        client, options = magento_client(), magento_publish_options()
         with client:
             return publish(warehouse_dsn(), client, run_id=run_id, **options).as_dict()
 

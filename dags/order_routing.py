@@ -36,14 +36,14 @@ releases their stock. Decisions: `oms routing explain <order>` or `GET /v1/routi
 def order_routing():
     @task(outlets=[ROUTING_DECISIONS])
     def route_orders(dag_run=None) -> dict:
-        from oms.airflow_links import warehouse_dsn
+        from oms.integrations.connections import warehouse_dsn
         from oms.pipelines.order_routing import decision_time, route_pending
 
         return route_pending(warehouse_dsn(), decision_time(dag_run))
 
     @task
     def expire_pickups(dag_run=None) -> dict:
-        from oms.airflow_links import warehouse_dsn
+        from oms.integrations.connections import warehouse_dsn
         from oms.pipelines.order_routing import decision_time, expire_pickups
 
         return expire_pickups(warehouse_dsn(), decision_time(dag_run))

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from oms import reference
-from oms.magento.client import MagentoApiError, MagentoClient, magento_timestamp
+from oms.integrations.magento import MagentoApiError, MagentoClient, magento_timestamp
 from oms.magento.landing import land_orders
 from oms.pipelines import atp
 from oms.pipelines.magento_orders import batch_id_for

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from oms.erp.client import ErpClient
 from oms.erp.landing import land_stock_rows
+from oms.integrations.erp import ErpClient
 from oms.validation.erp_stock import validate_window
 from oms.warehouse import connect
 

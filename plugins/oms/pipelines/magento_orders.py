@@ -15,7 +15,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from oms.magento.client import MagentoClient
+from oms.integrations.magento import MagentoClient
 from oms.magento.landing import land_orders
 from oms.settings import Settings
 from oms.validation.magento_orders import read_watermark, validate_window

@@ -29,8 +29,9 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from oms.integrations.clickpost import ClickpostClient
+from oms.integrations.magento import MagentoApiError, MagentoClient
 from oms.shipping import bodies
-from oms.shipping.clients import ClickpostClient, MagentoSalesClient, MagentoSalesError
 from oms.shipping.config import ShippingSettings, get_shipping_settings
 from oms.shipping.faults import crash_point
 
@@ -277,14 +278,14 @@ def ship_body(row: dict[str, Any], settings: ShippingSettings) -> dict[str, Any]
     }
 
 
-def existing_magento_shipment(magento: MagentoSalesClient, entity_id: int, awb: str) -> int | None:
+def existing_magento_shipment(magento: MagentoClient, entity_id: int, awb: str) -> int | None:
     for shipment in magento.shipments_of_order(entity_id):
         if any(str(t.get("track_number")) == awb for t in shipment.get("tracks") or []):
             return int(shipment["entity_id"])
     return None
 
 
-def ship_to_magento(conn: psycopg.Connection, magento: MagentoSalesClient, *, settings: ShippingSettings | None = None,
+def ship_to_magento(conn: psycopg.Connection, magento: MagentoClient, *, settings: ShippingSettings | None = None,
                     crash_at: str | None = None, report: Report | None = None) -> Report:
     settings = settings or get_shipping_settings()
     report = report or Report()
@@ -305,7 +306,7 @@ def ship_to_magento(conn: psycopg.Connection, magento: MagentoSalesClient, *, se
                 if magento_id is None:
                     magento_id = magento.ship(row["magento_entity_id"], ship_body(row, settings))
                     crash_point("after_magento_ship", crash_at)
-            except MagentoSalesError as exc:
+            except MagentoApiError as exc:
                 if exc.http_status >= 500:
                     raise
                 conn.execute("UPDATE oms.shipment SET last_error = %s, attempts = attempts + 1, updated_at = now() "
@@ -321,7 +322,7 @@ def ship_to_magento(conn: psycopg.Connection, magento: MagentoSalesClient, *, se
     return report
 
 
-def run(conn: psycopg.Connection, clickpost: ClickpostClient, magento: MagentoSalesClient,
+def run(conn: psycopg.Connection, clickpost: ClickpostClient, magento: MagentoClient,
         now: datetime | None = None, *, only: list[str] | None = None, crash_at: str | None = None,
         settings: ShippingSettings | None = None) -> Report:
     """Every step in order (the DAG runs them as separate tasks)."""
