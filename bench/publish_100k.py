@@ -23,9 +23,9 @@ import uvicorn
 from oms import reference
 from oms.erp.landing import land_stock_rows
 from oms.integrations.magento import MagentoClient
-from oms.pipelines.atp import build as build_atp
 from oms.publishing.publisher import publish
 from oms.settings import get_settings
+from oms.tasks.atp_build import build as build_atp
 from oms.validation.erp_stock import validate_window
 from oms.warehouse import apply_ddl, connect
 from omsdev import demo, demo_data

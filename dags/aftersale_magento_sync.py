@@ -30,22 +30,15 @@ docs/returns.md.
 def aftersale_magento_sync():
     @task
     def send_magento_outbox() -> dict:
-        from oms.aftersale.magento_sync import send_pending
-        from oms.integrations.connections import magento_client, warehouse_dsn
+        from oms.tasks import aftersale_magento_sync as tasks
 
-        client = magento_client()
-        try:
-            return send_pending(warehouse_dsn(), client)
-        finally:
-            client.close()
+        return tasks.send_magento_outbox()
 
     @task
     def book_reverse_pickups() -> dict:
-        from oms.aftersale.rvp import book_pickups
-        from oms.integrations.connections import clickpost_client, warehouse_dsn
+        from oms.tasks import aftersale_magento_sync as tasks
 
-        with clickpost_client() as clickpost:
-            return book_pickups(warehouse_dsn(), clickpost)
+        return tasks.book_reverse_pickups()
 
     send_magento_outbox()
     book_reverse_pickups()

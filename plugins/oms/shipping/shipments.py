@@ -1,4 +1,4 @@
-"""The shipment ledger (oms.shipment): Clickpost orders and Magento shipments, each exactly once.
+"""Shipments (oms.shipment, one row per parcel): Clickpost orders and Magento shipments, each exactly once.
 
 Steps, each its own transaction, each safe to re-run (docs/shipping.md):
 
@@ -11,7 +11,7 @@ Steps, each its own transaction, each safe to re-run (docs/shipping.md):
    body and gets 323 with the same AWB: no second Clickpost order.
 3. fetch_labels: the label PDF into the row (served at GET /v1/shipments/{awb}/label).
 4. ship_to_magento: before POST /V1/order/{id}/ship, GET /V1/shipments of the order: a shipment
-   carrying our AWB as a track means an earlier run shipped and crashed before its ledger write.
+   carrying our AWB as a track means an earlier run shipped and crashed before its write.
 
 Rows are locked (FOR UPDATE SKIP LOCKED) while their call is in flight, so two runs never send the
 same row at once.
@@ -239,7 +239,7 @@ def manifest(conn: psycopg.Connection, clickpost: ClickpostClient, *, crash_at: 
 
 # ---------------------------------------------------------------------------------------------- 3. labels
 def fetch_labels(conn: psycopg.Connection, clickpost: ClickpostClient, *, report: Report | None = None) -> Report:
-    """Label PDFs into the ledger; a label that cannot be fetched now is tried on the next run."""
+    """Label PDFs into oms.shipment; a label that cannot be fetched now is tried on the next run."""
     report = report or Report()
     rows = _rows(conn, "SELECT shipment_id, awb, label_url, courier_partner_id FROM oms.shipment "
                        "WHERE awb IS NOT NULL AND label_pdf IS NULL ORDER BY shipment_id")
@@ -299,7 +299,7 @@ def ship_to_magento(conn: psycopg.Connection, magento: MagentoClient, *, setting
             if not rows:
                 continue
             row = rows[0]
-            crash_point("after_ledger_write", crash_at)
+            crash_point("after_awb_write", crash_at)
             try:
                 magento_id = existing_magento_shipment(magento, row["magento_entity_id"], row["awb"])
                 found = magento_id is not None
