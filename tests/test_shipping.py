@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
+from psycopg.types.json import Jsonb
 
 from oms import tokens
 from oms.shipping import bodies, shipments
@@ -170,3 +171,27 @@ def test_v3_body_for_countries_outside_the_v4_list_validates_against_clickpost_r
         assert (checked.order_type, checked.cod_value, checked.cp_id) == ("COD", 52, 4)
     assert bodies.reference_number("000000101", "ae_st/01", 2) == "000000101-AE-ST/01-2"
     assert bodies.reference_number("1", "a:b", 1) == "1-A-B-1"
+
+
+def test_planner_reads_the_accepted_version_not_a_quarantined_newer_one(world):
+    # A newer version of the order that the gate quarantined (here: no items, state closed) must not be
+    # what the shipment is planned from: the previous good version stands (raw.magento_order_current).
+    settings, dsn = world
+    order = w.magento_order(401, [("SH-A", 1, 40)])
+    w.load_and_land(settings, dsn, [order])
+    with connect(dsn) as conn:
+        good = conn.execute("SELECT * FROM raw.magento_order WHERE entity_id = 401").fetchone()
+        broken = {**good["payload"], "state": "closed", "items": "not a list", "updated_at": "2026-10-01 09:00:00"}
+        conn.execute(
+            "INSERT INTO raw.magento_order (record_key, entity_id, updated_at, increment_id, store_id, channel_code,"
+            " payload, batch_id, data_interval_start, data_interval_end)"
+            " VALUES ('401@newer', 401, %s + interval '30 minutes', %s, %s, %s, %s, 'b', now(), now())",
+            (good["updated_at"], good["increment_id"], good["store_id"], good["channel_code"], Jsonb(broken)))
+        conn.execute("INSERT INTO raw.quarantine (source, record_key, batch_id, reason, detail, payload)"
+                     " VALUES ('magento_order', '401@newer', 'b', 'malformed_item', 'items is not a list', %s)",
+                     (Jsonb(broken),))
+    assert w.route(dsn, order, STOCK).decision.allocated
+    report = ship(world, only=["000000401"])
+    assert (report.planned, report.manifested, report.magento_shipped) == (1, 1, 1)
+    [row] = shipment_rows(dsn, "000000401")
+    assert [i["sku"] for i in row["line_items"]] == ["SH-A"]

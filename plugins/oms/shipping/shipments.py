@@ -38,11 +38,10 @@ from oms.shipping.faults import crash_point
 log = logging.getLogger(__name__)
 
 READY_SQL = """
-WITH latest_order AS (
-    SELECT DISTINCT ON (entity_id) entity_id, increment_id, payload
-    FROM raw.magento_order
-    WHERE entity_id IS NOT NULL AND increment_id IS NOT NULL
-    ORDER BY entity_id, updated_at DESC
+WITH latest_order AS (  -- each order's current version: the latest one not in quarantine (sql/012)
+    SELECT entity_id, increment_id, payload
+    FROM raw.magento_order_current
+    WHERE increment_id IS NOT NULL
 ),
 latest_decision AS (
     SELECT DISTINCT ON (order_increment_id) decision_id, order_increment_id, country_code, outcome, shipments,
