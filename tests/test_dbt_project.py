@@ -326,6 +326,7 @@ def _parse_manifest():
     return result.result
 
 
+@pytest.mark.integration  # a dbt parse of the project
 def test_project_follows_evaluator_rules():
     manifest = _parse_manifest()
     models = {uid: n for uid, n in manifest.nodes.items() if n.resource_type == "model"}
