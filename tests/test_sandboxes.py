@@ -1003,6 +1003,7 @@ def test_credentials_from_arguments_env_and_defaults() -> None:
         resolve_credentials({"nope": 1})
 
 
+@pytest.mark.integration  # a process of its own, real HTTP on loopback
 def test_server_module_serves_three_apps_in_one_process() -> None:
     ports = [free_port() for _ in range(3)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "OMS_MAGENTO_TOKEN": TOKEN}
