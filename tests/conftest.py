@@ -60,17 +60,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
         marked = {m.name for m in item.iter_markers() if m.name in TIERS}
-        if used & E2E_FIXTURES:
-            tier = "e2e"
-        elif used & INTEGRATION_FIXTURES:
-            tier = "integration"
-        else:
-            tier = max(marked, key=TIERS.index) if marked else "unit"
+        by_fixtures = "e2e" if used & E2E_FIXTURES else "integration" if used & INTEGRATION_FIXTURES else "unit"
+        # a unit mark on a test that needs more would let the heavy test into the fast tier
+        if "unit" in marked and by_fixtures != "unit":
+            raise pytest.UsageError(f"{item.nodeid} is marked unit but uses {by_fixtures} fixtures")
+        tier = max({by_fixtures, *marked}, key=TIERS.index)  # one tier each: the heaviest that applies
         if tier not in marked:
             item.add_marker(tier)
-        # a unit mark next to a heavier one would let the heavy test into the fast tier
-        if tier != "unit" and "unit" in marked:
-            raise pytest.UsageError(f"{item.nodeid} is marked unit but uses {sorted(used & (E2E_FIXTURES | INTEGRATION_FIXTURES))}")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
