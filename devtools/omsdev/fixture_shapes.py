@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+SAMPLE_SUFFIXES = frozenset({".json", ".txt"})  # not the folder's README.md
+
 
 def _kind(value: Any) -> str:
     if isinstance(value, bool):
@@ -57,8 +59,8 @@ def _parse(path: Path) -> tuple[bool, Any]:
 
 def compare(reference_dir: Path, ours_dir: Path) -> list[str]:
     problems: list[str] = []
-    names = {p.name for p in reference_dir.iterdir() if p.is_file()}
-    mine = {p.name for p in ours_dir.iterdir() if p.is_file()}
+    names = {p.name for p in reference_dir.iterdir() if p.suffix in SAMPLE_SUFFIXES}
+    mine = {p.name for p in ours_dir.iterdir() if p.suffix in SAMPLE_SUFFIXES}
     problems += [f"{name}: missing here" for name in sorted(names - mine)]
     problems += [f"{name}: not in the reference" for name in sorted(mine - names)]
     for name in sorted(names & mine):
