@@ -5,15 +5,16 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test stop status lint bench bench-atp bench-reservations bench-publish bench-routing clean
+.PHONY: install demo test test-fast stop status lint bench bench-atp bench-reservations bench-publish bench-routing clean
 
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml devtools/pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
 	@# Bytecode is compiled at install: this machine sets PYTHONDONTWRITEBYTECODE, and without
 	@# .pyc files every Airflow import costs ~8 s instead of ~3 s.
 	UV_COMPILE_BYTECODE=1 $(BIN)/uv pip install --python $(BIN)/python -r requirements.lock
-	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
+	@# The platform and, beside it, the development tooling (sandboxes, demo, local stack).
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e . -e devtools
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -24,14 +25,21 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
+# The unit tier only (pure logic: no Postgres, no Airflow, no dbt), in seconds. Tiers are set in
+# tests/conftest.py from the fixtures each test uses; the run fails if a unit test pulled in Airflow or dbt.
+test-fast: install
+	$(BIN)/python -m pytest -m unit -q
+
 stop:
 	@if [ -x $(BIN)/oms ]; then $(BIN)/oms down; else echo "nothing to stop (no .venv)"; fi
 
 status: install
 	$(BIN)/oms status
 
+# What CI gates (.ci/run): ruff with the AIR rules, and sqlfluff on the dbt models and sql/ (.sqlfluff).
 lint: install
-	$(BIN)/ruff check dags plugins api tests bench
+	$(BIN)/ruff check dags plugins devtools api tests bench
+	$(BIN)/sqlfluff lint dbt/models sql --processes 2 --disable-progress-bar
 
 # Not tests: ATP look-up latency/throughput on a generated 50k-SKU x 102-location catalogue in a
 # Postgres cluster of its own (.oms/bench, port 5560), and reservation strategies under contention.
@@ -58,8 +66,11 @@ bench-routing: install
 bench: install
 	$(BIN)/python bench/suite.py $(BENCH_ARGS)
 
+# requirements.lock: everything `make install` puts in .venv (runtime + test + dev groups);
+# requirements-runtime.lock: the production image's set, the same versions without the test/dev groups.
 lock:
-	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --python-platform x86_64-unknown-linux-gnu -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --all-extras --python-version 3.11 --python-platform x86_64-unknown-linux-gnu -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml -c requirements.lock --python-version 3.11 --python-platform x86_64-unknown-linux-gnu -o requirements-runtime.lock
 
 clean: stop
 	rm -rf $(VENV) .oms

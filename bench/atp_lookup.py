@@ -9,7 +9,7 @@ constant endpoint on the same uvicorn settings.
    rows, loaded with COPY; ledger activity on top (historical movements the snapshot already
    counts, recent movements it does not, open reservations at store and country level, shipped
    lines awaiting the ERP, restocked returns).
-2. The ATP marts, built by the real pipeline step (oms.pipelines.atp.build: dbt build + snapshot).
+2. The ATP marts, built by the real pipeline step (oms.tasks.atp_build.build: dbt build + snapshot).
 3. For 1 and 2 uvicorn workers: the API, the bare app and the floor app side by side, each loaded
    by wrk (if installed) or by a small asyncio HTTP/1.1 client, in interleaved rounds (--rounds,
    --seconds): one SKU and 100-SKU batches with 4 connections (p50/p99, requests/s), one SKU and
@@ -46,10 +46,11 @@ import psycopg
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "plugins"), str(REPO)]
 
-from oms import demo, demo_data, reference, tokens  # noqa: E402
+from oms import reference, tokens  # noqa: E402
 from oms.settings import Settings  # noqa: E402
-from oms.stack import postgres  # noqa: E402
 from oms.warehouse import apply_ddl, connect  # noqa: E402
+from omsdev import demo, demo_data  # noqa: E402
+from omsdev.stack import postgres  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 STATE = REPO / ".oms" / "bench"
@@ -105,8 +106,8 @@ end
 def start_cluster(port: int) -> str:
     os.environ["OMS_STATE_DIR"] = str(STATE)
     settings = Settings(pg_port=port)
-    postgres.init_cluster(settings.pg_data_dir, settings.pg_user)
-    postgres.start(settings.pg_data_dir, port, settings.pg_host, durable=False)
+    postgres.init_cluster(postgres.data_dir(settings), settings.pg_user)
+    postgres.start(postgres.data_dir(settings), port, settings.pg_host, durable=False)
     return settings.dsn("postgres")
 
 
@@ -189,7 +190,7 @@ def seed_ledger(dsn: str, as_of: datetime) -> dict:
 
 
 def build_marts(dsn: str, log) -> dict:
-    from oms.pipelines import atp
+    from oms.tasks import atp_build as atp
 
     os.environ["OMS_DBT_TARGET_PATH"] = str(STATE / "dbt-target")
     started = time.perf_counter()
@@ -520,7 +521,7 @@ def main() -> int:
     print(f"wrote {out.relative_to(REPO)}")
     if not args.admin_dsn:
         print(f"the bench cluster keeps running on port {args.pg_port} for --reuse; stop it with: "
-              f"pg_ctl -D {Settings(pg_port=args.pg_port).pg_data_dir} stop")
+              f"pg_ctl -D {postgres.data_dir(Settings(pg_port=args.pg_port))} stop")
     return 0
 
 

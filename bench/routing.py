@@ -3,7 +3,7 @@ against a plain "nearest location with stock, SKU by SKU" baseline.
 
     PYTHONPATH=plugins .venv/bin/python bench/routing.py [--orders 15000] [--skus 400] [--stores 6]
 
-The backlog is oms.demo_data's (six GCC countries, a warehouse and N stores each, its stock rows
+The backlog is omsdev.demo_data's (six GCC countries, a warehouse and N stores each, its stock rows
 less one unit of store safety stock, its order mix: ~15 % click & collect, multi-line baskets,
 pending payments that wait). Customers sit near their address city (deterministic jitter).
 Courier rate cards are generated per country: two couriers, distance and weight bands, store
@@ -44,7 +44,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from oms import demo_data
 from oms.routing import (
     Candidate,
     Order,
@@ -59,6 +58,7 @@ from oms.routing.decisions import business_day
 from oms.routing.engine import Usage, route
 from oms.routing.geo import Point, RateBook
 from oms.routing.optimiser import route_optimised
+from omsdev import demo_data
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "routing.json"

@@ -10,11 +10,11 @@ Per scale (S = 5k SKUs x 20 locations, M = 50k x 100 with 1M order lines, L = 10
 port 5666, fsync off like bench/atp_lookup.py):
 
 1. ingestion: ERP stock rows (every SKU x location, in windows of a few locations) and
-   Magento-shaped orders (oms.demo_data's order factory, re-stamped into hourly windows) through
+   Magento-shaped orders (omsdev.demo_data's order factory, re-stamped into hourly windows) through
    the landing path the DAGs run (land_stock_rows + erp_stock.validate_window; land_orders per
    channel + magento_orders.validate_window), each window followed back to back by a raw COPY of
    the same rows into a plain table: rows/s of each and the ratio.
-2. ATP: the full rebuild (oms.pipelines.atp.build: dbt build of the ATP and order marts) after
+2. ATP: the full rebuild (oms.tasks.atp_build.build: dbt build of the ATP and order marts) after
    ledger activity on top, then 1 % of the stock rows and 1 % of the orders change (landed the
    same way) and the rebuild runs again; per-model dbt timings come from run_results.json.
 3. API: bench/atp_lookup.py --reuse on the scale's database (look-up p50/p99, req/s vs the bare
@@ -53,14 +53,14 @@ BENCH = REPO / "bench"
 sys.path[:0] = [str(REPO / "plugins"), str(REPO), str(BENCH)]
 
 
-from oms import demo, demo_data  # noqa: E402
 from oms.erp.landing import land_stock_rows  # noqa: E402
 from oms.magento.landing import land_orders  # noqa: E402
 from oms.settings import Settings  # noqa: E402
-from oms.stack import postgres  # noqa: E402
 from oms.validation import erp_stock as erp_validation  # noqa: E402
 from oms.validation import magento_orders as order_validation  # noqa: E402
 from oms.warehouse import apply_ddl, connect  # noqa: E402
+from omsdev import demo, demo_data  # noqa: E402
+from omsdev.stack import postgres  # noqa: E402
 
 RESULTS = BENCH / "results"
 STATE = REPO / ".oms" / "bench-suite"
@@ -124,7 +124,7 @@ def _classify(cmd: str) -> str:
     for needle, name in (("api.app:create_app", "API (uvicorn)"), ("bare_app", "bare FastAPI (uvicorn)"),
                          ("floor_app", "floor app (uvicorn)"), ("publish_100k", "publish bench + Magento sandbox"),
                          ("routing.py", "routing bench"), ("atp_lookup", "atp_lookup driver"), ("wrk", "wrk"),
-                         ("publish_lag", "publish_lag"), ("airflow", "Airflow"), ("oms.sandbox", "sandboxes")):
+                         ("publish_lag", "publish_lag"), ("airflow", "Airflow"), ("omsdev.sandbox", "sandboxes")):
         if needle in cmd:
             return name
     return "other child"
@@ -194,9 +194,9 @@ class MemorySampler:
 def start_cluster(port: int) -> tuple[str, Path]:
     os.environ["OMS_STATE_DIR"] = str(STATE)
     settings = Settings(pg_port=port)
-    postgres.init_cluster(settings.pg_data_dir, settings.pg_user)
-    postgres.start(settings.pg_data_dir, port, settings.pg_host, durable=False)
-    return settings.dsn("postgres"), settings.pg_data_dir
+    postgres.init_cluster(postgres.data_dir(settings), settings.pg_user)
+    postgres.start(postgres.data_dir(settings), port, settings.pg_host, durable=False)
+    return settings.dsn("postgres"), postgres.data_dir(settings)
 
 
 def postmaster_pid(data_dir: Path) -> int | None:
@@ -358,7 +358,7 @@ def _shift(order: dict[str, Any], delta: timedelta) -> dict[str, Any]:
 
 
 def iter_order_windows(data: demo_data.DemoData, order_lines: int) -> Iterator[tuple[datetime, list[dict]]]:
-    """Magento orders from oms.demo_data's factory, ORDERS_PER_WINDOW a window, each order's
+    """Magento orders from omsdev.demo_data's factory, ORDERS_PER_WINDOW a window, each order's
     timestamps moved so its updated_at falls in its hourly window, until order_lines item rows."""
     catalogue = list(demo_data.iter_skus(len(data.skus)))
     parents = demo_data._configurable_parents(catalogue)
@@ -400,7 +400,7 @@ def channel_of_store(dsn: str) -> dict[int, str]:
 def land_order_window(dsn: str, orders: list[dict[str, Any]], start: datetime, channels: dict[int, str],
                       meter: Meter | None) -> dict[str, Any]:
     """As the DAG does it: one landing transaction per channel pull, then the gate for the window."""
-    from oms.pipelines.magento_orders import batch_id_for
+    from oms.tasks.magento_orders_ingest import batch_id_for
 
     end = start + timedelta(hours=1)
     batch = batch_id_for(start, end)
@@ -541,7 +541,7 @@ def model_timings(target: Path, top: int = 8) -> list[dict[str, Any]]:
 
 
 def atp_build(dsn: str, label: str) -> dict[str, Any]:
-    from oms.pipelines import atp
+    from oms.tasks import atp_build as atp
 
     target = STATE / f"dbt-target-{label}"
     os.environ["OMS_DBT_TARGET_PATH"] = str(target)

@@ -36,13 +36,54 @@ TEST_ENV = {
 os.environ.update(TEST_ENV)
 
 from oms.settings import Settings  # noqa: E402  (after the environment is set)
-from oms.stack import postgres, processes  # noqa: E402
-from oms.stack.airflow_config import airflow_env as _airflow_env  # noqa: E402
 from oms.warehouse import apply_ddl  # noqa: E402
+from omsdev.stack import postgres, processes  # noqa: E402
+from omsdev.stack.airflow_config import airflow_env as _airflow_env  # noqa: E402
 
 # Airflow reads its configuration once, when first imported — which may be at collection, by any
 # module that imports the DAGs' assets — so its environment is set before any test module loads.
 os.environ.update(_airflow_env(Settings()))
+
+
+# Test tiers (pyproject.toml registers the markers). A test is marked by the fixtures it uses, so a
+# new test lands in the right tier without anyone remembering to mark it; a mark set by hand (a test
+# that parses the DAGs or the dbt project without these fixtures) wins over "unit".
+#   unit         pure logic: no Postgres, no Airflow, no dbt — `make test-fast`
+#   integration  the project's Postgres cluster, the sandboxes over HTTP, a dbt parse or build
+#   e2e          DAGs run through real Airflow (a metadata DB in the test cluster)
+E2E_FIXTURES = frozenset({"airflow_env"})
+INTEGRATION_FIXTURES = frozenset({"pg_cluster", "warehouse_dsn", "sandboxes"})
+TIERS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        marked = {m.name for m in item.iter_markers() if m.name in TIERS}
+        by_fixtures = "e2e" if used & E2E_FIXTURES else "integration" if used & INTEGRATION_FIXTURES else "unit"
+        # a unit mark on a test that needs more would let the heavy test into the fast tier
+        if "unit" in marked and by_fixtures != "unit":
+            raise pytest.UsageError(f"{item.nodeid} is marked unit but uses {by_fixtures} fixtures")
+        tier = max({by_fixtures, *marked}, key=TIERS.index)  # one tier each: the heaviest that applies
+        if tier not in marked:
+            item.add_marker(tier)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The fast tier stays fast: a run of only unit tests that imported Airflow or dbt fails, naming
+    the cure (mark the test integration, or keep the import out of pure logic)."""
+    if session.config.option.markexpr.strip() != "unit" or session.testscollected == 0:
+        return
+    heavy = sorted(m for m in ("airflow", "dbt", "great_expectations", "cosmos") if m in sys.modules)
+    if heavy:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(
+                f"unit tier imported {', '.join(heavy)}: mark the test that needs it "
+                "@pytest.mark.integration, or keep the import out of the code it tests",
+                red=True,
+            )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +94,7 @@ def settings() -> Settings:
 @pytest.fixture(scope="session")
 def pg_cluster(settings: Settings):
     """The project's test cluster: started if needed, stopped at the end if this session started it."""
-    data_dir = settings.pg_data_dir
+    data_dir = postgres.data_dir(settings)
     was_running = postgres.is_running(data_dir)
     postgres.init_cluster(data_dir, settings.pg_user)
     postgres.start(data_dir, settings.pg_port, settings.pg_host, durable=False)
@@ -83,7 +124,7 @@ def warehouse_dsn(pg_cluster: Settings) -> str:
 @pytest.fixture(scope="session")
 def airflow_env(pg_cluster: Settings, warehouse_dsn: str):
     """Airflow configured on a fresh metadata DB in the test cluster, connections from config."""
-    from oms.stack.airflow_config import airflow_env as build_env
+    from omsdev.stack.airflow_config import airflow_env as build_env
 
     fresh_database(pg_cluster, pg_cluster.airflow_db)
     env = build_env(pg_cluster)
@@ -98,7 +139,7 @@ def airflow_env(pg_cluster: Settings, warehouse_dsn: str):
 @pytest.fixture(scope="session")
 def sandboxes(pg_cluster: Settings):
     """The three sandboxes as `oms up` runs them: one real process, real HTTP on loopback."""
-    from oms.stack import control
+    from omsdev.stack import control
 
     service = control.sandbox_service(pg_cluster)
     control.start_service(pg_cluster, service, timeout=60)

@@ -8,9 +8,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from oms import demo_data, tokens
-from oms.demo import load_reference
+from oms import tokens
 from oms.warehouse import apply_ddl, connect
+from omsdev import demo_data
+from omsdev.demo import load_reference
 
 from .conftest import fresh_database
 from .stock_scenario import WINDOW, land_and_build

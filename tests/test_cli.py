@@ -62,4 +62,24 @@ def test_load_orders_rejects_a_file_that_is_not_an_order(tmp_path):
     path.write_text(json.dumps({"hello": "world"}))
     result = runner.invoke(app, ["sandbox", "load-orders", str(path)])
     assert result.exit_code == 1
-    assert "expected a Magento order object" in result.output
+    assert "expected a Magento order" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("shape", ["one order", "a list", "a search result"])
+def test_load_orders_takes_one_order_a_list_or_a_search_result(shape, sandboxes, tmp_path):
+    # One order in the GET /V1/orders/{id} shape has `items` of its own (its lines): it is one order,
+    # not a search result whose `items` are orders.
+    from omsdev import demo_data
+
+    orders = demo_data.generate(skus=5, stores_per_country=1, orders=2, seed=31, with_stock_rows=False).orders
+    for offset, order in enumerate(orders):  # ids of their own: other tests' orders stay as they are
+        order["entity_id"] = 990001 + offset
+        order["increment_id"] = f"CLI{990001 + offset}"
+    body = {"one order": orders[0], "a list": orders,
+            "a search result": {"items": orders, "search_criteria": {}, "total_count": len(orders)}}[shape]
+    path = tmp_path / "orders.json"
+    path.write_text(json.dumps(body))
+    result = runner.invoke(app, ["sandbox", "load-orders", str(path)])
+    assert result.exit_code == 0, result.output
+    expected = 1 if shape == "one order" else 2
+    assert f"loaded {expected} order(s)" in result.output

@@ -121,9 +121,9 @@ def test_images_are_built_from_files_that_exist():
     for sources in copied:
         for source in sources.split():
             assert (REPO / source).exists(), f"Dockerfile copies {source}, which is not in the repo"
-    assert "-r requirements.lock" in dockerfile_text
+    assert "-r requirements-runtime.lock" in dockerfile_text  # the lock without the test/dev groups
     # the CeleryExecutor needs the Celery provider, pinned and under the lock's constraints
-    assert re.search(r'-c requirements\.lock "apache-airflow-providers-celery==[\d.]+"', dockerfile_text)
+    assert re.search(r'-c requirements-runtime\.lock "apache-airflow-providers-celery==[\d.]+"', dockerfile_text)
     ignored = (REPO / ".dockerignore").read_text().split()
     assert ".venv" in ignored and ".oms" in ignored and ".git" in ignored
 
@@ -192,11 +192,11 @@ def test_environment_names_settings_that_exist(airflow_env):
     from airflow.configuration import retrieve_configuration_description
 
     described = retrieve_configuration_description(include_providers=True)
-    sources = "\n".join(p.read_text() for folder in ("plugins", "api") for p in (REPO / folder).rglob("*.py"))
+    sources = "\n".join(p.read_text() for folder in ("plugins", "api", "devtools") for p in (REPO / folder).rglob("*.py"))
     for name, service in SERVICES.items():
         for key, value in environment(service).items():
             if key.startswith("OMS_"):
-                assert f'"{key}"' in sources, f"{name}: {key} is read nowhere in plugins/ or api/"
+                assert f'"{key}"' in sources, f"{name}: {key} is read nowhere in plugins/, api/ or devtools/"
             elif key.startswith("AIRFLOW__"):
                 section, option = (part.lower() for part in key[len("AIRFLOW__"):].split("__", 1))
                 if section == "celery":

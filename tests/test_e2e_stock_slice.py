@@ -13,11 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from oms import demo, demo_data, tokens
+from oms import tokens
 from oms.erp.landing import record_key
-from oms.pipelines.erp_stock import batch_id_for
-from oms.stack import control, processes
+from oms.tasks.erp_stock_ingest import batch_id_for
 from oms.warehouse import connect
+from omsdev import demo, demo_data
+from omsdev.stack import control, processes
 
 pytestmark = pytest.mark.e2e
 

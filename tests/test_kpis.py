@@ -12,13 +12,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from oms import demo_data, tokens
-from oms.demo import load_reference
+from oms import tokens
 from oms.magento.landing import land_orders
-from oms.pipelines import kpis as kpi_pipeline
-from oms.pipelines.atp import build as build_atp
+from oms.tasks import kpi_build as kpi_pipeline
+from oms.tasks.atp_build import build as build_atp
 from oms.validation.magento_orders import validate_window
 from oms.warehouse import apply_ddl, connect
+from omsdev import demo_data
+from omsdev.demo import load_reference
 
 from .conftest import fresh_database
 from .net import serve
@@ -87,7 +88,7 @@ def served(scenario):
         yield url
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)")
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed: apt-get install chromium (.ci/run installs it)")
 def test_kpi_page_renders_and_filters_in_chromium(scenario, served):
     from playwright.sync_api import sync_playwright
 

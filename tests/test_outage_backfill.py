@@ -25,8 +25,8 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
-from oms import demo, demo_data
 from oms.warehouse import apply_ddl, connect
+from omsdev import demo, demo_data
 
 from .conftest import fresh_database
 from .magento_shapes import magento_time
@@ -134,7 +134,7 @@ def faults(settings, on: bool) -> None:
 
 
 def erp_client(settings):
-    from oms.erp.client import ErpClient
+    from oms.integrations.erp import ErpClient
 
     return ErpClient(base_url=settings.erp_url, username=settings.erp_username, password=settings.erp_password,
                      company_id=settings.erp_company_id)

@@ -275,7 +275,7 @@ def _demo_orders(data) -> list:
 
 
 def test_demo_like_history_replays_with_zero_differences(pg_cluster):
-    from oms import demo_data
+    from omsdev import demo_data
 
     data = demo_data.generate(skus=150, stores_per_country=4, orders=300, seed=5, countries=("AE",), as_of=NOW)
     dsn = fresh_database(pg_cluster, "oms_test_routing_replay_demo")

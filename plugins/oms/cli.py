@@ -14,21 +14,19 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from oms import reference, tokens
+from oms.integrations.airflow import airflow_api
 from oms.routing import cli as routing_cli
-from oms.settings import Settings, get_settings
-from oms.stack import control
-from oms.warehouse import connect
+from oms.settings import get_settings
+from oms.warehouse import apply_ddl, connect
 
-app = typer.Typer(help="Omnichannel OMS data platform: run the local stack, the pipeline and the sandboxes.",
+app = typer.Typer(help="Omnichannel OMS data platform: the pipeline, backfills, tokens, reference data and routing.",
                   no_args_is_help=True, pretty_exceptions_show_locals=False)
 pipeline_app = typer.Typer(help="Run the pipeline's DAGs through Airflow.", no_args_is_help=True)
-sandbox_app = typer.Typer(help="Load data into, and read back from, the Magento/Clickpost/ERP sandboxes.", no_args_is_help=True)
 token_app = typer.Typer(help="Local API bearer tokens with scopes.", no_args_is_help=True)
 channel_app = typer.Typer(help="Sales channels: one Magento website per country.", no_args_is_help=True)
 store_app = typer.Typer(help="Stores and warehouses (store id = the ERP's location code).", no_args_is_help=True)
 db_app = typer.Typer(help="The warehouse database.", no_args_is_help=True)
 app.add_typer(pipeline_app, name="pipeline")
-app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(token_app, name="token")
 app.add_typer(channel_app, name="channel")
 app.add_typer(store_app, name="store")
@@ -48,72 +46,17 @@ def _progress() -> Progress:
     return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=False)
 
 
-def bring_up(settings: Settings, with_airflow: bool = True) -> None:
-    with _progress() as progress:
-        step = progress.add_task("postgres: init/start, databases, DDL", total=None)
-        try:
-            control.ensure_postgres(settings)
-        except Exception as exc:  # noqa: BLE001 — shown to the operator as is
-            fail(str(exc))
-        progress.update(step, description=f"postgres up on {settings.pg_host}:{settings.pg_port}", completed=1, total=1)
-        for service in control.services(settings, with_airflow):
-            step = progress.add_task(f"{service.name}: starting", total=None)
-            timeout = 240 if service.name == "airflow" else 60
-            try:
-                pid, started = control.start_service(settings, service, timeout)
-            except RuntimeError as exc:
-                fail(str(exc))
-            verb = "started" if started else "already running"
-            progress.update(step, description=f"{service.name} {verb} (pid {pid})", completed=1, total=1)
-
-
-@app.command()
-def up(no_airflow: Annotated[bool, typer.Option("--no-airflow", help="Start everything but Airflow.")] = False) -> None:
-    """Start the local stack: Postgres, the sandboxes, the API and Airflow. Safe to run twice."""
-    settings = get_settings()
-    bring_up(settings, with_airflow=not no_airflow)
-    show_status(settings)
-
-
-@app.command()
-def down() -> None:
-    """Stop everything `oms up` started."""
-    stopped = control.stop_all(get_settings())
-    console.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
-
-
-def show_status(settings: Settings) -> None:
-    table = Table(title="OMS local stack")
-    for column in ("service", "state", "pid", "memory (PSS)", "where"):
-        table.add_column(column)
-    rows = control.status(settings)
-    for row in rows:
-        table.add_row(row.name, "[green]running[/]" if row.running else "[red]stopped[/]", str(row.pid or ""),
-                      f"{row.pss_mib:,.0f} MiB" if row.running else "", row.where)
-    table.add_row("total", "", "", f"{sum(r.pss_mib for r in rows):,.0f} MiB", "")
-    console.print(table)
-
-
-@app.command()
-def status() -> None:
-    """Show what runs where."""
-    show_status(get_settings())
-
-
 @db_app.command("migrate")
 def db_migrate() -> None:
-    """Start Postgres if needed, create the databases and apply sql/*.sql."""
-    applied = control.ensure_postgres(get_settings())
+    """Apply sql/*.sql to the configured warehouse (idempotent; the database must exist)."""
+    try:
+        applied = apply_ddl(get_settings().warehouse_dsn)
+    except Exception as exc:  # noqa: BLE001 — shown to the operator as is
+        fail(f"cannot migrate the warehouse ({exc})")
     console.print(f"applied: {', '.join(applied)}")
 
 
 # ---------------------------------------------------------------- pipeline
-def airflow_api(settings: Settings):
-    from oms.stack.airflow_config import AirflowApi, admin_password
-
-    return AirflowApi(settings.airflow_url, admin_password(settings))
-
-
 def _parse_moment(value: str | None, default: datetime) -> datetime:
     if value is None:
         return default
@@ -129,8 +72,8 @@ def pipeline_run(
 ) -> None:
     """Trigger the pipeline now (ERP stock + Magento orders ingest → ATP and order marts), wait, print what happened."""
     settings = get_settings()
-    from oms.pipeline_runner import run_pipeline
-    from oms.stack.airflow_config import PIPELINE_DAGS
+    from oms.integrations.airflow import PIPELINE_DAGS
+    from oms.ops.dag_runs import run_pipeline
 
     window_end = _parse_moment(end, datetime.now(UTC).replace(microsecond=0))
     window_start = _parse_moment(start, window_end - timedelta(days=1))
@@ -192,7 +135,7 @@ def backfill(
     atp_build, which rebuilds the marts. docs/runbook.md says which range to give per outage."""
     import time as _time
 
-    from oms.stack.airflow_config import WINDOWED_DAGS, backfill_create, backfill_dry_run, backfill_progress
+    from oms.integrations.airflow import WINDOWED_DAGS, backfill_create, backfill_dry_run, backfill_progress
 
     dag_ids = list(WINDOWED_DAGS) if all_windowed else list(dict.fromkeys(dag or []))
     if not dag_ids:
@@ -261,69 +204,6 @@ def backfill(
         fail(f"backfill finished with failed runs: {failed}; see the runs in the Airflow UI, fix, then "
              "re-run with --reprocess failed")
     console.print(f"backfill done: {', '.join(f'{d} {s.done} run(s)' for d, s in status.items())}")
-
-
-# ---------------------------------------------------------------- sandbox
-@sandbox_app.command("load-orders")
-def sandbox_load_orders(files: Annotated[list[Path], typer.Argument(help="JSON files, each one order or a list, in Magento's GET /V1/orders/{id} shape.")]) -> None:
-    """Load orders into the Magento sandbox."""
-    settings = get_settings()
-    orders = []
-    for path in files:
-        try:
-            body = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            fail(f"{path}: cannot read JSON ({exc})")
-        batch = body if isinstance(body, list) else body.get("items", [body]) if isinstance(body, dict) else None
-        if not batch or not all(isinstance(o, dict) and "items" in o for o in batch):
-            fail(f"{path}: expected a Magento order object (with 'items') or a list of them")
-        orders.extend(batch)
-    try:
-        response = httpx.post(f"{settings.magento_url}/_sandbox/orders", json=orders, timeout=60)
-    except httpx.HTTPError as exc:
-        fail(f"Magento sandbox not reachable at {settings.magento_url} ({exc}); run `oms up`.")
-    if response.status_code >= 400:
-        fail(f"Magento sandbox refused the orders: {response.status_code} {response.text}")
-    console.print(f"loaded {len(orders)} order(s) into the Magento sandbox: {response.json()}")
-
-
-@sandbox_app.command("requests")
-def sandbox_requests(
-    system: Annotated[str, typer.Argument(help="magento | clickpost | erp")],
-    path_prefix: Annotated[str, typer.Option(help="Only requests under this path.")] = "",
-) -> None:
-    """Read back what the platform sent to a sandbox."""
-    settings = get_settings()
-    urls = {"magento": settings.magento_url, "clickpost": settings.clickpost_url, "erp": settings.erp_url}
-    if system not in urls:
-        fail(f"unknown system '{system}'; choose magento, clickpost or erp")
-    response = httpx.get(f"{urls[system]}/_sandbox/requests", params={"path_prefix": path_prefix}, timeout=30)
-    console.print_json(response.text)
-
-
-@sandbox_app.command("faults")
-def sandbox_faults(
-    system: Annotated[str, typer.Argument(help="magento | clickpost | erp")],
-    error_rate: Annotated[float, typer.Option(help="Share of requests answered 5xx.")] = 0.0,
-    rate_429: Annotated[float, typer.Option("--rate-429", help="Share answered 429.")] = 0.0,
-    timeout_rate: Annotated[float, typer.Option(help="Share that hang then 504.")] = 0.0,
-    latency_ms: Annotated[int, typer.Option(help="Added latency.")] = 0,
-    duplicate_rate: Annotated[float, typer.Option(help="Share of deliveries sent twice.")] = 0.0,
-    shuffle: Annotated[bool, typer.Option(help="Deliver out of order.")] = False,
-    reset: Annotated[bool, typer.Option(help="Clear all faults.")] = False,
-) -> None:
-    """Switch faults on a sandbox (5xx, 429, timeouts, latency, duplicates, out-of-order)."""
-    settings = get_settings()
-    urls = {"magento": settings.magento_url, "clickpost": settings.clickpost_url, "erp": settings.erp_url}
-    if system not in urls:
-        fail(f"unknown system '{system}'; choose magento, clickpost or erp")
-    if reset:
-        response = httpx.delete(f"{urls[system]}/_sandbox/faults", timeout=10)
-    else:
-        response = httpx.post(f"{urls[system]}/_sandbox/faults", timeout=10, json={
-            "error_rate": error_rate, "rate_429": rate_429, "timeout_rate": timeout_rate,
-            "latency_ms": latency_ms, "duplicate_rate": duplicate_rate, "shuffle": shuffle})
-    console.print_json(response.text)
 
 
 # ---------------------------------------------------------------- tokens
@@ -442,25 +322,13 @@ def _table(rows: list[dict], columns: list[str]) -> None:
     console.print(table)
 
 
-# ---------------------------------------------------------------- demo
-@app.command()
-def demo(
-    skus: Annotated[int, typer.Option(help="Catalogue size.")] = 200,
-    stores: Annotated[int, typer.Option(help="Stores per country (plus one warehouse each).")] = 4,
-    orders: Annotated[int, typer.Option(help="Magento orders to load into the sandbox.")] = 40,
-) -> None:
-    """Start the stack, load demo data, run the pipeline through Airflow and print a summary."""
-    from oms import demo as demo_module
+def _register_plugins() -> None:
+    """Commands other installed packages add (the development tooling adds `up`, `demo`, `sandbox`…)
+    through the `oms.cli` entry-point group; the production package knows none of them by name."""
+    from importlib.metadata import entry_points
 
-    settings = get_settings()
-    bring_up(settings)
-    with _progress() as progress:
-        step = progress.add_task("loading demo data (reference data, ERP stock, Magento orders)", total=None)
-        loaded = demo_module.load(settings, skus=skus, stores_per_country=stores, orders=orders)
-        progress.update(step, description=f"demo data loaded: {loaded}", completed=1, total=1)
-    # The demo's orders were placed over the 14 days before today: pull that whole range once.
-    since = (datetime.now(UTC) - timedelta(days=15)).replace(microsecond=0)
-    pipeline_run(start=since.isoformat(), end=None, timeout=600)
-    from oms.shipping.demo import ship_and_deliver  # route, ship through Clickpost, deliver, Magento shows it
-    ship_and_deliver(settings, airflow_api(settings), console)
-    demo_module.print_summary(settings, console)
+    for entry in entry_points(group="oms.cli"):
+        entry.load()(app)
+
+
+_register_plugins()

@@ -6,10 +6,8 @@ built from it), the API and the tests all read it, so a port is configured in on
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -64,25 +62,6 @@ class Settings:
     # An order still in pending_payment / payment_review this long after its last change becomes a
     # 'payment_not_completed' exception (Magento itself cancels pending-payment orders after 480 min).
     payment_timeout_minutes: int = field(default_factory=lambda: _env_int("OMS_PAYMENT_TIMEOUT_MINUTES", 60))
-
-    @cached_property
-    def pg_data_dir(self) -> Path:
-        """The cluster's data directory.
-
-        Inside the repo's ignored state folder when the server's user can reach it; otherwise (the
-        repo lives under /root, which is 0700, and Postgres refuses to run as root) a folder under
-        /tmp named after the repo path, so two checkouts never share a cluster.
-        """
-        configured = os.environ.get("OMS_PG_DATA_DIR")
-        if configured:
-            return Path(configured)
-        from oms.stack.postgres import server_user_can_reach
-
-        local = self.state_dir / "pgdata"
-        if server_user_can_reach(self.state_dir):
-            return local
-        digest = hashlib.sha1(str(self.state_dir).encode()).hexdigest()[:10]
-        return Path("/tmp") / f"oms-pg-{digest}" / "pgdata"
 
     def dsn(self, database: str | None = None) -> str:
         auth = self.pg_user + (f":{self.pg_password}" if self.pg_password else "")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from oms.sandbox import sms
+from omsdev.sandbox import sms
 
 KEY = {"Authorization": "Bearer k"}
 

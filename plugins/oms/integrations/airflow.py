@@ -1,0 +1,175 @@
+"""Airflow's REST API v2: the platform's only way to Airflow (never its metadata database).
+
+The CLI's `pipeline run` and `backfill`, and the local stack's demo, trigger and follow DAG runs
+through it. Credentials: OMS_AIRFLOW_USER / OMS_AIRFLOW_PASSWORD, or, on the embedded stack, the
+Simple Auth Manager's passwords file under the state folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from oms.settings import Settings
+
+ADMIN_USER = "admin"
+PIPELINE_DAGS = ("erp_stock_ingest", "magento_orders_ingest", "atp_build", "magento_stock_publish", "order_routing",
+                 "kpi_build")
+
+
+def passwords_file(settings: Settings):
+    """Where the embedded stack's Simple Auth Manager keeps its users' passwords."""
+    return settings.state_dir / "airflow" / "simple_auth_manager_passwords.json"
+
+
+def api_credentials(settings: Settings) -> tuple[str, str]:
+    user = os.environ.get("OMS_AIRFLOW_USER", ADMIN_USER)
+    password = os.environ.get("OMS_AIRFLOW_PASSWORD")
+    if password is None:
+        path = passwords_file(settings)
+        known = json.loads(path.read_text()) if path.exists() else {}
+        password = known.get(user, "")
+    return user, password
+
+
+def airflow_api(settings: Settings) -> AirflowApi:
+    user, password = api_credentials(settings)
+    return AirflowApi(settings.airflow_url, password, user)
+
+
+@dataclass
+class AirflowApi:
+    """A small client of Airflow's REST API v2 (never its metadata database)."""
+
+    base_url: str
+    password: str
+    username: str = ADMIN_USER
+    _token: str | None = None
+
+    def _headers(self) -> dict[str, str]:
+        if self._token is None:
+            response = httpx.post(f"{self.base_url}/auth/token", json={"username": self.username, "password": self.password}, timeout=10)
+            response.raise_for_status()
+            self._token = response.json()["access_token"]
+        return {"Authorization": f"Bearer {self._token}"}
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = httpx.request(method, f"{self.base_url}/api/v2{path}", headers=self._headers(), timeout=30, **kwargs)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def wait_for_dags(self, dag_ids: tuple[str, ...], timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        missing = set(dag_ids)
+        while time.monotonic() < deadline:
+            known = {d["dag_id"] for d in self.request("GET", "/dags", params={"limit": 100})["dags"]}
+            missing = set(dag_ids) - known
+            if not missing:
+                return
+            time.sleep(1)
+        raise TimeoutError(f"Airflow has not parsed these DAGs yet: {sorted(missing)} (see `oms status`, logs)")
+
+    def import_errors(self) -> list[dict[str, Any]]:
+        return self.request("GET", "/importErrors")["import_errors"]
+
+    def unpause(self, dag_id: str) -> None:
+        self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None, **interval: str) -> dict[str, Any]:
+        return self.request("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}, **interval})
+
+    def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+
+    def dag_runs(self, dag_id: str, limit: int = 20) -> list[dict[str, Any]]:
+        return self.request("GET", f"/dags/{dag_id}/dagRuns", params={"limit": limit, "order_by": "-run_after"})["dag_runs"]
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+
+    def asset_events(self, **filters: str) -> list[dict[str, Any]]:
+        return self.request("GET", "/assets/events", params={"limit": 100, **filters})["asset_events"]
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str) -> Any:
+        try:
+            return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value")["value"]
+        except httpx.HTTPStatusError:
+            return None
+
+
+# Time-windowed ingestion DAGs: what `oms backfill --all` covers after an outage.
+WINDOWED_DAGS = ("erp_stock_ingest", "magento_orders_ingest")
+
+
+def backfill_dry_run(api: AirflowApi, dag_id: str, start: str, end: str, reprocess: str) -> list[str]:
+    """The logical dates of the runs a backfill would create (Airflow's own dry run)."""
+    body = api.request("POST", "/backfills/dry_run", json={"dag_id": dag_id, "from_date": start, "to_date": end,
+                                                           "reprocess_behavior": reprocess})
+    return [b["logical_date"] for b in body["backfills"]]
+
+
+def backfill_create(api: AirflowApi, dag_id: str, start: str, end: str, reprocess: str,
+                    max_active_runs: int) -> dict[str, Any]:
+    return api.request("POST", "/backfills", json={"dag_id": dag_id, "from_date": start, "to_date": end,
+                                                   "reprocess_behavior": reprocess,
+                                                   "max_active_runs": max_active_runs})
+
+
+def backfill_get(api: AirflowApi, backfill_id: int) -> dict[str, Any]:
+    return api.request("GET", f"/backfills/{backfill_id}")
+
+
+def backfill_runs(api: AirflowApi, dag_id: str, start: str, end: str) -> list[dict[str, Any]]:
+    return api.request("GET", f"/dags/{dag_id}/dagRuns", params={
+        "run_type": "backfill", "logical_date_gte": start, "logical_date_lte": end, "limit": 1000})["dag_runs"]
+
+
+TERMINAL_RUN_STATES = frozenset({"success", "failed"})
+
+
+def _same_moment(a: str, b: str) -> bool:
+    from datetime import datetime
+
+    def parse(value: str):
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+    return parse(a) == parse(b)
+
+
+@dataclass
+class BackfillProgress:
+    dag_id: str
+    planned: int
+    states: dict[str, str]  # logical date → state, for the planned runs Airflow has created so far
+    completed: bool          # Airflow marked the backfill complete
+
+    @property
+    def done(self) -> int:
+        return sum(state in TERMINAL_RUN_STATES for state in self.states.values())
+
+    @property
+    def failed(self) -> int:
+        return sum(state == "failed" for state in self.states.values())
+
+    @property
+    def finished(self) -> bool:
+        return self.completed or (len(self.states) >= self.planned and self.done == len(self.states))
+
+
+def backfill_progress(api: AirflowApi, backfill: dict[str, Any], planned: list[str]) -> BackfillProgress:
+    """Where one backfill stands: its planned runs' states (runs of earlier backfills of the same
+    range are not counted) and whether Airflow has completed it."""
+    dag_id = backfill["dag_id"]
+    runs = backfill_runs(api, dag_id, backfill["from_date"], backfill["to_date"]) if planned else []
+    states = {}
+    for logical_date in planned:
+        match = next((r for r in runs if r.get("logical_date") and _same_moment(r["logical_date"], logical_date)), None)
+        if match is not None:
+            states[logical_date] = match["state"]
+    completed = backfill_get(api, backfill["id"]).get("completed_at") is not None
+    return BackfillProgress(dag_id, len(planned), states, completed)
