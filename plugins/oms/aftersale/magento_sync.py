@@ -1,4 +1,5 @@
-"""Sending oms.magento_outbox to Magento: order comments and offline credit memos, each once.
+"""Sending oms.magento_outbox to Magento: order comments, offline credit memos, order
+cancellations and click & collect shipments, each once.
 
 Magento's refund and comment calls take no idempotency key, so exactly-once comes from a marker:
 every document we create carries ``[OMS return <id>]`` in its comment, and before each POST the
@@ -7,6 +8,9 @@ credit memos and their comments). Found → it was created by an earlier attempt
 lost (crash after the POST, task retry): record it, do not POST again. A POST Magento refuses
 with a validation error (HTTP 400) is final ('failed', with Magento's message) and goes to
 people; a network error or 5xx is retried at the next run.
+
+A cancellation is looked for as the order's state ('canceled' = done before); a click & collect
+shipment as a shipment of the order whose comment carries the marker.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import psycopg
+from psycopg.types.json import Jsonb
 
 from oms import notifications
 from oms.warehouse import connect
@@ -48,9 +54,54 @@ class MagentoSync:
                 return int(memo["entity_id"])
         return None
 
+    def order_state(self, entity_id: int) -> str | None:
+        """GET /V1/orders/{id} → state (a cancellation is found by it)."""
+        response = self.http.get(f"/orders/{entity_id}", params={"fields": "entity_id,state"})
+        response.raise_for_status()
+        return response.json().get("state")
+
+    def find_shipment(self, entity_id: int, marker: str) -> int | None:
+        """A shipment of the order whose comment carries `marker` (GET /V1/shipments)."""
+        response = self.http.get("/shipments", params={
+            "searchCriteria[filter_groups][0][filters][0][field]": "order_id",
+            "searchCriteria[filter_groups][0][filters][0][value]": str(entity_id),
+            "searchCriteria[filter_groups][0][filters][0][condition_type]": "eq",
+            "searchCriteria[pageSize]": 100, "searchCriteria[currentPage]": 1})
+        response.raise_for_status()
+        for shipment in response.json().get("items", []):
+            if any(marker in (c.get("comment") or "") for c in shipment.get("comments") or []):
+                return int(shipment["entity_id"])
+        return None
+
     def post(self, kind: str, entity_id: int, body: dict[str, Any]) -> httpx.Response:
-        path = f"/orders/{entity_id}/comments" if kind == "comment" else f"/order/{entity_id}/refund"
+        path = {"comment": f"/orders/{entity_id}/comments", "creditmemo": f"/order/{entity_id}/refund",
+                "cancel": f"/orders/{entity_id}/cancel", "ship": f"/order/{entity_id}/ship"}[kind]
         return self.http.post(path, json=body)
+
+
+def enqueue(conn: psycopg.Connection, kind: str, dedupe_key: str, entity_id: int, body: dict[str, Any],
+            marker: str) -> bool:
+    """Queue one Magento document (sent by the aftersale_magento_sync DAG); True when new."""
+    row = conn.execute(
+        """INSERT INTO oms.magento_outbox (kind, dedupe_key, order_entity_id, body, marker)
+           VALUES (%s, %s, %s, %s, %s) ON CONFLICT (dedupe_key) DO NOTHING RETURNING outbox_id""",
+        (kind, dedupe_key, entity_id, Jsonb(body), marker)).fetchone()
+    return row is not None
+
+
+def order_entity_id(conn: psycopg.Connection, increment_id: str) -> int | None:
+    """Magento's entity_id of a landed order (None for an order Magento does not have, e.g. an exchange)."""
+    row = conn.execute("SELECT entity_id FROM raw.magento_order WHERE increment_id = %s AND entity_id IS NOT NULL"
+                       " ORDER BY updated_at DESC LIMIT 1", (increment_id,)).fetchone()
+    return None if row is None else int(row["entity_id"])
+
+
+def comment_body(text: str, *, visible: bool = False, notify: bool = False, status: str | None = None) -> dict:
+    history: dict[str, Any] = {"comment": text, "is_customer_notified": int(notify),
+                               "is_visible_on_front": int(visible)}
+    if status:
+        history["status"] = status
+    return {"statusHistory": history}
 
 
 def _record(dsn: str, row: dict, status: str, ref: str | None, error: str | None) -> None:
@@ -89,6 +140,11 @@ def send_pending(dsn: str, client: MagentoSync, after_post: Callable[[dict], Non
             try:
                 if row["kind"] == "comment":
                     existing = "comment" if client.find_comment(row["order_entity_id"], row["marker"]) else None
+                elif row["kind"] == "cancel":
+                    existing = "canceled" if client.order_state(row["order_entity_id"]) == "canceled" else None
+                elif row["kind"] == "ship":
+                    found = client.find_shipment(row["order_entity_id"], row["marker"])
+                    existing = None if found is None else str(found)
                 else:
                     memo = client.find_creditmemo(row["order_entity_id"], row["marker"])
                     existing = None if memo is None else str(memo)
@@ -108,8 +164,12 @@ def send_pending(dsn: str, client: MagentoSync, after_post: Callable[[dict], Non
         log.info("outbox %s (%s) posted: HTTP %s", row["outbox_id"], row["dedupe_key"], response.status_code)
         if after_post is not None:
             after_post(row)
-        if response.status_code == 200:
-            ref = "comment" if row["kind"] == "comment" else str(response.json())
+        if response.status_code == 200 and row["kind"] == "cancel" and response.json() is not True:
+            # Magento answers false when Order::canCancel() says no (invoiced in full, complete…)
+            _record(dsn, row, "failed", None, "Magento refused the cancellation (the order cannot be cancelled)")
+            counts["failed"] += 1
+        elif response.status_code == 200:
+            ref = {"comment": "comment", "cancel": "canceled"}.get(row["kind"]) or str(response.json())
             _record(dsn, row, "done", ref, None)
             counts["done"] += 1
         elif 400 <= response.status_code < 500 and response.status_code not in (401, 408, 429):

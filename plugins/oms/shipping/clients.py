@@ -17,6 +17,10 @@ from oms.retrying_http import request_with_retries
 
 CREATED = frozenset({200, 323})   # 323 "already placed" returns the existing waybill: success
 IN_PROGRESS = frozenset({202, 102})
+# cancel-order: 200 cancelled, 600 already cancelled, 202 accepted (mailed to the courier)
+CANCELLED = frozenset({200, 600, 202})
+# the courier's own "already deleted" answer comes back as a 400 (contracts §2.4 sample)
+ALREADY_DELETED = "already in a deleted state"
 
 
 class ClickpostError(RuntimeError):
@@ -73,6 +77,15 @@ class ClickpostClient:
     def create_order(self, body: dict[str, Any], version: int) -> Answer:
         return self._send("POST", f"/api/v{version}/create-order/", json=body)
 
+    def cancel_order(self, waybill: str, cp_id: int | None, account_code: str | None = None) -> Answer:
+        """GET /api/v1/cancel-order/ (contracts §2.4); `cancelled(answer)` tells the outcome."""
+        params: dict[str, Any] = {"waybill": waybill}
+        if cp_id is not None:
+            params["cp_id"] = cp_id
+        if account_code:
+            params["account_code"] = account_code
+        return self._send("GET", "/api/v1/cancel-order/", params=params)
+
     def find_order(self, reference_number: str) -> Answer:
         return self._send("GET", "/api/v3/create-order/", user=False, params={"reference_number": reference_number})
 
@@ -98,6 +111,11 @@ class ClickpostClient:
         if answer.status != 200:
             raise ClickpostError(answer.status, f"updated-order feed failed: {answer.message}")
         return answer.result if isinstance(answer.result, list) else []
+
+
+def cancelled(answer: Answer) -> bool:
+    """A cancel-order answer that leaves the parcel cancelled at Clickpost (now or before)."""
+    return answer.status in CANCELLED or (answer.status == 400 and ALREADY_DELETED in answer.message)
 
 
 class MagentoSalesError(RuntimeError):
