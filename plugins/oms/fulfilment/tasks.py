@@ -33,6 +33,7 @@ from oms.fulfilment import orders as order_source
 from oms.inventory import movements, postings, reservations
 from oms.routing import decisions, service
 from oms.routing.model import Decision
+from oms.validation import order_exceptions
 
 REJECT_REASONS = ("item_not_found", "damaged")
 UNFINISHED = ("open", "accepted")
@@ -257,6 +258,9 @@ def ready_for_pickup(conn: psycopg.Connection, task_id: int, *, store_id: str | 
             "store_name": store["name"] if store else task["store_id"],
             "pickup_expires_at": expires.date().isoformat()})
         _tell_magento_ready(conn, task, store, expires)
+        # the units are at the counter now: a no-stock-at-pickup-store exception is over
+        order_exceptions.close_routing_exception(conn, task["order_increment_id"],
+                                                 order_exceptions.NO_STOCK_AT_PICKUP_STORE)
         return moved
 
 
@@ -317,6 +321,11 @@ def picked_up(conn: psycopg.Connection, task_id: int, *, store_id: str | None = 
         if done is not None:
             return done
         money = {r["line_key"]: r for r in _cur(conn).execute(MONEY_SQL, (task["order_increment_id"],)).fetchall()}
+        # an order Magento does not have (an exchange's replacement) has no money lines: its
+        # units are posted at no price, in the country's currency
+        channel = _cur(conn).execute("SELECT currency_code FROM ref.channel WHERE country_code = %s"
+                                     " ORDER BY channel_code LIMIT 1", (task["country_code"].strip(),)).fetchone()
+        currency = channel["currency_code"] if channel and channel["currency_code"] else "AED"
         posted = []
         for line in task["lines"]:
             m = money.get(line["line_key"])
@@ -326,7 +335,7 @@ def picked_up(conn: psycopg.Connection, task_id: int, *, store_id: str | None = 
             result = postings.record_shipped_line(
                 conn, source_ref=f"pickup-task-{task_id}", order_increment_id=task["order_increment_id"],
                 line_key=line["line_key"], store_id=task["store_id"], sku=line["sku"], qty=qty,
-                currency_code=(m and m["currency_code"]) or "AED", unit_price=(m and m["unit_price"]) or zero,
+                currency_code=(m and m["currency_code"]) or currency, unit_price=(m and m["unit_price"]) or zero,
                 discount_amount=round(((m and m["discount_amount"]) or zero) * share, 4),
                 tax_amount=round(((m and m["tax_amount"]) or zero) * share, 4),
                 row_total_incl_tax=round((((m and m["row_total"]) or zero) - ((m and m["discount_amount"]) or zero)

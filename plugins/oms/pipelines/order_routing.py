@@ -9,9 +9,8 @@ this run is not picked again, so a retried or re-run task routes and reserves no
 Held and backordered orders are tried again by the next run; cancel_after_days is the engine's,
 counted from the order's created_at. A `cancelled` decision releases the order's holds in the same
 transaction and queues the cancellation for Magento (POST /V1/orders/{id}/cancel, with an order
-comment saying why; sent by the aftersale_magento_sync DAG). A click & collect order its pickup
-store cannot serve opens the exception `no_stock_at_pickup_store`, closed when a later run
-allocates it.
+comment saying why; sent by the aftersale_magento_sync DAG). A click & collect order whose pickup
+store lacks units opens the exception `no_stock_at_pickup_store` (also when a transfer covers it).
 """
 
 from __future__ import annotations
@@ -100,21 +99,24 @@ def cancel_order(conn: psycopg.Connection, increment_id: str, decision: Decision
 
 
 def flag_pickup_store_stock(conn: psycopg.Connection, order: Order, decision: Decision) -> None:
-    """Open `no_stock_at_pickup_store` when the pickup store lacks units of the order and the order is
-    not served (alternatives offered, rejected, waiting, cancelled); close it once it is allocated."""
+    """Open `no_stock_at_pickup_store` when the pickup store lacks units of the order — the customer
+    was promised the store had them — whatever the way out (a transfer, alternatives, waiting,
+    rejection; the detail says which). Closed once a decision finds every line at the store, or
+    when the order is ready for pickup there (fulfilment.tasks.ready_for_pickup)."""
     reason = order_exceptions.NO_STOCK_AT_PICKUP_STORE
-    if decision.allocated:
-        order_exceptions.close_routing_exception(conn, order.increment_id, reason)
-        return
     report = next((c for c in decision.candidates if c.store_id == order.pickup_store_id), None)
     if report is None or {r.code for r in report.reasons} & PICKUP_STORE_REASONS:
-        return
+        return   # the store cannot serve at all: the order checks' own exceptions say why
     missing = [x for x in order.lines if x.line_key not in set(report.covers)]
     if not missing:
+        order_exceptions.close_routing_exception(conn, order.increment_id, reason)
         return
+    way_out = {"pickup_transfer": "the missing lines come by transfer",
+               "pickup_alternatives": "other pickup stores were offered"}.get(decision.outcome,
+                                                                               f"routing outcome {decision.outcome}")
     detail = (f"pickup store {order.pickup_store_id} lacks " +
               ", ".join(f"{x.sku} ×{x.qty:g} (usable {report.atp.get(x.sku, 0):g})" for x in missing) +
-              f"; routing outcome {decision.outcome}")
+              f"; {way_out}")
     order_exceptions.record_routing_exception(conn, order.increment_id, reason, detail)
 
 

@@ -170,6 +170,13 @@ class MagentoSalesClient:
     def ship(self, entity_id: int, body: dict[str, Any]) -> int:
         return int(self._json("POST", f"/rest/V1/order/{entity_id}/ship", json=body))
 
+    def add_track(self, entity_id: int, shipment_id: int, track_number: str, title: str, carrier_code: str) -> int:
+        """POST /V1/shipment/track: one more tracking number on an existing shipment (a parcel
+        that replaces a cancelled one whose items Magento already counts as shipped)."""
+        entity = {"order_id": entity_id, "parent_id": shipment_id, "track_number": track_number, "title": title,
+                  "carrier_code": carrier_code}
+        return int(self._json("POST", "/rest/V1/shipment/track", json={"entity": entity}).get("entity_id") or 0)
+
     def comments(self, entity_id: int) -> list[dict[str, Any]]:
         return self._json("GET", f"/rest/V1/orders/{entity_id}/comments").get("items") or []
 

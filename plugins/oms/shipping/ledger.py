@@ -343,6 +343,14 @@ def existing_magento_shipment(magento: MagentoSalesClient, entity_id: int, awb: 
     return None
 
 
+def _replaced_magento_shipment(conn: psycopg.Connection, row: dict[str, Any]) -> int | None:
+    """The Magento shipment of a cancelled parcel of the same order carrying the same items."""
+    found = _rows(conn, "SELECT magento_shipment_id FROM oms.shipment WHERE order_increment_id = %s"
+                        " AND state = 'cancelled' AND magento_shipment_id IS NOT NULL AND order_item_ids && %s::bigint[]"
+                        " ORDER BY shipment_id LIMIT 1", (row["order_increment_id"], row["order_item_ids"]))
+    return found[0]["magento_shipment_id"] if found else None
+
+
 def ship_to_magento(conn: psycopg.Connection, magento: MagentoSalesClient, *, settings: ShippingSettings | None = None,
                     crash_at: str | None = None, report: Report | None = None) -> Report:
     settings = settings or get_shipping_settings()
@@ -361,7 +369,14 @@ def ship_to_magento(conn: psycopg.Connection, magento: MagentoSalesClient, *, se
             try:
                 magento_id = existing_magento_shipment(magento, row["magento_entity_id"], row["awb"])
                 found = magento_id is not None
-                if magento_id is None:
+                replaced = _replaced_magento_shipment(conn, row) if magento_id is None else None
+                if replaced is not None:
+                    # Magento already counts these items shipped (the cancelled parcel's shipment;
+                    # its REST API cannot delete one): the new AWB becomes a track of that shipment
+                    magento.add_track(row["magento_entity_id"], replaced, row["awb"],
+                                      row["courier_name"] or "Clickpost", settings.carrier_code)
+                    magento_id = replaced
+                elif magento_id is None:
                     magento_id = magento.ship(row["magento_entity_id"], ship_body(row, settings))
                     crash_point("after_magento_ship", crash_at)
             except MagentoSalesError as exc:
