@@ -315,3 +315,90 @@ def test_no_stock_at_the_pickup_store_is_an_order_exception(world):
     items = [i for i in answer.json()["items"] if i["increment_id"] == starved["increment_id"]]
     assert len(items) == 1 and starved["pickup_store_id"] in items[0]["detail"]
     assert len(answer.json()["items"]) == others + 1
+
+
+def test_erp_reconciliation_finds_each_difference_with_its_cause(world, monkeypatch):
+    """The ERP sandbox holds the snapshot the platform built; then, per (store, SKU):
+    P1 a shipment the ERP has not processed (posting unacknowledged), P2 a stock change in the ERP
+    without a movement, P3 a movement the ERP also shows (no difference), P4 a movement the ERP's
+    stock does not show (unexplained). Untouched pairs are not reported."""
+    from oms.erp.client import ErpClient
+    from oms.inventory import postings
+    from oms.pipelines import erp_reconciliation
+
+    dsn, settings, data = world["dsn"], world["settings"], world["data"]
+    erp_url = settings.erp_url
+    httpx.post(f"{erp_url}/_sandbox/reset", json={}, timeout=30).raise_for_status()
+    httpx.post(f"{erp_url}/_sandbox/items", json=data.erp_items(), timeout=60).raise_for_status()
+    httpx.post(f"{erp_url}/_sandbox/stock", json=data.stock_rows, timeout=120).raise_for_status()
+    with connect(dsn) as conn:
+        quiet = conn.execute(
+            """SELECT s.store_id, s.sku, s.snapshot_on_hand_qty AS qty FROM marts.fct_atp_store s
+               WHERE s.snapshot_on_hand_qty >= 5
+                 AND NOT EXISTS (SELECT 1 FROM oms.erp_movement m WHERE m.store_id = s.store_id AND m.sku = s.sku)
+                 AND NOT EXISTS (SELECT 1 FROM oms.sales_posting p WHERE p.store_id = s.store_id AND p.sku = s.sku)
+                 AND NOT EXISTS (SELECT 1 FROM oms.reservation r WHERE r.store_id = s.store_id AND r.sku = s.sku)
+               ORDER BY s.store_id, s.sku LIMIT 4""").fetchall()
+        assert len(quiet) == 4
+        p1, p2, p3, p4 = ((r["store_id"], r["sku"], r["qty"]) for r in quiet)
+        when = AS_OF + timedelta(days=1)
+        postings.record_shipped_line(conn, source_ref="RECON-SHIP-1", order_increment_id="RECON-1", line_key="1",
+                                     store_id=p1[0], sku=p1[1], qty=2, currency_code="AED", unit_price=10,
+                                     row_total_incl_tax=20, occurred_at=when)
+        lines = [{"document_id": "RECON-ADJ", "line_no": 1, "movement_type": "adjustment", "store_id": p3[0],
+                  "sku": p3[1], "qty": "-1", "posted_at": when.isoformat()},
+                 {"document_id": "RECON-ADJ", "line_no": 2, "movement_type": "adjustment", "store_id": p4[0],
+                  "sku": p4[1], "qty": "-2", "posted_at": when.isoformat()}]
+        assert not movements.record_movements(conn, lines, when)["rejected"]
+    erp_row = {(r["locationCode"], r["itemNumber"]): r for r in data.stock_rows}
+    changed = [{**erp_row[(p2[0], p2[1])], "inventory": float(p2[2]) + 3, "lastModifiedDateTime": when.isoformat()},
+               {**erp_row[(p3[0], p3[1])], "inventory": float(p3[2]) - 1, "lastModifiedDateTime": when.isoformat()}]
+    httpx.post(f"{erp_url}/_sandbox/stock", json=changed, timeout=30).raise_for_status()
+
+    monkeypatch.setenv("OMS_POSTING_ACK_STALE_HOURS", "0")   # every unacknowledged posting is stale now
+    erp = ErpClient(base_url=erp_url, username=settings.erp_username, password=settings.erp_password,
+                    company_id=settings.erp_company_id)
+    now = datetime.now(UTC)
+    with erp:
+        first = erp_reconciliation.run(dsn, erp, now.date(), now, run_id="recon-test")
+        again = erp_reconciliation.run(dsn, erp, now.date(), now, run_id="recon-test")
+    with connect(dsn) as conn:
+        found = {(r["store_id"], r["sku"]): r for r in conn.execute(
+            "SELECT * FROM oms.erp_reconciliation WHERE run_date = %s", (now.date(),))}
+        untouched = conn.execute(
+            """SELECT count(*) AS n FROM oms.erp_reconciliation c WHERE c.run_date = %s
+                 AND NOT EXISTS (SELECT 1 FROM oms.erp_movement m WHERE m.store_id = c.store_id AND m.sku = c.sku)
+                 AND NOT EXISTS (SELECT 1 FROM oms.sales_posting p WHERE p.store_id = c.store_id AND p.sku = c.sku)""",
+            (now.date(),)).fetchone()["n"]
+        alerts = conn.execute("SELECT count(*) AS n FROM oms.alert_log WHERE kind = 'condition'"
+                              " AND run_id = 'recon-test'").fetchone()["n"]
+    one = found[p1[:2]]
+    assert (one["cause"], one["diff_qty"], one["erp_qty"], one["unacked_postings"]) == (
+        "unacknowledged_posting", 2, p1[2], 1)                       # ERP still counts the 2 shipped units
+    assert (found[p2[:2]]["cause"], found[p2[:2]]["diff_qty"]) == ("missing_movement", 3)
+    assert p3[:2] not in found                                        # the movement and the ERP agree
+    assert (found[p4[:2]]["cause"], found[p4[:2]]["diff_qty"]) == ("unexplained", 2)
+    assert untouched == 1                                             # P2 only: nothing else differs
+    assert first["differences"] == again["differences"] == len(found)
+    assert first["stale_unacked"] >= 1 and first["alert"]["recorded"] and again["alert"].get("duplicate")
+    assert alerts == 1
+
+    # the pipeline health shows the differences and the age of the oldest unacknowledged posting
+    from api.app import create_app
+
+    with TestClient(create_app(dsn)) as api:
+        health = api.get("/v1/pipeline/health").json()
+    recon = health["erp_reconciliation"]
+    assert recon["last_run_date"] == now.date().isoformat() and recon["differences"] == len(found)
+    assert recon["differences_by_cause"]["unacknowledged_posting"] >= 1
+    assert recon["oldest_unacknowledged_posting_age_seconds"] >= 0 and recon["postings_stale"]
+    assert any("has not acknowledged a sales posting" in r for r in health["reasons"])
+
+    # the KPI mart, built by the KPI branch of dbt
+    from oms.pipelines import kpis
+
+    assert kpis.build(dsn)["failed"] == 0
+    with connect(dsn) as conn:
+        mart = {r["cause"]: r for r in conn.execute(
+            "SELECT * FROM marts.fct_erp_reconciliation_daily WHERE run_date = %s", (now.date(),))}
+    assert mart["unacknowledged_posting"]["differing_pairs"] >= 1 and mart["missing_movement"]["units_abs_diff"] >= 3

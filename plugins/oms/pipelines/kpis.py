@@ -12,6 +12,7 @@ from oms.pipelines.atp import SKIP_UNIT_TESTS
 from oms.transform import run_dbt
 
 KPI_SELECTOR = ("path:models/staging/oms_fulfilment path:models/intermediate/fulfilment path:models/marts/kpis "
+                "stg_oms_inventory__erp_reconciliation "
                 "dim_locations")
 
 
