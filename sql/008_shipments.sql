@@ -18,7 +18,7 @@ CREATE TABLE IF NOT EXISTS oms.shipment (
     order_item_ids       bigint[] NOT NULL,          -- Magento order item ids (stock rows) shipped
     line_items           jsonb NOT NULL,             -- [{order_item_id, sku, qty}] for POST /V1/order/{id}/ship
     state                text NOT NULL DEFAULT 'intent'
-                         CHECK (state IN ('intent', 'manifested', 'magento_shipped', 'failed')),
+                         CHECK (state IN ('intent', 'manifested', 'magento_shipped', 'failed', 'cancelled')),
     api_version          integer NOT NULL CHECK (api_version IN (3, 4)),
     request              jsonb NOT NULL,             -- the create-order body, re-sent unchanged on a retry
     courier_partner_id   integer,
@@ -38,11 +38,23 @@ CREATE TABLE IF NOT EXISTS oms.shipment (
     created_at           timestamptz NOT NULL DEFAULT now(),
     manifested_at        timestamptz,
     magento_shipped_at   timestamptz,
+    cancelled_at         timestamptz,                -- cancelled at Clickpost (its task was rejected / superseded)
     updated_at           timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT shipment_order_store_seq_uq UNIQUE (order_increment_id, store_id, shipment_no),
+    -- a re-routed order plans the new decision's parcels beside the cancelled ones
+    CONSTRAINT shipment_decision_store_seq_uq UNIQUE (decision_id, store_id, shipment_no),
     CONSTRAINT shipment_manifested_ck CHECK (state IN ('intent', 'failed') OR awb IS NOT NULL),
     CONSTRAINT shipment_shipped_ck CHECK (state <> 'magento_shipped' OR magento_shipment_id IS NOT NULL)
 );
+-- Databases made before cancellation existed: the same shape as above.
+ALTER TABLE oms.shipment ADD COLUMN IF NOT EXISTS cancelled_at timestamptz;
+ALTER TABLE oms.shipment DROP CONSTRAINT IF EXISTS shipment_state_check;
+ALTER TABLE oms.shipment ADD CONSTRAINT shipment_state_check
+    CHECK (state IN ('intent', 'manifested', 'magento_shipped', 'failed', 'cancelled'));
+ALTER TABLE oms.shipment DROP CONSTRAINT IF EXISTS shipment_order_store_seq_uq;
+DO $$ BEGIN
+    ALTER TABLE oms.shipment ADD CONSTRAINT shipment_decision_store_seq_uq UNIQUE (decision_id, store_id, shipment_no);
+EXCEPTION WHEN duplicate_table OR duplicate_object THEN NULL;
+END $$;
 CREATE INDEX IF NOT EXISTS shipment_open_idx ON oms.shipment (state) WHERE state IN ('intent', 'manifested');
 CREATE INDEX IF NOT EXISTS shipment_order_idx ON oms.shipment (order_increment_id);
 

@@ -65,7 +65,7 @@ CREATE TABLE IF NOT EXISTS oms.reverse_pickup (
 -- the sender looks for in Magento before each POST (docs/returns.md).
 CREATE TABLE IF NOT EXISTS oms.magento_outbox (
     outbox_id        bigserial PRIMARY KEY,
-    kind             text NOT NULL CHECK (kind IN ('creditmemo', 'comment')),
+    kind             text NOT NULL,                      -- creditmemo | comment | cancel | ship (constraint below)
     dedupe_key       text NOT NULL UNIQUE,               -- e.g. 'creditmemo:return:12'
     order_entity_id  bigint NOT NULL,
     body             jsonb NOT NULL,
@@ -77,6 +77,11 @@ CREATE TABLE IF NOT EXISTS oms.magento_outbox (
     created_at       timestamptz NOT NULL DEFAULT now(),
     done_at          timestamptz
 );
+-- cancel: POST /V1/orders/{id}/cancel (a routing decision 'cancelled'); ship: POST /V1/order/{id}/ship
+-- (click & collect ready for pickup, as Magento's in-store pickup ships the order at that point)
+ALTER TABLE oms.magento_outbox DROP CONSTRAINT IF EXISTS magento_outbox_kind_check;
+ALTER TABLE oms.magento_outbox ADD CONSTRAINT magento_outbox_kind_check
+    CHECK (kind IN ('creditmemo', 'comment', 'cancel', 'ship'));
 CREATE INDEX IF NOT EXISTS magento_outbox_pending_idx ON oms.magento_outbox (outbox_id) WHERE status = 'pending';
 
 -- Notifications. Which events send on which channel, and who sends them: the platform, or

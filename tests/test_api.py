@@ -129,6 +129,38 @@ def test_pickup_locations_bad_input(client, built):
     assert client.get("/v1/pickup-locations", params={"sku": sku, "qty": -1}, headers=auth(read)).status_code == 422
 
 
+def test_pickup_locations_answer_from_live_atp(client, built):
+    """A reservation made after the last build takes the store off the list at once."""
+    from oms.inventory import reservations
+
+    dsn, _, read, _ = built
+    with connect(dsn) as conn:
+        row = conn.execute(
+            """SELECT s.sku, s.store_id, s.atp_qty FROM marts.fct_atp_store s JOIN ref.location l USING (store_id)
+               WHERE l.pickup_enabled AND l.active AND s.country_code = 'AE' AND s.atp_qty >= 2
+               ORDER BY s.atp_qty DESC, s.sku, s.store_id LIMIT 1""").fetchone()
+    params = {"sku": row["sku"], "qty": 2, "country": "AE"}
+    listed = lambda: {loc["store_id"]: loc["atp_qty"] for loc in  # noqa: E731
+                      client.get("/v1/pickup-locations", headers=auth(read), params=params).json()["locations"]}
+    before = listed()
+    assert float(before[row["store_id"]]) == float(row["atp_qty"])
+    keep = 1                                  # leave one unit: below the 2 asked
+    try:
+        with connect(dsn) as conn:
+            held = reservations.reserve(conn, "PICKUP-LIVE-1", "1", "AE", row["sku"], row["atp_qty"] - keep,
+                                        row["store_id"], reason="test")
+            conn.commit()
+        assert held.ok
+        after = listed()
+        assert row["store_id"] not in after                 # units counted before and after: 2 asked, 1 left
+        assert {k: v for k, v in before.items() if k != row["store_id"]} == after
+    finally:
+        with connect(dsn) as conn:
+            reservations.release(conn, "PICKUP-LIVE-1", reason="test")
+            conn.commit()
+    assert listed() == before
+
+
 def test_metrics_count_requests_by_route_template(client, built):
     _, data, read, _ = built
     client.get(f"/v1/atp/{data.skus[1]['sku']}", headers=auth(read))

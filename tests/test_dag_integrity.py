@@ -9,7 +9,7 @@ import pytest
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
 EXPECTED = {"erp_stock_ingest", "magento_orders_ingest", "atp_build", "magento_stock_publish", "magento_stock_reconcile",
-            "kpi_build", "aftersale_magento_sync", "notifications_send", "order_routing"}
+            "kpi_build", "aftersale_magento_sync", "notifications_send", "order_routing", "erp_reconciliation"}
 
 
 @pytest.fixture(scope="module")

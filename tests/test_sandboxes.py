@@ -48,6 +48,11 @@ def sources_of(body: dict[str, Any]) -> list[dict[str, str]]:
     return [{"source_code": code} for code in dict.fromkeys(i["source_code"] for i in body["sourceItems"])]
 
 
+def fixture_text(name: str) -> str:
+    """A fixture that is not valid JSON (a documentation sample), as text."""
+    return (FIXTURES / name).read_text()
+
+
 def criteria(
     *groups: list[tuple[str, Any, str]],
     sort: list[tuple[str, str]] = (),
@@ -681,6 +686,14 @@ def test_clickpost_recommendation_cancel_and_feed(cp: TestClient) -> None:
         "success": True,
     }
     assert cp.get("/api/v1/cancel-order/", params=cancel).json()["meta"]["status"] == 600
+    # an error answers in the shape of the documented sample (meta: message, success false, status 400)
+    sample_error = fixture_text("clickpost_cancel_order_error_response.invalid-json.txt")
+    wrong_courier = cp.get("/api/v1/cancel-order/", params={**cancel, "cp_id": 999}).json()
+    assert set(wrong_courier) == {"meta"} and wrong_courier["meta"]["status"] == 400
+    assert not wrong_courier["meta"]["success"]
+    assert all(f'"{key}"' in sample_error for key in wrong_courier["meta"])
+    assert cp.get("/api/v1/cancel-order/", params={**CP_AUTH, "waybill": created["waybill"]}).json()[
+        "meta"]["status"] == 400                                      # cp_id is required
 
 
 class WebhookReceiver:

@@ -1,7 +1,9 @@
 """Click & collect: which pickup stores really hold the quantity, nearest first.
 
 Magento's own pickup-location search only checks that the SKU is assigned to a source, not that
-the store has the quantity (oms-anchors.md); this answers from store-level ATP.
+the store has the quantity (oms-anchors.md); this answers from live store-level ATP (oms.atp_store_live: the last snapshot
+plus every movement, reservation and posting recorded since), so an order that just reserved the
+last unit at a store takes that store off the list at once.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ candidates AS (
                       * power(sin(radians(l.longitude - %(lon)s) / 2), 2)))
            END AS distance_km
     FROM ref.location l
-    JOIN marts.fct_atp_store s ON s.store_id = l.store_id AND s.sku = %(sku)s
+    JOIN oms.atp_store_live(ARRAY[%(sku)s]::text[]) s ON s.store_id = l.store_id
     WHERE l.active AND l.pickup_enabled AND s.atp_qty >= %(qty)s
       AND (%(country)s::text IS NULL OR l.country_code = %(country)s)
 )

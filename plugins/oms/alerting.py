@@ -62,7 +62,7 @@ class AlertSettings:
 
 @dataclass
 class Alert:
-    kind: str  # 'failure' (no tries left) | 'retry' (will be retried)
+    kind: str  # 'failure' (no tries left) | 'retry' (will be retried) | 'condition' (a task found a problem)
     dag_id: str
     task_id: str
     run_id: str
@@ -82,6 +82,8 @@ class Alert:
 
     @property
     def subject(self) -> str:
+        if self.kind == "condition":
+            return f"[OMS] {self.dag_id}.{self.task_label}: {self.error}"
         verb = "failed" if self.kind == "failure" else "will retry"
         return (f"[OMS] {self.dag_id}.{self.task_label} {verb} (try {self.try_number}"
                 f"{f'/{self.max_tries}' if self.max_tries else ''}) · window {self.window}")
@@ -254,6 +256,13 @@ def dispatch(alert: Alert, settings: AlertSettings | None = None, dsn: str | Non
                 log.warning("could not mark the alert's delivery: %s", exc)
     log.info("alert %s: %s", alert.subject, json.dumps(outcome))
     return outcome
+
+
+def condition_alert(dag_id: str, task_id: str, run_id: str, message: str, **extra: Any) -> Alert:
+    """An alert about something a task found (not a task failure); sent once per run."""
+    return Alert(kind="condition", dag_id=dag_id, task_id=task_id, run_id=run_id, map_index=-1, try_number=1,
+                 max_tries=None, data_interval_start=None, data_interval_end=None, log_url=None, error=message,
+                 extra=extra)
 
 
 # --------------------------------------------------------------------------- the callbacks

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
-from oms.aftersale import returns, rvp
+from oms.aftersale import exchanges, returns, rvp
+from oms.fulfilment import tasks
 from oms.integrations.clickpost import ClickpostClient
 from oms.routing import profiles
 from oms.warehouse import connect
@@ -99,3 +101,65 @@ def test_an_exchange_refunds_nothing_and_routes_the_replacement_to_the_store_fir
     assert store_atp(api, read, "RT-TEE-M") == before - 1
     unknown = {**body, "client_return_id": "POS-AE01-EX2", "exchange": [{"sku": "NOPE", "qty": 1}]}
     assert api.post("/v1/returns", json=unknown, headers=auth(aftersale_tokens["store"])).status_code == 422
+
+
+def _exchange_task(dsn: str, exchange_increment_id: str) -> dict:
+    with connect(dsn) as conn:
+        return conn.execute("SELECT * FROM oms.fulfilment_task WHERE order_increment_id = %s AND kind = 'pickup'",
+                            (exchange_increment_id,)).fetchone()
+
+
+def _holds(dsn: str, order: str) -> Decimal:
+    with connect(dsn) as conn:
+        return conn.execute("SELECT coalesce(sum(qty), 0) AS q FROM oms.reservation WHERE order_increment_id = %s"
+                            " AND status = 'active'", (order,)).fetchone()["q"]
+
+
+def test_an_exchange_replacement_goes_out_through_its_store_task_or_is_released(api, aftersale_dsn,
+                                                                                aftersale_tokens):
+    """The replacement is a real click & collect at the store: handed over, its hold becomes a
+    collection posting (the units stay out of ATP until the ERP posts its sale); not collected in
+    time, the hold is released and the units are back in ATP."""
+    read = aftersale_tokens["stock:read"]
+    with connect(aftersale_dsn) as conn:
+        link = conn.execute("SELECT * FROM oms.return_exchange WHERE exchange_increment_id LIKE 'AE000005002-EX%'"
+                            " ORDER BY return_id LIMIT 1").fetchone()
+    assert link is not None, "runs after the exchange test above"
+    handed = link["exchange_increment_id"]
+    task = _exchange_task(aftersale_dsn, handed)
+    assert task is not None and (task["store_id"], task["status"]) == ("AE-ST-01", "open")
+    before = store_atp(api, read, "RT-TEE-M")
+    with connect(aftersale_dsn) as conn:
+        tasks.ready_for_pickup(conn, task["task_id"])
+    with connect(aftersale_dsn) as conn:
+        done = tasks.picked_up(conn, task["task_id"])
+    with connect(aftersale_dsn) as conn:
+        [posting] = conn.execute("SELECT posting_type, store_id, sku, qty, currency_code FROM oms.sales_posting"
+                                 " WHERE posting_id = ANY(%s)", (done["posting_ids"],)).fetchall()
+    assert (posting["posting_type"], posting["store_id"], posting["sku"], posting["qty"]) == (
+        "collection", "AE-ST-01", "RT-TEE-M", 1)
+    assert _holds(aftersale_dsn, handed) == 0                 # consumed: the hold became the posting
+    assert store_atp(api, read, "RT-TEE-M") == before         # the unit stays out of ATP, counted once
+
+    # a second exchange (the same return copied under another POS id) whose customer never comes
+    with connect(aftersale_dsn) as conn:
+        copy = conn.execute(
+            """INSERT INTO oms.customer_return
+               SELECT (jsonb_populate_record(NULL::oms.customer_return, to_jsonb(r) - 'return_id'
+                       || jsonb_build_object('return_id', nextval(pg_get_serial_sequence('oms.customer_return',
+                                                                                          'return_id')),
+                                             'client_return_id', r.client_return_id || '-COPY'))).*
+               FROM oms.customer_return r WHERE r.return_id = %s RETURNING return_id""",
+            (link["return_id"],)).fetchone()["return_id"]
+        abandoned = exchanges.create_exchange(conn, copy)["exchange_increment_id"]
+    assert _holds(aftersale_dsn, abandoned) == 1
+    held = store_atp(api, read, "RT-TEE-M")
+    assert held == before - 1
+    task = _exchange_task(aftersale_dsn, abandoned)
+    with connect(aftersale_dsn) as conn:
+        tasks.ready_for_pickup(conn, task["task_id"], expiry_days=0)
+    with connect(aftersale_dsn) as conn:
+        [expired] = [e for e in tasks.expire_pickups(conn, datetime.now(UTC)) if e["task"]["task_id"] == task["task_id"]]
+    assert expired["task"]["status"] == "pickup_expired"
+    assert _holds(aftersale_dsn, abandoned) == 0              # released
+    assert store_atp(api, read, "RT-TEE-M") == held + 1       # the unit is back in ATP

@@ -655,9 +655,15 @@ def create_app(
     async def cancel_order(request: Request):
         if (refusal := denied(request)) is not None:
             return refusal
-        shipment = state.find(waybill=request.query_params.get("waybill"))
+        # contracts §2.4: waybill and cp_id identify the parcel (account_code optional)
+        query = request.query_params
+        shipment = state.find(waybill=query.get("waybill"))
         if shipment is None:
             return envelope(400, "Invalid waybill: shipment not found")
+        if not str(query.get("cp_id", "")).isdigit():
+            return envelope(400, "cp_id is required")
+        if int(query["cp_id"]) != shipment.courier.cp_id:
+            return envelope(400, f"Invalid cp_id {query['cp_id']} for waybill {shipment.waybill}")
         if shipment.cancelled:
             return envelope(600, "Order already cancelled", success=False)
         if shipment.latest().code not in CANCELLABLE_CODES:

@@ -4,7 +4,11 @@ The replacement is an order of its own, '<original>-EX<return_id>', routed like 
 oms.routing.service.route_order — as click & collect at the store where the customer stands, so
 that store's stock comes first (the engine ships the missing lines there from other locations
 when it lacks them). An allocating decision reserves its lines at the chosen locations in the same
-transaction as the decision; the link is oms.return_exchange.
+transaction as the decision, and gets its store tasks (oms.fulfilment.tasks: a pickup task at the
+store, transfer tasks at the stores that send missing lines) like any routed order, so the
+replacement really goes out: handed over (picked up), its reservation becomes a collection
+posting for the ERP; not collected in time (pickup_expired), its reservation is released. The
+link is oms.return_exchange.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from decimal import Decimal
 import psycopg
 from psycopg.types.json import Jsonb
 
+from oms.fulfilment import tasks
 from oms.inventory import reservations
 from oms.routing.model import Decision, Order, OrderLine
 from oms.routing.service import route_order
@@ -42,6 +47,7 @@ def create_exchange(conn: psycopg.Connection, return_id: int, now: datetime | No
     now = now or datetime.now(UTC)
     order = exchange_order(conn, return_id, now)
     routed = route_order(conn, order, now, reserve=_reserve, run_id=f"exchange:{return_id}")
+    tasks.create_for_decision(conn, routed.decision_id, routed.decision)
     row = conn.execute(
         """INSERT INTO oms.return_exchange (return_id, exchange_increment_id, lines, routing_outcome,
                                             routing_decision_id)

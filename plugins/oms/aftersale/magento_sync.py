@@ -1,4 +1,5 @@
-"""Sending oms.magento_outbox to Magento: order comments and offline credit memos, each once.
+"""Sending oms.magento_outbox to Magento: order comments, offline credit memos, order
+cancellations and click & collect shipments, each once.
 
 Magento's refund and comment calls take no idempotency key, so exactly-once comes from a marker:
 every document we create carries ``[OMS return <id>]`` in its comment, and before each POST the
@@ -7,20 +8,51 @@ credit memos and their comments). Found → it was created by an earlier attempt
 lost (crash after the POST, task retry): record it, do not POST again. A POST Magento refuses
 with a validation error (HTTP 400) is final ('failed', with Magento's message) and goes to
 people; a network error or 5xx is retried at the next run.
+
+A cancellation is looked for as the order's state ('canceled' = done before); a click & collect
+shipment as a shipment of the order whose comment carries the marker.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import httpx
+import psycopg
+from psycopg.types.json import Jsonb
 
 from oms import notifications
 from oms.integrations.magento import MagentoClient
 from oms.warehouse import connect
 
 log = logging.getLogger(__name__)
+
+
+def enqueue(conn: psycopg.Connection, kind: str, dedupe_key: str, entity_id: int, body: dict[str, Any],
+            marker: str) -> bool:
+    """Queue one Magento document (sent by the aftersale_magento_sync DAG); True when new."""
+    row = conn.execute(
+        """INSERT INTO oms.magento_outbox (kind, dedupe_key, order_entity_id, body, marker)
+           VALUES (%s, %s, %s, %s, %s) ON CONFLICT (dedupe_key) DO NOTHING RETURNING outbox_id""",
+        (kind, dedupe_key, entity_id, Jsonb(body), marker)).fetchone()
+    return row is not None
+
+
+def order_entity_id(conn: psycopg.Connection, increment_id: str) -> int | None:
+    """Magento's entity_id of a landed order (None for an order Magento does not have, e.g. an exchange)."""
+    row = conn.execute("SELECT entity_id FROM raw.magento_order_current WHERE increment_id = %s"
+                       " ORDER BY updated_at DESC LIMIT 1", (increment_id,)).fetchone()
+    return None if row is None else int(row["entity_id"])
+
+
+def comment_body(text: str, *, visible: bool = False, notify: bool = False, status: str | None = None) -> dict:
+    history: dict[str, Any] = {"comment": text, "is_customer_notified": int(notify),
+                               "is_visible_on_front": int(visible)}
+    if status:
+        history["status"] = status
+    return {"statusHistory": history}
 
 
 def _record(dsn: str, row: dict, status: str, ref: str | None, error: str | None) -> None:
@@ -59,6 +91,11 @@ def send_pending(dsn: str, client: MagentoClient, after_post: Callable[[dict], N
             try:
                 if row["kind"] == "comment":
                     existing = "comment" if client.has_comment_with(row["order_entity_id"], row["marker"]) else None
+                elif row["kind"] == "cancel":
+                    existing = "canceled" if client.order_state(row["order_entity_id"]) == "canceled" else None
+                elif row["kind"] == "ship":
+                    found = client.shipment_with(row["order_entity_id"], row["marker"])
+                    existing = None if found is None else str(found)
                 else:
                     memo = client.creditmemo_with(row["order_entity_id"], row["marker"])
                     existing = None if memo is None else str(memo)
@@ -78,8 +115,12 @@ def send_pending(dsn: str, client: MagentoClient, after_post: Callable[[dict], N
         log.info("outbox %s (%s) posted: HTTP %s", row["outbox_id"], row["dedupe_key"], response.status_code)
         if after_post is not None:
             after_post(row)
-        if response.status_code == 200:
-            ref = "comment" if row["kind"] == "comment" else str(response.json())
+        if response.status_code == 200 and row["kind"] == "cancel" and response.json() is not True:
+            # Magento answers false when Order::canCancel() says no (invoiced in full, complete…)
+            _record(dsn, row, "failed", None, "Magento refused the cancellation (the order cannot be cancelled)")
+            counts["failed"] += 1
+        elif response.status_code == 200:
+            ref = {"comment": "comment", "cancel": "canceled"}.get(row["kind"]) or str(response.json())
             _record(dsn, row, "done", ref, None)
             counts["done"] += 1
         elif 400 <= response.status_code < 500 and response.status_code not in (401, 408, 429):

@@ -27,11 +27,13 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from oms import notifications
+from oms.aftersale import magento_sync
 from oms.fulfilment import holds
 from oms.fulfilment import orders as order_source
 from oms.inventory import movements, postings, reservations
 from oms.routing import decisions, service
 from oms.routing.model import Decision
+from oms.validation import order_exceptions
 
 REJECT_REASONS = ("item_not_found", "damaged")
 UNFINISHED = ("open", "accepted")
@@ -250,11 +252,55 @@ def ready_for_pickup(conn: psycopg.Connection, task_id: int, *, store_id: str | 
         expires = now + timedelta(days=pickup_expiry_days() if expiry_days is None else expiry_days)
         moved = _move(conn, task, "ready_for_pickup", actor, now, {"pickup_expires_at": expires.isoformat()},
                       pickup_expires_at=expires)
-        store = _cur(conn).execute("SELECT name FROM ref.location WHERE store_id = %s", (task["store_id"],)).fetchone()
+        store = _cur(conn).execute("SELECT name, magento_source_code FROM ref.location WHERE store_id = %s",
+                                   (task["store_id"],)).fetchone()
         notifications.enqueue(conn, "ready_for_pickup", task["order_increment_id"], {
             "store_name": store["name"] if store else task["store_id"],
             "pickup_expires_at": expires.date().isoformat()})
+        _tell_magento_ready(conn, task, store, expires)
+        # the units are at the counter now: a no-stock-at-pickup-store exception is over
+        order_exceptions.close_routing_exception(conn, task["order_increment_id"],
+                                                 order_exceptions.NO_STOCK_AT_PICKUP_STORE)
         return moved
+
+
+def pickup_marker(task_id: int, event: str) -> str:
+    return f"[OMS pickup {task_id} {event}]"
+
+
+def _magento_item_id(line_key: str) -> int | None:
+    """fct_order_lines.line_key is '<entity_id>-<item_id>'; other orders (exchanges) have none."""
+    tail = str(line_key).rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else None
+
+
+def _tell_magento_ready(conn: psycopg.Connection, task: dict, store: dict | None, expires: datetime) -> None:
+    """As Magento's in-store pickup does on "notify order is ready for pickup": the order is shipped
+    from the pickup store's source (complete once invoiced). Queued, sent once (magento_sync)."""
+    entity_id = magento_sync.order_entity_id(conn, task["order_increment_id"])
+    items = [{"order_item_id": item, "qty": float(line["qty"])} for line in task["lines"]
+             if (item := _magento_item_id(line["line_key"])) is not None]
+    if entity_id is None or not items:
+        return
+    marker = pickup_marker(task["task_id"], "ready")
+    name = store["name"] if store else task["store_id"]
+    body = {"items": items, "notify": False, "appendComment": True,
+            "comment": {"comment": f"{marker} Ready for pickup at {name} until {expires.date().isoformat()}.",
+                        "is_visible_on_front": 1},
+            "tracks": [], "packages": [],
+            "arguments": {"extension_attributes": {"source_code": (store or {}).get("magento_source_code")
+                                                   or task["store_id"].lower()}}}
+    magento_sync.enqueue(conn, "ship", f"ship:pickup:{task['task_id']}", entity_id, body, marker)
+
+
+def _tell_magento_picked_up(conn: psycopg.Connection, task: dict, now: datetime) -> None:
+    entity_id = magento_sync.order_entity_id(conn, task["order_increment_id"])
+    if entity_id is None:
+        return
+    marker = pickup_marker(task["task_id"], "picked_up")
+    text = f"{marker} Collected by the customer at {task['store_id']} on {now.date().isoformat()}."
+    magento_sync.enqueue(conn, "comment", f"comment:pickup:{task['task_id']}:picked_up", entity_id,
+                         magento_sync.comment_body(text, visible=True), marker)
 
 
 MONEY_SQL = """
@@ -275,6 +321,11 @@ def picked_up(conn: psycopg.Connection, task_id: int, *, store_id: str | None = 
         if done is not None:
             return done
         money = {r["line_key"]: r for r in _cur(conn).execute(MONEY_SQL, (task["order_increment_id"],)).fetchall()}
+        # an order Magento does not have (an exchange's replacement) has no money lines: its
+        # units are posted at no price, in the country's currency
+        channel = _cur(conn).execute("SELECT currency_code FROM ref.channel WHERE country_code = %s"
+                                     " ORDER BY channel_code LIMIT 1", (task["country_code"].strip(),)).fetchone()
+        currency = channel["currency_code"] if channel and channel["currency_code"] else "AED"
         posted = []
         for line in task["lines"]:
             m = money.get(line["line_key"])
@@ -284,13 +335,14 @@ def picked_up(conn: psycopg.Connection, task_id: int, *, store_id: str | None = 
             result = postings.record_shipped_line(
                 conn, source_ref=f"pickup-task-{task_id}", order_increment_id=task["order_increment_id"],
                 line_key=line["line_key"], store_id=task["store_id"], sku=line["sku"], qty=qty,
-                currency_code=(m and m["currency_code"]) or "AED", unit_price=(m and m["unit_price"]) or zero,
+                currency_code=(m and m["currency_code"]) or currency, unit_price=(m and m["unit_price"]) or zero,
                 discount_amount=round(((m and m["discount_amount"]) or zero) * share, 4),
                 tax_amount=round(((m and m["tax_amount"]) or zero) * share, 4),
                 row_total_incl_tax=round((((m and m["row_total"]) or zero) - ((m and m["discount_amount"]) or zero)
                                           + ((m and m["tax_amount"]) or zero)) * share, 4).max(zero),
                 occurred_at=now, collected=True)
             posted.append(result.posting_id)
+        _tell_magento_picked_up(conn, task, now)
         return _move(conn, task, "picked_up", actor, now, {"posting_ids": posted})
 
 

@@ -21,6 +21,10 @@ from oms.integrations.http import HttpClient, request_with_retries
 
 CREATED = frozenset({200, 323})   # 323 "already placed" returns the existing waybill: success
 IN_PROGRESS = frozenset({202, 102})
+# cancel-order: 200 cancelled, 600 already cancelled, 202 accepted (mailed to the courier)
+CANCELLED = frozenset({200, 600, 202})
+# the courier's own "already deleted" answer comes back as a 400 (contracts §2.4 sample)
+ALREADY_DELETED = "already in a deleted state"
 
 
 class ClickpostError(RuntimeError):
@@ -69,6 +73,15 @@ class ClickpostClient(HttpClient):
         """A forward shipment (v3 domestic, v4 international) or a reverse pickup (v3, delivery_type RVP)."""
         return self._send("POST", f"/api/v{version}/create-order/", json=body)
 
+    def cancel_order(self, waybill: str, cp_id: int | None, account_code: str | None = None) -> Answer:
+        """GET /api/v1/cancel-order/ (contracts §2.4); `cancelled(answer)` tells the outcome."""
+        params: dict[str, Any] = {"waybill": waybill}
+        if cp_id is not None:
+            params["cp_id"] = cp_id
+        if account_code:
+            params["account_code"] = account_code
+        return self._send("GET", "/api/v1/cancel-order/", params=params)
+
     def find_order(self, reference_number: str) -> Answer:
         return self._send("GET", "/api/v3/create-order/", user=False, params={"reference_number": reference_number})
 
@@ -94,3 +107,8 @@ class ClickpostClient(HttpClient):
         if answer.status != 200:
             raise ClickpostError(answer.status, f"updated-order feed failed: {answer.message}")
         return answer.result if isinstance(answer.result, list) else []
+
+
+def cancelled(answer: Answer) -> bool:
+    """A cancel-order answer that leaves the parcel cancelled at Clickpost (now or before)."""
+    return answer.status in CANCELLED or (answer.status == 400 and ALREADY_DELETED in answer.message)

@@ -216,6 +216,13 @@ class MagentoClient(HttpClient):
     def ship(self, entity_id: int, body: dict[str, Any]) -> int:
         return int(self._json("POST", f"/rest/V1/order/{entity_id}/ship", json=body))
 
+    def add_track(self, entity_id: int, shipment_id: int, track_number: str, title: str, carrier_code: str) -> int:
+        """POST /V1/shipment/track: one more tracking number on an existing shipment (a parcel
+        that replaces a cancelled one whose items Magento already counts as shipped)."""
+        entity = {"order_id": entity_id, "parent_id": shipment_id, "track_number": track_number, "title": title,
+                  "carrier_code": carrier_code}
+        return int(self._json("POST", "/rest/V1/shipment/track", json={"entity": entity}).get("entity_id") or 0)
+
     def comments(self, entity_id: int) -> list[dict[str, Any]]:
         return self._json("GET", f"/rest/V1/orders/{entity_id}/comments").get("items") or []
 
@@ -243,8 +250,24 @@ class MagentoClient(HttpClient):
                 return int(memo["entity_id"])
         return None
 
+    def order_state(self, entity_id: int) -> str | None:
+        """GET /V1/orders/{id} → state (a cancellation already made is found by it)."""
+        response = self._client.get(f"/rest/V1/orders/{entity_id}", params={"fields": "entity_id,state"})
+        response.raise_for_status()
+        return response.json().get("state")
+
+    def shipment_with(self, entity_id: int, marker: str) -> int | None:
+        """The id of the order's shipment whose comments carry `marker`, if any."""
+        response = self._client.get("/rest/V1/shipments", params=_filter_on("order_id", str(entity_id)))
+        response.raise_for_status()
+        for shipment in response.json().get("items", []):
+            if any(marker in (c.get("comment") or "") for c in shipment.get("comments") or []):
+                return int(shipment["entity_id"])
+        return None
+
     def post_order_document(self, kind: str, entity_id: int, body: dict[str, Any]) -> httpx.Response:
-        """One POST of an order comment (kind 'comment') or an offline credit memo (any other kind),
-        with no retry; the caller reads the answer."""
-        path = f"/rest/V1/orders/{entity_id}/comments" if kind == "comment" else f"/rest/V1/order/{entity_id}/refund"
+        """One POST of an order comment, an offline credit memo ('creditmemo'), a cancellation
+        ('cancel') or a shipment ('ship'), with no retry; the caller reads the answer."""
+        path = {"comment": f"/rest/V1/orders/{entity_id}/comments", "creditmemo": f"/rest/V1/order/{entity_id}/refund",
+                "cancel": f"/rest/V1/orders/{entity_id}/cancel", "ship": f"/rest/V1/order/{entity_id}/ship"}[kind]
         return self._client.post(path, json=body)

@@ -27,11 +27,13 @@ SELECT l.increment_id, l.line_key, o.country_code, o.pickup_store_id, l.sku, l.q
        o.fulfilment_status = ANY(%(open)s) AND NOT expired.yes AS is_open
 FROM marts.fct_order_lines l
 JOIN marts.fct_orders o ON o.increment_id = l.increment_id
--- a click & collect order nobody collected in time holds nothing any more (docs/fulfilment.md),
--- even while Magento still shows it open
+-- a click & collect order nobody collected in time, and an order routing cancelled, hold nothing
+-- any more (docs/fulfilment.md), even while Magento still shows them open
 CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM oms.fulfilment_task t
                                    WHERE t.order_increment_id = l.increment_id AND t.status = 'pickup_expired'
                                      AND t.lines @> jsonb_build_array(jsonb_build_object('line_key', l.line_key)))
+                           OR EXISTS (SELECT 1 FROM oms.routing_decision d
+                                      WHERE d.order_increment_id = l.increment_id AND d.outcome = 'cancelled')
                     AS yes) expired
 WHERE l.requires_fulfilment AND l.is_known_sku AND o.country_code IS NOT NULL
   AND (o.fulfilment_status = ANY(%(open)s) AND NOT expired.yes

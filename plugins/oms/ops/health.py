@@ -7,7 +7,9 @@ Three kinds of facts, each from where it lives:
   `dbt source freshness` checks), and the mart snapshot's age (`oms.atp_snapshot.built_at`);
 - queue depths: open order exceptions, open quarantine per source, unsent notifications (when
   that table exists), unpublished stock (the publisher's own delta against `oms.publish_ledger`),
-  unrepaired Magento drift, sales postings the ERP has not acknowledged, recent alerts.
+  unrepaired Magento drift, sales postings the ERP has not acknowledged, recent alerts;
+- ERP reconciliation: the last erp_reconciliation run's differences per cause, and the age of
+  the oldest sales posting the ERP has not acknowledged (unhealthy past OMS_POSTING_ACK_STALE_HOURS).
 
 `judge` turns them into healthy/unhealthy with reasons. Stale = older than the threshold.
 """
@@ -43,6 +45,7 @@ DAG_CADENCE = {
     "clickpost_tracking_backstop": timedelta(minutes=15),
     "aftersale_magento_sync": timedelta(minutes=5),
     "notifications_send": timedelta(minutes=1),
+    "erp_reconciliation": timedelta(days=1),
 }
 # The marts one atp_build writes; their age is the last recorded snapshot's.
 MART_SNAPSHOT = ("fct_atp_store", "fct_atp_country", "fct_orders", "fct_order_lines")
@@ -159,7 +162,33 @@ async def warehouse_facts(conn, now: datetime) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 — no marts yet (fresh install): unknown, said so
         queues["unpublished_stock_items"] = None
         queues["unpublished_stock_error"] = str(exc).splitlines()[0][:200]
-    return {"sources": sources, "marts": marts, "queues": queues}
+    return {"sources": sources, "marts": marts, "queues": queues,
+            "erp_reconciliation": await _reconciliation(conn, now)}
+
+
+async def _reconciliation(conn, now: datetime) -> dict[str, Any] | None:
+    """The last ERP reconciliation and the oldest posting the ERP has not acknowledged."""
+    from oms.erp.reconciliation import stale_after
+
+    if not await _exists(conn, "oms.erp_reconciliation_run"):
+        return None
+    last = await (await conn.execute(
+        "SELECT run_date, pairs_compared, differences, by_cause, finished_at FROM oms.erp_reconciliation_run"
+        " ORDER BY run_date DESC LIMIT 1")).fetchone()
+    oldest = await _scalar(conn, "SELECT min(created_at) FROM oms.sales_posting WHERE acked_at IS NULL")
+    age = (now - oldest) if oldest else None
+    threshold = stale_after()
+    return {
+        "last_run_date": last[0].isoformat() if last else None,
+        "pairs_compared": last[1] if last else None,
+        "differences": last[2] if last else None,
+        "differences_by_cause": last[3] if last else {},
+        "finished_at": last[4] if last else None,
+        "oldest_unacknowledged_posting_at": oldest,
+        "oldest_unacknowledged_posting_age_seconds": round(age.total_seconds()) if age is not None else None,
+        "posting_ack_stale_after_seconds": threshold.total_seconds(),
+        "postings_stale": age is not None and age > threshold,
+    }
 
 
 async def _column_exists(conn, schema: str, table: str, column: str) -> bool:
@@ -231,4 +260,9 @@ def judge(airflow: dict[str, Any], warehouse: dict[str, Any]) -> list[str]:
         age = warehouse["marts"][0]["age_seconds"]
         reasons.append(f"marts not rebuilt within {MART_MAX_AGE.total_seconds() / 60:.0f} min"
                        f" ({'never built' if age is None else f'last {age / 60:.0f} min ago'}): {', '.join(stale_marts)}")
+    recon = warehouse.get("erp_reconciliation") or {}
+    if recon.get("postings_stale"):
+        reasons.append(f"the ERP has not acknowledged a sales posting for "
+                       f"{recon['oldest_unacknowledged_posting_age_seconds'] / 3600:.1f} h (threshold "
+                       f"{recon['posting_ack_stale_after_seconds'] / 3600:g} h)")
     return reasons

@@ -12,6 +12,13 @@ Steps, each its own transaction, each safe to re-run (docs/shipping.md):
 3. fetch_labels: the label PDF into the row (served at GET /v1/shipments/{awb}/label).
 4. ship_to_magento: before POST /V1/order/{id}/ship, GET /V1/shipments of the order: a shipment
    carrying our AWB as a track means an earlier run shipped and crashed before its write.
+0. cancel_superseded (runs first): a parcel whose store task was rejected or superseded (the
+   store could not supply it; the order was routed again) is cancelled at Clickpost
+   (cancel-order; 200, 600 already cancelled and 202 accepted all end it) and its row becomes
+   'cancelled'. The new decision's parcels are then planned by step 1 under references of their
+   own (<order>-<store>-<seq>-D<decision>), since Clickpost is idempotent on reference_number.
+   A parcel the courier already picked up cannot be cancelled (350): the row keeps its state
+   and says why (docs/fulfilment.md).
 
 Rows are locked (FOR UPDATE SKIP LOCKED) while their call is in flight, so two runs never send the
 same row at once.
@@ -29,7 +36,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from oms.integrations.clickpost import ClickpostClient
+from oms.integrations.clickpost import ClickpostClient, cancelled
 from oms.integrations.magento import MagentoApiError, MagentoClient
 from oms.shipping import bodies
 from oms.shipping.config import ShippingSettings, get_shipping_settings
@@ -49,7 +56,8 @@ latest_decision AS (
     FROM oms.routing_decision
     ORDER BY order_increment_id, decision_id DESC
 )
-SELECT o.entity_id, o.increment_id, o.payload, d.decision_id, d.country_code, d.shipments, d.allocations
+SELECT o.entity_id, o.increment_id, o.payload, d.decision_id, d.country_code, d.shipments, d.allocations,
+       EXISTS (SELECT 1 FROM oms.shipment s WHERE s.order_increment_id = o.increment_id) AS replanned
 FROM latest_order o
 JOIN latest_decision d ON d.order_increment_id = o.increment_id
 WHERE d.outcome IN ('allocated', 'split', 'pickup_transfer')
@@ -57,7 +65,7 @@ WHERE d.outcome IN ('allocated', 'split', 'pickup_transfer')
   AND (CASE WHEN o.payload ->> 'total_invoiced' ~ '^[0-9]+(\\.[0-9]+)?$'
             THEN (o.payload ->> 'total_invoiced')::numeric ELSE 0 END > 0
        OR (%(cod)s AND o.payload -> 'payment' ->> 'method' = 'cashondelivery'))
-  AND NOT EXISTS (SELECT 1 FROM oms.shipment s WHERE s.order_increment_id = o.increment_id)
+  AND NOT EXISTS (SELECT 1 FROM oms.shipment s WHERE s.decision_id = d.decision_id)
   AND (%(only)s::text[] IS NULL OR o.increment_id = ANY (%(only)s::text[]))
 ORDER BY o.entity_id
 """
@@ -86,6 +94,8 @@ class Report:
     magento_shipped: int = 0
     magento_found: int = 0
     magento_errors: int = 0
+    cancelled: int = 0
+    cancel_refused: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -98,6 +108,51 @@ def _rows(conn: psycopg.Connection, sql: str, params: Any = None) -> list[dict[s
 def _item_id(line_key: str) -> int:
     """fct_order_lines.line_key is '<entity_id>-<item_id>' (Magento's order item id)."""
     return int(str(line_key).rsplit("-", 1)[-1])
+
+
+# ------------------------------------------------------------------------------------- 0. cancel superseded
+SUPERSEDED_SQL = """
+SELECT s.shipment_id FROM oms.shipment s
+JOIN oms.fulfilment_task t ON t.decision_id = s.decision_id AND t.shipment_no = s.shipment_no
+                          AND t.store_id = s.store_id AND t.kind = 'ship'
+WHERE s.state IN ('intent', 'manifested', 'magento_shipped', 'failed') AND t.status IN ('rejected', 'superseded')
+ORDER BY s.shipment_id
+"""
+
+
+def cancel_superseded(conn: psycopg.Connection, clickpost: ClickpostClient, *, report: Report | None = None
+                      ) -> Report:
+    """Cancel at Clickpost the parcels of store tasks that were rejected or superseded."""
+    report = report or Report()
+    ids = [r["shipment_id"] for r in _rows(conn, SUPERSEDED_SQL)]
+    conn.commit()
+    for shipment_id in ids:
+        with conn.transaction():
+            rows = _rows(conn, "SELECT * FROM oms.shipment WHERE shipment_id = %s AND state <> 'cancelled' "
+                               "FOR UPDATE SKIP LOCKED", (shipment_id,))
+            if not rows:
+                continue
+            row = rows[0]
+            awb, cp_id = row["awb"], row["courier_partner_id"]
+            if awb is None and row["state"] == "intent" and row["request"]:
+                # sent before a crash, never recorded? Clickpost knows it by reference_number
+                found = clickpost.find_order(row["reference_number"])
+                if found.status == 200 and isinstance(found.result, dict):
+                    awb = found.result.get("waybill")
+                    cp_id = found.result.get("courier_partner") or cp_id
+            if awb is not None:
+                answer = clickpost.cancel_order(awb, cp_id, row["account_code"])
+                if not cancelled(answer):
+                    conn.execute("UPDATE oms.shipment SET last_error = %s, updated_at = now() WHERE shipment_id = %s",
+                                 (f"cancel refused: Clickpost {answer.status}: {answer.message}", shipment_id))
+                    report.cancel_refused += 1
+                    log.error("parcel %s (%s) of a re-routed order not cancelled: %s %s", row["reference_number"],
+                              awb, answer.status, answer.message)
+                    continue
+            conn.execute("UPDATE oms.shipment SET state = 'cancelled', awb = coalesce(awb, %s), cancelled_at = now(),"
+                         " last_error = NULL, updated_at = now() WHERE shipment_id = %s", (awb, shipment_id))
+            report.cancelled += 1
+    return report
 
 
 # ------------------------------------------------------------------------------------------------ 1. plan
@@ -145,6 +200,10 @@ def plan_shipments(conn: psycopg.Connection, clickpost: ClickpostClient, now: da
         for index, (s, location, lines, goods_value) in enumerate(planned):
             value = goods_value + (shipping_amount if index == 0 else 0.0)   # the first parcel carries shipping
             reference = bodies.reference_number(order["increment_id"], s["store_id"], int(s["shipment_no"]))
+            if order["replanned"]:
+                # a re-routed order: Clickpost is idempotent on reference_number, so the new
+                # decision's parcel needs a reference of its own (the old one may be cancelled)
+                reference = f"{reference}-D{order['decision_id']}"
             country = str(order["country_code"]).strip()
             version = 4 if country in settings.v4_countries else 3
             drop = bodies.shipping_address(payload)
@@ -183,9 +242,9 @@ def plan_shipments(conn: psycopg.Connection, clickpost: ClickpostClient, now: da
 
 def _refuse(conn: psycopg.Connection, order: dict[str, Any], shipment: dict[str, Any],
             location: dict[str, Any] | None, reason: str) -> None:
+    reference = bodies.reference_number(order["increment_id"], shipment["store_id"], int(shipment["shipment_no"]))
     conn.execute(INSERT_SQL, {
-        "reference_number": bodies.reference_number(order["increment_id"], shipment["store_id"],
-                                                    int(shipment["shipment_no"])),
+        "reference_number": f"{reference}-D{order['decision_id']}" if order["replanned"] else reference,
         "order_increment_id": order["increment_id"], "magento_entity_id": order["entity_id"],
         "store_id": shipment["store_id"], "shipment_no": int(shipment["shipment_no"]),
         "decision_id": order["decision_id"], "source_code": (location or {}).get("magento_source_code") or "",
@@ -284,6 +343,14 @@ def existing_magento_shipment(magento: MagentoClient, entity_id: int, awb: str) 
     return None
 
 
+def _replaced_magento_shipment(conn: psycopg.Connection, row: dict[str, Any]) -> int | None:
+    """The Magento shipment of a cancelled parcel of the same order carrying the same items."""
+    found = _rows(conn, "SELECT magento_shipment_id FROM oms.shipment WHERE order_increment_id = %s"
+                        " AND state = 'cancelled' AND magento_shipment_id IS NOT NULL AND order_item_ids && %s::bigint[]"
+                        " ORDER BY shipment_id LIMIT 1", (row["order_increment_id"], row["order_item_ids"]))
+    return found[0]["magento_shipment_id"] if found else None
+
+
 def ship_to_magento(conn: psycopg.Connection, magento: MagentoClient, *, settings: ShippingSettings | None = None,
                     crash_at: str | None = None, report: Report | None = None) -> Report:
     settings = settings or get_shipping_settings()
@@ -302,7 +369,14 @@ def ship_to_magento(conn: psycopg.Connection, magento: MagentoClient, *, setting
             try:
                 magento_id = existing_magento_shipment(magento, row["magento_entity_id"], row["awb"])
                 found = magento_id is not None
-                if magento_id is None:
+                replaced = _replaced_magento_shipment(conn, row) if magento_id is None else None
+                if replaced is not None:
+                    # Magento already counts these items shipped (the cancelled parcel's shipment;
+                    # its REST API cannot delete one): the new AWB becomes a track of that shipment
+                    magento.add_track(row["magento_entity_id"], replaced, row["awb"],
+                                      row["courier_name"] or "Clickpost", settings.carrier_code)
+                    magento_id = replaced
+                elif magento_id is None:
                     magento_id = magento.ship(row["magento_entity_id"], ship_body(row, settings))
                     crash_point("after_magento_ship", crash_at)
             except MagentoApiError as exc:
@@ -326,6 +400,7 @@ def run(conn: psycopg.Connection, clickpost: ClickpostClient, magento: MagentoCl
         settings: ShippingSettings | None = None) -> Report:
     """Every step in order (the DAG runs them as separate tasks)."""
     report = Report()
+    cancel_superseded(conn, clickpost, report=report)
     plan_shipments(conn, clickpost, now, only=only, settings=settings, crash_at=crash_at, report=report)
     manifest(conn, clickpost, crash_at=crash_at, report=report)
     fetch_labels(conn, clickpost, report=report)

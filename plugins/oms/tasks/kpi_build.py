@@ -13,6 +13,7 @@ from oms.tasks.atp_build import SKIP_UNIT_TESTS
 from oms.transform import run_dbt
 
 KPI_SELECTOR = ("path:models/staging/oms_fulfilment path:models/intermediate/fulfilment path:models/marts/kpis "
+                "stg_oms_inventory__erp_reconciliation "
                 "dim_locations")
 
 

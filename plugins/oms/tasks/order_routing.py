@@ -8,7 +8,10 @@ locations), and the decision's store tasks — one transaction per order. Idempo
 interval: the decision carries the run id (`order_routing/<interval end>`), an order decided by
 this run is not picked again, so a retried or re-run task routes and reserves nothing twice.
 Held and backordered orders are tried again by the next run; cancel_after_days is the engine's,
-counted from the order's created_at.
+counted from the order's created_at. A `cancelled` decision releases the order's holds in the same
+transaction and queues the cancellation for Magento (POST /V1/orders/{id}/cancel, with an order
+comment saying why; sent by the aftersale_magento_sync DAG). A click & collect order whose pickup
+store lacks units opens the exception `no_stock_at_pickup_store` (also when a transfer covers it).
 """
 
 from __future__ import annotations
@@ -16,15 +19,20 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import psycopg
 
 from oms import notifications
+from oms.aftersale import magento_sync
 from oms.fulfilment import holds, orders, tasks
 from oms.integrations.connections import warehouse_dsn
+from oms.inventory import reservations
 from oms.inventory.reservations import ReservationError
 from oms.routing import service
+from oms.routing.model import Decision, Order
+from oms.validation import order_exceptions
 from oms.warehouse import connect
 
 log = logging.getLogger(__name__)
@@ -52,6 +60,10 @@ def route_pending(dsn: str, data_interval_end: datetime) -> dict[str, Any]:
                 routed = service.route_order(conn, order, data_interval_end, reserve=holds.reserve_decision,
                                              atp=holds.atp_with_own_holds(order.increment_id), run_id=run_id)
                 created += len(tasks.create_for_decision(conn, routed.decision_id, routed.decision))
+                if routed.decision.outcome == "cancelled":
+                    cancel_order(conn, order.increment_id, routed.decision)
+                if order.pickup_store_id:
+                    flag_pickup_store_stock(conn, order, routed.decision)
                 if routed.decision.allocated:
                     # Confirmed once the platform has placed it: queued once per order and channel
                     # (the outbox's key), in the same transaction as the decision.
@@ -68,6 +80,46 @@ def route_pending(dsn: str, data_interval_end: datetime) -> dict[str, Any]:
             outcomes[routed.decision.outcome] += 1
     return {"run_id": run_id, "orders": len(pending), "outcomes": dict(sorted(outcomes.items())),
             "tasks_created": created, "errors": errors[:20]}
+
+
+CANCEL_MARKER = "[OMS routing cancel]"
+# store-level reasons: the pickup store cannot serve the order at all, whatever its stock
+PICKUP_STORE_REASONS = frozenset({"not_a_candidate", "other_country", "inactive", "not_pickup_enabled"})
+
+
+def cancel_order(conn: psycopg.Connection, increment_id: str, decision: Decision) -> Decimal:
+    """The engine cancelled the order (cancel_after_days): its holds go back to ATP now, and
+    Magento is told (comment, then cancel), each once. Returns the units released."""
+    released = reservations.release(conn, increment_id, reason="routing_cancelled")
+    entity_id = magento_sync.order_entity_id(conn, increment_id)
+    if entity_id is not None:
+        text = f"{CANCEL_MARKER} Cancelled by the order-management platform: {decision.explanation}"
+        magento_sync.enqueue(conn, "comment", f"comment:routing_cancel:{increment_id}", entity_id,
+                             magento_sync.comment_body(text), CANCEL_MARKER)
+        magento_sync.enqueue(conn, "cancel", f"cancel:routing:{increment_id}", entity_id, {}, CANCEL_MARKER)
+    return released
+
+
+def flag_pickup_store_stock(conn: psycopg.Connection, order: Order, decision: Decision) -> None:
+    """Open `no_stock_at_pickup_store` when the pickup store lacks units of the order — the customer
+    was promised the store had them — whatever the way out (a transfer, alternatives, waiting,
+    rejection; the detail says which). Closed once a decision finds every line at the store, or
+    when the order is ready for pickup there (fulfilment.tasks.ready_for_pickup)."""
+    reason = order_exceptions.NO_STOCK_AT_PICKUP_STORE
+    report = next((c for c in decision.candidates if c.store_id == order.pickup_store_id), None)
+    if report is None or {r.code for r in report.reasons} & PICKUP_STORE_REASONS:
+        return   # the store cannot serve at all: the order checks' own exceptions say why
+    missing = [x for x in order.lines if x.line_key not in set(report.covers)]
+    if not missing:
+        order_exceptions.close_routing_exception(conn, order.increment_id, reason)
+        return
+    way_out = {"pickup_transfer": "the missing lines come by transfer",
+               "pickup_alternatives": "other pickup stores were offered"}.get(decision.outcome,
+                                                                               f"routing outcome {decision.outcome}")
+    detail = (f"pickup store {order.pickup_store_id} lacks " +
+              ", ".join(f"{x.sku} ×{x.qty:g} (usable {report.atp.get(x.sku, 0):g})" for x in missing) +
+              f"; {way_out}")
+    order_exceptions.record_routing_exception(conn, order.increment_id, reason, detail)
 
 
 def expire_pickups_at(dsn: str, now: datetime) -> dict[str, Any]:

@@ -15,6 +15,11 @@ import psycopg
 
 from oms.validation.quarantine import Finding, stage_findings
 
+# Reasons found by routing, not by the order checks: opened and closed by the routing run
+# (record_routing_exception / close_routing_exception), never by a re-check of the order.
+NO_STOCK_AT_PICKUP_STORE = "no_stock_at_pickup_store"
+ROUTING_REASONS = (NO_STOCK_AT_PICKUP_STORE,)
+
 
 def record_exceptions(conn: psycopg.Connection, batch_id: str, findings: Iterable[Finding]) -> int:
     """Open an entry per finding (payload copied from raw); an entry already open is left as it is,
@@ -51,9 +56,9 @@ def resolve_cleared(
     open_entries = conn.execute(
         """
         SELECT exception_id, entity_id, record_key, reason FROM oms.order_exception
-        WHERE resolved_at IS NULL AND entity_id = ANY(%s)
+        WHERE resolved_at IS NULL AND entity_id = ANY(%s) AND reason <> ALL(%s)
         """,
-        (entity_ids,),
+        (entity_ids, list(ROUTING_REASONS)),
     ).fetchall()
     by_resolution: dict[str, list[int]] = {"passed_recheck": [], "superseded": []}
     for entry in open_entries:
@@ -68,3 +73,30 @@ def resolve_cleared(
                 (resolution, ids),
             )
     return {resolution: len(ids) for resolution, ids in by_resolution.items() if ids}
+
+
+def record_routing_exception(conn: psycopg.Connection, increment_id: str, reason: str, detail: str) -> bool:
+    """Open (or reopen) an entry about the order's current version (raw.magento_order_current); False when the order
+    never came from Magento (an exchange) or the entry is open already."""
+    row = conn.execute(
+        """
+        INSERT INTO oms.order_exception (increment_id, entity_id, updated_at, record_key, reason, detail, payload,
+                                         batch_id)
+        SELECT m.increment_id, m.entity_id, m.updated_at, m.record_key, %(reason)s, %(detail)s, m.payload, 'routing'
+        FROM raw.magento_order_current m
+        WHERE m.increment_id = %(order)s
+        ORDER BY m.updated_at DESC, m.record_key DESC LIMIT 1
+        ON CONFLICT (entity_id, updated_at, reason) DO UPDATE
+            SET resolved_at = NULL, resolution = NULL, detail = excluded.detail, detected_at = now()
+            WHERE oms.order_exception.resolved_at IS NOT NULL
+        RETURNING exception_id
+        """,
+        {"order": increment_id, "reason": reason, "detail": detail}).fetchone()
+    return row is not None
+
+
+def close_routing_exception(conn: psycopg.Connection, increment_id: str, reason: str) -> int:
+    """The routing run no longer finds the problem (e.g. the pickup store got the stock)."""
+    return conn.execute(
+        "UPDATE oms.order_exception SET resolved_at = now(), resolution = 'passed_recheck'"
+        " WHERE increment_id = %s AND reason = %s AND resolved_at IS NULL", (increment_id, reason)).rowcount
