@@ -9,9 +9,9 @@ CREATE OR REPLACE VIEW raw.magento_order_current AS
 SELECT DISTINCT ON (m.entity_id)
        m.record_key, m.entity_id, m.updated_at, m.increment_id, m.store_id, m.channel_code, m.payload,
        m.batch_id, m.data_interval_start, m.data_interval_end, m.loaded_at
-FROM raw.magento_order m
+FROM raw.magento_order AS m
 WHERE m.entity_id IS NOT NULL
   AND m.updated_at IS NOT NULL
-  AND NOT EXISTS (SELECT 1 FROM raw.quarantine q
+  AND NOT EXISTS (SELECT 1 FROM raw.quarantine AS q
                   WHERE q.source = 'magento_order' AND q.record_key = m.record_key AND q.resolved_at IS NULL)
-ORDER BY m.entity_id, m.updated_at DESC, m.record_key DESC;
+ORDER BY m.entity_id ASC, m.updated_at DESC, m.record_key DESC;
