@@ -186,7 +186,8 @@ def api(dsn, world):
     from api.app import create_app
 
     with connect(dsn) as conn:
-        store_token = tokens.create_token(conn, "store-staff", ["store"])
+        every_store = [r["store_id"] for r in conn.execute("SELECT store_id FROM ref.location").fetchall()]
+        store_token = tokens.create_token(conn, "store-staff", ["store"], every_store)
         reader = tokens.create_token(conn, "reader", ["orders:read"])
     with TestClient(create_app(dsn)) as client:
         yield client, {"Authorization": f"Bearer {store_token}"}, {"Authorization": f"Bearer {reader}"}
