@@ -20,10 +20,9 @@ from fastapi.testclient import TestClient
 from oms import tokens
 from oms.erp.landing import land_stock_rows
 from oms.fulfilment import allocations_for_order, tasks
-from oms.inventory.reservations import OrderDemand, sync_order_demand
+from oms.inventory import order_demand
 from oms.magento.landing import land_orders
 from oms.pipelines import atp
-from oms.pipelines.order_reservations import DEMAND_SQL, OPEN_STATUSES
 from oms.pipelines.order_routing import run_id_for
 from oms.routing import profiles
 from oms.validation.erp_stock import validate_window as validate_stock
@@ -70,10 +69,10 @@ def world(dsn):
         built = atp.build(dsn, "fulfil", end)
     assert built["dbt_passed"] and not built["dbt_failed"]
     with connect(dsn) as conn:
-        demands = [OrderDemand(r["increment_id"], r["line_key"], r["country_code"], r["pickup_store_id"], r["sku"],
-                               r["qty_open"], r["is_open"])
-                   for r in conn.execute(DEMAND_SQL, {"open": list(OPEN_STATUSES)}).fetchall()]
-        sync_order_demand(conn, demands)
+        # the landing transaction's hook, run once the marts exist (before the first ATP build
+        # there is nothing to reserve against)
+        order_demand.reserve_orders(conn, [r["entity_id"] for r in conn.execute(
+            "SELECT DISTINCT entity_id FROM raw.magento_order WHERE entity_id IS NOT NULL")])
         for country in ("AE", "QA"):
             profiles.create_version(conn, _profile(country), "test", activate=True)
     return data
@@ -392,11 +391,11 @@ def test_click_and_collect_expires_and_releases_stock(dsn, routed, dagbag):
         after = _live(conn, task["store_id"], line["sku"])
         left = _holds(conn, task["order_increment_id"])
     assert status == "pickup_expired" and left == 0
-    # the next demand sync (Magento still shows the order open) does not hold the stock again
+    # the order's next version landing (Magento still shows it open) does not hold the stock again
     with connect(dsn) as conn:
-        rows = conn.execute(DEMAND_SQL, {"open": list(OPEN_STATUSES)}).fetchall()
-        sync_order_demand(conn, [OrderDemand(r["increment_id"], r["line_key"], r["country_code"], r["pickup_store_id"],
-                                             r["sku"], r["qty_open"], r["is_open"]) for r in rows])
+        entity = conn.execute("SELECT entity_id FROM raw.magento_order WHERE increment_id = %s LIMIT 1",
+                              (task["order_increment_id"],)).fetchone()["entity_id"]
+        order_demand.reserve_orders(conn, [entity])
         assert _holds(conn, task["order_increment_id"]) == 0
     assert after["reserved_qty"] == before["reserved_qty"] - Decimal(str(line["qty"]))
     assert after["atp_qty"] >= before["atp_qty"]
