@@ -16,14 +16,18 @@ DEFAULT_ARGS = default_args("fulfilment")
 
 def _push() -> dict:
     from oms.airflow_links import warehouse_dsn
-    from oms.shipping import tracking
+    from oms.shipping import postings, tracking
     from oms.shipping.links import magento_sales_client
     from oms.warehouse import connect
 
     with connect(warehouse_dsn()) as conn, magento_sales_client() as magento:
+        # stock first: a parcel that left is a sales posting before anything else reads it
+        # (an RTO restock after it, the Magento comments)
+        posted = postings.post_shipped(conn)
+        conn.commit()
         pushed = tracking.push_to_magento(conn, magento)
         conn.commit()
-        return {**pushed, **tracking.settle_returns(conn)}
+        return {"sales_postings": posted, **pushed, **tracking.settle_returns(conn)}
 
 
 @dag(
@@ -40,7 +44,9 @@ def _push() -> dict:
 Runs on `oms.shipment_event` (the API's asset event after a webhook brought a new scan) and every
 10 minutes. Each shipment milestone (shipped, out for delivery, delivered, failed delivery with the
 NDR reason, RTO, …) becomes one Magento order comment, exactly once (`oms.shipment_magento_push`:
-intent row, then the order's comments are searched for the marker before posting).
+intent row, then the order's comments are searched for the marker before posting). First, every
+parcel whose scans say it has left (picked up or later) has its lines moved from their reservations
+to `shipment` sales postings for the ERP, once per line (`oms.shipping.postings`).
 """,
 )
 def clickpost_tracking():
