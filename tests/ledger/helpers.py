@@ -58,6 +58,8 @@ STOCK = {
     "PUSH-SOCK": {"AE-WH-01": 5},
     # shipments post sales (tests/ledger/test_shipment_postings.py)
     "SHIP-POLO": {"AE-WH-01": 5, "AE-ST-01": 3},
+    "LIFE-PHYSICAL": {"AE-WH-01": 5, "AE-ST-01": 3},
+    "LIFE-SELLABLE": {"AE-WH-01": 5, "AE-ST-01": 3},
 }
 EXTRA_SKUS = ["NEW-NOSTOCK"]  # known, no stock anywhere
 GIFT = "GIFT-CARD"           # known, not stock-managed

@@ -61,9 +61,6 @@ def push_token(ledger_dsn) -> str:
 def test_a_parcel_posts_its_lines_once_when_it_leaves_and_the_erp_sale_settles_them(
         clean_ledger, api_client, ledger_tokens, push_token):
     dsn, read, erp = clean_ledger, ledger_tokens["stock:read"], ledger_tokens["erp:write"]
-    with connect(dsn) as conn:
-        conn.execute("DELETE FROM oms.shipment_event WHERE waybill = %s", (AWB,))
-        conn.execute("DELETE FROM oms.shipment WHERE awb = %s", (AWB,))
 
     def atp() -> tuple[Decimal, Decimal]:
         countries, stores, _ = atp_via_api(api_client, read, "SHIP-POLO")
@@ -148,3 +145,106 @@ def test_a_parcel_posts_its_lines_once_when_it_leaves_and_the_erp_sale_settles_t
     # the next dbt build says the same as the live answer
     assert rebuild_marts(dsn)["dbt_failed"] == 0
     assert atp() == (5, 3)
+
+
+# ------------------------------------------------------------------------------------------------
+# The whole lifecycle against the Magento sandbox, under each publishing contract: after each step
+# the platform publishes (oms.publishing) and Magento's salable quantity is compared with ATP.
+
+def _magento(settings, method: str, path: str, **kwargs):
+    import httpx
+
+    response = httpx.request(method, f"{settings.magento_url}{path}", timeout=30,
+                             headers={"Authorization": f"Bearer {settings.magento_token}"}, **kwargs)
+    response.raise_for_status()
+    return response.json()
+
+
+@pytest.mark.parametrize("contract", ["physical", "sellable"])
+def test_atp_and_magento_salable_quantity_through_the_lifecycle(contract, clean_ledger, api_client, ledger_tokens,
+                                                                push_token, sandboxes, settings):
+    from oms.publishing.msi_client import MagentoMsiClient
+    from oms.publishing.publisher import publish
+    from oms.shipping import ledger
+    from oms.shipping.clients import MagentoSalesClient
+
+    dsn, read, erp = clean_ledger, ledger_tokens["stock:read"], ledger_tokens["erp:write"]
+    sku = f"LIFE-{contract.upper()}"
+    entity = 930001 if contract == "physical" else 930002
+    item_id, increment = entity * 10 + 1, f"AE{entity:09d}"
+    line_key, awb = f"{entity}-{item_id}", f"AWB{entity}"
+    body = order(entity, [item(item_id, sku, qty=2, price=30.0, qty_invoiced=2)], T0)
+
+    _magento(settings, "POST", "/_sandbox/reset", json={})
+    _magento(settings, "POST", "/_sandbox/sources", json=[
+        {"source_code": code, "name": code, "enabled": True} for code in ("ae-wh-01", "ae-st-01", "ae-st-02",
+                                                                          "qa-wh-01")])
+    _magento(settings, "POST", "/_sandbox/stocks", json=[
+        {"stock_id": 2, "name": "AE", "website_code": "ae", "source_codes": ["ae-wh-01", "ae-st-01", "ae-st-02"],
+         "store_ids": [1]},
+        {"stock_id": 3, "name": "QA", "website_code": "qa", "source_codes": ["qa-wh-01"], "store_ids": [3]}])
+    with connect(dsn) as conn:
+        conn.execute("TRUNCATE oms.publish_ledger")   # the sandbox was emptied
+        conn.execute("UPDATE ref.channel SET publish_mode = %s WHERE country_code = 'AE'", (contract,))
+    if contract == "sellable":   # the contract's other half: Magento's own reservations off
+        _magento(settings, "POST", "/_sandbox/stocks/2/reservations", json={"enabled": False})
+
+    def step(name: str, atp_expected: int, salable_expected: int | None = None) -> None:
+        with MagentoMsiClient(settings.magento_url, settings.magento_token, attempts=8) as msi:
+            report = publish(dsn, msi, run_id=f"{contract}-{name}")
+        assert report.failed_chunks == 0 and report.accepted == report.changed, report.as_dict()
+        countries, _, _ = atp_via_api(api_client, read, sku)
+        salable = float(_magento(settings, "GET", f"/rest/V1/inventory/get-product-salable-quantity/{sku}/2"))
+        expected = atp_expected if salable_expected is None else salable_expected
+        assert (countries["AE"], salable) == (atp_expected, expected), (contract, name)
+
+    try:
+        step("stock published", 7)
+        # ordered in Magento, not yet heard by the platform: Magento's own reservation holds it under
+        # `physical`; under `sellable` nothing does until the order lands (the push makes that one request)
+        _magento(settings, "POST", "/_sandbox/orders", json=[body])
+        step("ordered", 7, 5 if contract == "physical" else 7)
+        assert api_client.post("/v1/magento/orders", json=body, headers=auth(push_token)).status_code == 200
+        step("reserved", 5)
+        assert rebuild_marts(dsn)["dbt_failed"] == 0   # the build the landing schedules: the order marts
+        step("order marts built", 5)
+        with connect(dsn) as conn:
+            assert reservations.allocate(conn, increment, line_key, "AE-WH-01", 2).ok
+        step("routed", 5)
+        # manifested at Clickpost (the ledger's row), then shipped in Magento by the ledger's own step
+        # (Magento deducts the source there), then Magento's new version lands
+        with connect(dsn) as conn:
+            conn.execute(
+                """INSERT INTO oms.shipment (reference_number, order_increment_id, magento_entity_id, store_id,
+                       shipment_no, decision_id, source_code, order_item_ids, line_items, state, api_version, request,
+                       awb, courier_name)
+                   VALUES (%s, %s, %s, 'AE-WH-01', 1, 1, 'ae-wh-01', %s, %s, 'manifested', 4, '{}', %s, 'Aramex')""",
+                (f"{increment}-AE-WH-01-1", increment, entity, [item_id],
+                 Jsonb([{"order_item_id": item_id, "sku": sku, "qty": 2}]), awb))
+        with connect(dsn) as conn, MagentoSalesClient(settings.magento_url, settings.magento_token) as sales:
+            assert ledger.ship_to_magento(conn, sales).magento_shipped == 1
+        shipped_version = _magento(settings, "GET", f"/rest/V1/orders/{entity}")
+        assert shipped_version["items"][0]["qty_shipped"] == 2
+        assert api_client.post("/v1/magento/orders", json=shipped_version, headers=auth(push_token)).status_code == 200
+        step("shipped in Magento", 5)
+        with connect(dsn) as conn:
+            conn.execute("SELECT oms.record_shipment_event(%s, 4, %s, NULL, NULL, NULL, NULL, NULL, 'webhook', NULL)",
+                         (awb, T0 + timedelta(hours=1)))
+        with connect(dsn) as conn:
+            assert postings.post_shipped(conn)["postings"] == 1
+        step("left (shipment posting)", 5)
+        sale = {"document_id": f"SO-{entity}", "line_no": 1, "movement_type": "sale", "store_id": "AE-WH-01",
+                "sku": sku, "qty": -2, "posted_at": datetime.now(UTC).isoformat(),
+                "order_increment_id": increment, "order_line_key": line_key}
+        assert api_client.post("/v1/erp/stock-movements", json={"lines": [sale]}, headers=auth(erp)).status_code == 200
+        step("ERP sale posted", 5)
+        with connect(dsn) as conn:
+            posting_id = conn.execute("SELECT posting_id FROM oms.sales_posting WHERE order_increment_id = %s",
+                                      (increment,)).fetchone()["posting_id"]
+        acked = api_client.post("/v1/erp/sales-postings/ack", json={"ids": [posting_id]}, headers=auth(erp))
+        assert acked.status_code == 200
+        step("ERP acknowledged", 5)
+    finally:
+        with connect(dsn) as conn:
+            conn.execute("UPDATE ref.channel SET publish_mode = 'physical' WHERE country_code = 'AE'")
+        _magento(settings, "POST", "/_sandbox/stocks/2/reservations", json={"enabled": True})

@@ -29,6 +29,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from oms.publishing.publisher import record_magento_deduction
 from oms.shipping import bodies
 from oms.shipping.clients import ClickpostClient, MagentoSalesClient, MagentoSalesError
 from oms.shipping.config import ShippingSettings, get_shipping_settings
@@ -316,6 +317,7 @@ def ship_to_magento(conn: psycopg.Connection, magento: MagentoSalesClient, *, se
             conn.execute("UPDATE oms.shipment SET state = 'magento_shipped', magento_shipment_id = %s, "
                          "magento_shipped_at = now(), last_error = NULL, updated_at = now() WHERE shipment_id = %s",
                          (magento_id, shipment_id))
+            record_magento_deduction(conn, row["source_code"], row["line_items"])
             report.magento_found += found
             report.magento_shipped += not found
     return report
