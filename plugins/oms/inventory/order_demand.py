@@ -194,6 +194,11 @@ def reserve_orders(conn: psycopg.Connection, entity_ids: Iterable[int]) -> list[
     if not marts_ready(conn):
         log.warning("no ATP marts yet: %d order(s) landed without a reservation (routing reserves them)", len(ids))
         return []
+    # One landing per order at a time (the pull and a push of the same order): the second waits,
+    # then reads the versions the first committed, so an older version never re-applies its
+    # demand after a newer one. Taken in id order, before any stock lock.
+    conn.execute("SELECT pg_advisory_xact_lock(1869442159, hashtext(x::text)) FROM unnest(%s::bigint[]) AS x"
+                 " ORDER BY x", (ids,))
     return sync_order_demand(conn, demands_for(conn, ids))
 
 
