@@ -211,8 +211,14 @@ def test_store_rejection_releases_corrects_stock_excludes_and_reroutes(dsn, rout
     assert client.post(f"{url}/reject", json={"reason": "item_not_found"}).status_code == 401
     assert client.post(f"{url}/reject", json={"reason": "item_not_found"}, headers=reader).status_code == 403
     assert client.post(f"{url}/reject", json={"reason": "lost"}, headers=headers).status_code == 422
-    assert client.post(f"/v1/stores/NOPE/tasks/{task['task_id']}/reject", json={"reason": "item_not_found"},
+    # a task of another store the token acts for is not there (404); a store it does not act for is 403
+    with connect(dsn) as conn:
+        other = conn.execute("SELECT store_id FROM ref.location WHERE store_id <> %s ORDER BY store_id LIMIT 1",
+                             (store,)).fetchone()["store_id"]
+    assert client.post(f"/v1/stores/{other}/tasks/{task['task_id']}/reject", json={"reason": "item_not_found"},
                        headers=headers).status_code == 404
+    assert client.post(f"/v1/stores/NOPE/tasks/{task['task_id']}/reject", json={"reason": "item_not_found"},
+                       headers=headers).status_code == 403
     accepted = client.post(f"{url}/accept", headers=headers)
     assert accepted.status_code == 200 and accepted.json()["task"]["status"] == "accepted"
     first = client.post(f"{url}/reject", json={"reason": "item_not_found"}, headers=headers)
@@ -311,7 +317,7 @@ def test_ship_task_transitions_and_wrong_ones(dsn, routed, api):
     accept = client.post(f"{url}/accept", headers=headers)
     assert accept.status_code == 409 and "packed" in accept.json()["detail"]
     assert client.post(f"{url}/reject", json={"reason": "damaged"}, headers=headers).status_code == 409
-    assert client.post("/v1/stores/X/tasks/999999/accept", headers=headers).status_code == 404
+    assert client.post(f"/v1/stores/{task['store_id']}/tasks/999999/accept", headers=headers).status_code == 404
     shipping = allocations_for_order(_connect_once(dsn), task["order_increment_id"])
     assert any(a["task_id"] == task["task_id"] and a["status"] == "packed" and a["magento_source_code"]
                for a in shipping)
