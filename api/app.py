@@ -17,6 +17,7 @@ from api.routes import (
     erp,
     health,
     kpis,
+    magento,
     orders,
     pickup,
     returns,
@@ -57,6 +58,7 @@ def create_app(dsn: str | None = None) -> FastAPI:
     app.include_router(orders.router)
     app.include_router(routing.router)
     app.include_router(erp.router)
+    app.include_router(magento.router)
     app.include_router(kpis.router)
     app.include_router(shipments.router)
     app.include_router(returns.router)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from oms.tokens import grants, hash_token
+from oms.tokens import acts_for_store, grants, hash_token, with_stores
 
 _bearer = HTTPBearer(auto_error=False, description="A token made with `oms token create --scope …`")
 
@@ -23,10 +23,11 @@ async def _scopes_for(request: Request, token: str) -> frozenset[str] | None:
     async with request.app.state.pool.connection() as conn:
         row = await (
             await conn.execute(
-                "SELECT scopes FROM oms.api_token WHERE token_sha256 = %s AND revoked_at IS NULL", (digest,)
+                "SELECT scopes, store_ids FROM oms.api_token WHERE token_sha256 = %s AND revoked_at IS NULL",
+                (digest,),
             )
         ).fetchone()
-    scopes = frozenset(row[0]) if row else None
+    scopes = with_stores(row[0], row[1]) if row else None
     cache.put_token(token, digest, scopes, ticket)
     return scopes
 
@@ -46,3 +47,24 @@ def require(scope: str, *alternatives: str):
         return scopes
 
     return check
+
+
+def require_store(scope: str, *alternatives: str):
+    """`require(scope, …)` on a route with a `{store_id}` path parameter: a token that names its
+    stores (oms token create --scope store --store X) acts for those stores only; any other
+    store id is a 403."""
+    base = require(scope, *alternatives)
+
+    async def check(request: Request, scopes: set[str] = Depends(base)) -> set[str]:
+        store_id = request.path_params.get("store_id")
+        if store_id is not None:
+            ensure_store(scopes, store_id)
+        return scopes
+
+    return check
+
+
+def ensure_store(scopes: set[str] | frozenset[str], store_id: str) -> None:
+    """403 unless the token may act for `store_id` (for a store named in a request body)."""
+    if not acts_for_store(scopes, store_id):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"this token does not act for store {store_id}")

@@ -15,10 +15,10 @@ Runs `dbt build` for the ATP marts (`marts.fct_atp_store`, `marts.fct_atp_countr
 marts (`marts.fct_orders`, `marts.fct_order_lines`) and their upstream models and tests whenever
 `raw.erp_stock` or `raw.magento_order` receives a batch, and hourly as a safety net.
 Records the snapshot in `oms.atp_snapshot` (the API says which snapshot its answers rest on),
-marks the ERP movements the new snapshot already counts (the API's live path skips them), then
-brings reservations to the open orders' demand (`fct_order_lines` → `oms.reservation`: click &
-collect at the pickup store, others at country level until routed; closed/cancelled release) and
-emits the `marts.atp` asset.
+marks the ERP movements the new snapshot already counts (the API's live path skips them), and
+emits the `marts.atp` asset. Reservations are not synced here: landing an order (the pull and
+`POST /v1/magento/orders`) reserves its stock lines in the landing transaction
+(`oms.inventory.order_demand`), so the marts read the holds as they are.
 """
 
 
@@ -36,19 +36,13 @@ emits the `marts.atp` asset.
     doc_md=DOC,
 )
 def atp_build():
-    @task
+    @task(outlets=[ATP_MARTS])
     def dbt_build_atp(run_id=None, data_interval_end=None) -> dict:
         from oms.tasks import atp_build as tasks
 
         return tasks.dbt_build_atp(run_id, data_interval_end)
 
-    @task(outlets=[ATP_MARTS])
-    def sync_order_reservations() -> dict:
-        from oms.tasks import atp_build as tasks
-
-        return tasks.sync_order_reservations()
-
-    dbt_build_atp() >> sync_order_reservations()
+    dbt_build_atp()
 
 
 atp_build()

@@ -105,3 +105,5 @@ CREATE TABLE IF NOT EXISTS oms.api_token (
     created_at    timestamptz NOT NULL DEFAULT now(),
     revoked_at    timestamptz
 );
+-- the stores a `store` token acts for (oms token create --scope store --store X); NULL otherwise
+ALTER TABLE oms.api_token ADD COLUMN IF NOT EXISTS store_ids text[];

@@ -5,7 +5,8 @@
   offline credit memo through the aftersale_magento_sync DAG. `exchange` lines make it an
   exchange: no refund, a replacement order routed with this store first. Idempotent on
   client_return_id: the same request again answers 200 with the stored return, a different one 409.
-  Any refusal (4xx) changes nothing.
+  Any refusal (4xx) changes nothing. A `store` token records returns at the stores it names
+  only (403 for any other store_id); the ERP/POS token (erp:write) at any store.
 * POST /v1/returns/pickups: a return from home: a Clickpost reverse pickup (RVP) is booked.
 * GET /v1/returns/{return_id}.
 docs/returns.md.
@@ -19,7 +20,7 @@ import psycopg
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
 
-from api.auth import require
+from api.auth import ensure_store, require
 from api.db import run_sync
 from oms.aftersale import returns, rvp
 from oms.inventory.postings import PostingConflict, PostingError
@@ -36,7 +37,8 @@ def _create(conn: psycopg.Connection, req: returns.ReturnRequest, kind: str) -> 
     return result
 
 
-async def _answer(request: Request, req: returns.ReturnRequest, kind: str) -> JSONResponse:
+async def _answer(request: Request, req: returns.ReturnRequest, kind: str, scopes: set[str]) -> JSONResponse:
+    ensure_store(scopes, req.store_id)
     try:
         result = await run_sync(request, lambda conn: _create(conn, req, kind))
     except returns.ReturnError as exc:
@@ -50,16 +52,17 @@ async def _answer(request: Request, req: returns.ReturnRequest, kind: str) -> JS
 
 
 @router.post("", summary="Record a return (or exchange) at a store", status_code=201)
-async def create_return(request: Request, body: returns.ReturnRequest, _: set[str] = Depends(WRITE)) -> JSONResponse:
-    return await _answer(request, body, "store")
+async def create_return(request: Request, body: returns.ReturnRequest,
+                        scopes: set[str] = Depends(WRITE)) -> JSONResponse:
+    return await _answer(request, body, "store", scopes)
 
 
 @router.post("/pickups", summary="A return from home: book a Clickpost reverse pickup to the store", status_code=201)
 async def create_pickup_return(request: Request, body: returns.ReturnRequest,
-                               _: set[str] = Depends(WRITE)) -> JSONResponse:
+                               scopes: set[str] = Depends(WRITE)) -> JSONResponse:
     if body.exchange:
         raise HTTPException(422, {"code": "exchange_not_supported", "message": "exchanges are made in store"})
-    return await _answer(request, body, "home")
+    return await _answer(request, body, "home", scopes)
 
 
 @router.get("/{return_id}", summary="One return: lines, refund, exchange, reverse pickup")

@@ -8,6 +8,9 @@
 - POST /v1/stores/{store_id}/tasks/{task_id}/ready         click & collect: at the counter
 - POST /v1/stores/{store_id}/tasks/{task_id}/picked-up     click & collect: handed over
 
+A `store` token acts for the stores it names only (`oms token create --scope store --store X`):
+any other store id is a 403.
+
 A transition that already happened answers the first result again with "replayed": true; one that
 the task's state does not allow is a 409 naming the state, an unknown task a 404, a bad body 422.
 The logic is oms.fulfilment.tasks (sync psycopg, run in a worker thread, one connection per call).
@@ -22,7 +25,7 @@ import psycopg
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.auth import require
+from api.auth import require_store
 from api.db import run_sync
 from oms.fulfilment import tasks
 
@@ -56,14 +59,14 @@ async def _call(request: Request, work: Callable[[psycopg.Connection], Any], *, 
 @router.get("/{store_id}/tasks", summary="The store's tasks, oldest first")
 async def list_tasks(request: Request, store_id: StorePath, status: Status | None = None,
                      limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-                     _: set[str] = Depends(require("store"))) -> dict[str, Any]:
+                     _: set[str] = Depends(require_store("store"))) -> dict[str, Any]:
     found = await _call(request, lambda conn: tasks.list_tasks(conn, store_id, status, limit))
     return {"store_id": store_id, "tasks": found}
 
 
 @router.get("/{store_id}/tasks/{task_id}", summary="One task")
 async def get_task(request: Request, store_id: StorePath, task_id: TaskPath,
-                   _: set[str] = Depends(require("store"))) -> dict[str, Any]:
+                   _: set[str] = Depends(require_store("store"))) -> dict[str, Any]:
     task = await _call(request, lambda conn: tasks.get_task(conn, task_id))
     if task is None or task["store_id"] != store_id:
         raise HTTPException(404, f"no task {task_id} at store {store_id}")
@@ -72,7 +75,7 @@ async def get_task(request: Request, store_id: StorePath, task_id: TaskPath,
 
 def _transition(name: str, fn: Callable[..., dict[str, Any]], summary: str) -> None:
     async def endpoint(request: Request, store_id: StorePath, task_id: TaskPath,
-                       _: set[str] = Depends(require("store"))) -> dict[str, Any]:
+                       _: set[str] = Depends(require_store("store"))) -> dict[str, Any]:
         return await _call(request, lambda conn: fn(conn, task_id, store_id=store_id, actor=f"api:{store_id}"),
                            moves_stock=True)
 
@@ -89,7 +92,7 @@ _transition("picked-up", tasks.picked_up, "Click & collect: the customer collect
 @router.post("/{store_id}/tasks/{task_id}/reject",
              summary="The store cannot supply the lines: release, correct stock, exclude the store, re-route")
 async def reject_task(request: Request, store_id: StorePath, task_id: TaskPath, body: Rejection,
-                      _: set[str] = Depends(require("store"))) -> dict[str, Any]:
+                      _: set[str] = Depends(require_store("store"))) -> dict[str, Any]:
     return await _call(request, lambda conn: tasks.reject(conn, task_id, body.reason, line_keys=body.line_keys,
                                                            store_id=store_id, actor=f"api:{store_id}"),
                        moves_stock=True)
