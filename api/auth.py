@@ -1,48 +1,73 @@
-"""Bearer-token authentication with scopes. Verified tokens are cached per process for a short
-while (OMS_TOKEN_CACHE_SECONDS, default 10 s) and dropped at once when a token is created,
-changed or revoked: the database NOTIFYs every change (api/atp_cache.py,
-sql/010_atp_change_notify.sql); while that listener is down every request asks the database."""
+"""Bearer-token authentication with scopes: `Depends(require("stock:read"))` on a route.
+
+Verified tokens are cached per process for a short while (OMS_TOKEN_CACHE_SECONDS, default 10 s)
+and dropped at once when a token is created, changed or revoked: the database NOTIFYs every
+change (api/atp_cache.py, sql/010_atp_change_notify.sql); while that listener is down every
+request asks the database. Refusals are 401 (no token, or an unknown or revoked one) and 403
+(a token without the scope), in the API's error envelope (api/errors.py).
+"""
 
 from __future__ import annotations
 
-from fastapi import Depends, HTTPException, Request, status
+from dataclasses import dataclass
+
+from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.deps import AnswerCache, Pool
+from api.errors import ApiError
 from oms.tokens import grants, hash_token
 
 _bearer = HTTPBearer(auto_error=False, description="A token made with `oms token create --scope …`")
+_CHECKS: set[object] = set()
 
 
-async def _scopes_for(request: Request, token: str) -> frozenset[str] | None:
-    cache = request.app.state.atp_cache
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: the token's name (as `oms token create` stored it) and its scopes."""
+
+    name: str
+    scopes: frozenset[str]
+
+    def __contains__(self, scope: str) -> bool:  # `"admin" in caller`
+        return scope in self.scopes
+
+
+async def _caller(pool, cache, token: str) -> Caller | None:
     hit = cache.token(token)
     if hit is not None:
         return hit[2]
     digest = hash_token(token)
     ticket = cache.begin()
-    async with request.app.state.pool.connection() as conn:
-        row = await (
-            await conn.execute(
-                "SELECT scopes FROM oms.api_token WHERE token_sha256 = %s AND revoked_at IS NULL", (digest,)
-            )
-        ).fetchone()
-    scopes = frozenset(row[0]) if row else None
-    cache.put_token(token, digest, scopes, ticket)
-    return scopes
+    async with pool.connection() as conn:
+        row = await (await conn.execute(
+            "SELECT name, scopes FROM oms.api_token WHERE token_sha256 = %s AND revoked_at IS NULL", (digest,)
+        )).fetchone()
+    caller = Caller(row[0], frozenset(row[1])) if row else None
+    cache.put_token(token, digest, caller, ticket)
+    return caller
 
 
 def require(scope: str, *alternatives: str):
-    """A token granting `scope` (or any of `alternatives`)."""
+    """A dependency: the Caller, whose token grants `scope` (or any of `alternatives`)."""
 
-    async def check(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> set[str]:
+    async def check(pool: Pool, cache: AnswerCache,
+                    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Caller:
         if credentials is None:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-        scopes = await _scopes_for(request, credentials.credentials)
-        if scopes is None:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
-        if not any(grants(scopes, wanted) for wanted in (scope, *alternatives)):
-            raise HTTPException(status.HTTP_403_FORBIDDEN,
-                                f"token lacks scope '{scope}'" + "".join(f" (or '{a}')" for a in alternatives))
-        return scopes
+            raise ApiError(401, "missing bearer token", code="missing_token", headers={"WWW-Authenticate": "Bearer"})
+        caller = await _caller(pool, cache, credentials.credentials)
+        if caller is None:
+            raise ApiError(401, "unknown or revoked token", code="invalid_token",
+                           headers={"WWW-Authenticate": "Bearer"})
+        if not any(grants(caller.scopes, wanted) for wanted in (scope, *alternatives)):
+            raise ApiError(403, f"token lacks scope '{scope}'" + "".join(f" (or '{a}')" for a in alternatives),
+                           code="missing_scope")
+        return caller
 
+    _CHECKS.add(check)
     return check
+
+
+def is_auth_check(call: object) -> bool:
+    """Whether a dependency is a `require(…)` check (for documenting 401/403: api/errors.py)."""
+    return call in _CHECKS

@@ -12,11 +12,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from api.airflow_events import AirflowEvents
+from api.deps import Events, Pool
 from oms import pipeline_health
 
 router = APIRouter(tags=["operations"])
@@ -58,13 +59,12 @@ class AirflowRuns(AirflowEvents):
 
 
 @router.get("/v1/pipeline/health", summary="Last successful run per DAG, source lag, mart age, queue depths")
-async def pipeline_health_view(request: Request) -> JSONResponse:
+async def pipeline_health_view(pool: Pool, events: Events) -> JSONResponse:
     now = datetime.now(UTC)
-    events = request.app.state.airflow_events
     reader = AirflowRuns(events.base_url, events.username, events.password_file)
     airflow_task = asyncio.create_task(reader.dag_facts(now))
     try:
-        async with request.app.state.pool.connection(timeout=5) as conn:
+        async with pool.connection(timeout=5) as conn:
             warehouse = await pipeline_health.warehouse_facts(conn, now)
             warehouse_error = None
     except Exception as exc:  # noqa: BLE001 — the warehouse being down is the answer, not a 500

@@ -139,7 +139,7 @@ def test_a_revoked_token_is_refused(clean_ledger, api_client, ledger_tokens):
         assert tokens.revoke_token(conn, "cache-revoke") == 1
     poll(lambda: cache_of(api_client).token(token) is None, "the revocation's NOTIFY dropped the token")
     refused = api_client.get("/v1/atp/MV-CAP", headers=auth(token))
-    assert refused.status_code == 401 and "revoked" in refused.json()["detail"]
+    assert refused.status_code == 401 and "revoked" in refused.json()["error"]["message"]
 
 
 def test_a_lost_listener_turns_the_cache_off_and_empties_it_on_reconnect(clean_ledger, api_client, ledger_tokens):
