@@ -99,6 +99,16 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
              "type": str(error.get("type", ""))} for error in exc.errors()]
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """The methods a path answers to. Starlette names only the first route whose template
+    matches; a path that is a route's literal template (/v1/atp/query) is that route's alone,
+    even where a template with a parameter (/v1/atp/{sku}) would match it too."""
+    path = request.url.path
+    routes = [r for r in request.app.routes if isinstance(r, APIRoute)]
+    matching = [r for r in routes if r.path == path] or [r for r in routes if r.path_regex.match(path)]
+    return sorted({method for route in matching for method in route.methods or ()})
+
+
 def domain_status(exc: DomainError) -> int:
     for kind in type(exc).__mro__:
         if kind in DOMAIN_STATUS:
@@ -123,10 +133,13 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, "invalid_request", f"{where}: {first['msg']}" if where else first["msg"], details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
         return error_response(exc.status_code, STATUS_CODE_NAMES.get(exc.status_code, "error"), message,
-                              headers=getattr(exc, "headers", None))
+                              headers=headers or None)
 
     @app.exception_handler(WarehouseUnavailable)
     async def warehouse_unavailable(_: Request, exc: WarehouseUnavailable) -> JSONResponse:
@@ -184,6 +197,8 @@ def document_errors(app: FastAPI) -> None:
         if not isinstance(route, APIRoute):
             continue
         wanted = dict(common)
+        if route.body_field is not None:  # FastAPI's own answer to a body it cannot decode
+            wanted[400] = "the body cannot be read (not UTF-8 JSON)"
         if _uses_auth(route):
             wanted[401] = "no bearer token, or an unknown or revoked one"
             wanted[403] = "the token lacks the scope this route needs"

@@ -13,6 +13,12 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BeforeValidator, WithJsonSchema
 
+# Upper bounds of numeric ids, so that a larger one is a 422 and not a failed cast in Postgres:
+# INTEGER_MAX for integer columns; ID_MAX for bigint ids, JSON's safe integer range (what a
+# JavaScript client reads exactly; far below bigint's own limit)
+INTEGER_MAX = 2**31 - 1
+ID_MAX = 2**53 - 1
+
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?([Zz]|[+-]\d{2}:?\d{2})")
 

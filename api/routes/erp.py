@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.auth import Caller, require
 from api.deps import AnswerCache, Events, Pool
 from api.errors import ApiError
+from api.params import ID_MAX
 from api.responses import RawJSONResponse
 from oms.inventory import movements
 
@@ -136,7 +137,7 @@ SELECT (SELECT count(*) FROM requested r
 
 class AckRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    ids: list[Annotated[int, Field(ge=1)]] = Field(min_length=1, max_length=MAX_ACK_IDS,
+    ids: list[Annotated[int, Field(ge=1, le=ID_MAX)]] = Field(min_length=1, max_length=MAX_ACK_IDS,
                                                    description="posting_id of each line the ERP has posted")
     erp_reference: str | None = Field(default=None, min_length=1, max_length=100,
                                       description="the ERP's journal or batch reference, stored as ack_batch")
@@ -186,7 +187,7 @@ async def post_stock_movements(request: Request, background: BackgroundTasks, po
 @router.get("/sales-postings", summary="The ERP pulls the lines it must post (leased until acknowledged)")
 async def pull_sales_postings(
     pool: Pool,
-    cursor: Annotated[int, Query(ge=0, description="next_cursor of the previous page; omit to start a new pull")] = 0,
+    cursor: Annotated[int, Query(ge=0, le=ID_MAX, description="next_cursor of the previous page; omit to start a new pull")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     store_id: Annotated[str | None, Query(min_length=1, max_length=20, description="only this store's lines")] = None,
     lease_seconds: Annotated[int, Query(ge=30, le=3600, description="how long the lines are reserved for this pull")] = 300,

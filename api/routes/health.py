@@ -3,8 +3,11 @@
 A health report, not an error: 503 answers carry the report itself (with Retry-After), so a
 monitor reads the same fields either way."""
 
+from typing import Literal
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from api.deps import Pool
 from api.errors import RETRY_AFTER_SECONDS
@@ -12,7 +15,13 @@ from api.errors import RETRY_AFTER_SECONDS
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health", summary="Is the API up and the warehouse reachable?")
+class HealthReport(BaseModel):
+    status: Literal["ok", "unavailable"]
+    warehouse: str  # "ok", or why it cannot be reached
+
+
+@router.get("/health", summary="Is the API up and the warehouse reachable?", response_model=HealthReport,
+            responses={503: {"model": HealthReport, "description": "not ready: the warehouse cannot be reached"}})
 async def health(pool: Pool) -> JSONResponse:
     try:
         async with pool.connection(timeout=2) as conn:

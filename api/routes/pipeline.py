@@ -9,18 +9,32 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from fastapi import APIRouter
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 
 from api.airflow_events import AirflowEvents
 from api.deps import Events, Pool
 from oms import pipeline_health
 
 router = APIRouter(tags=["operations"])
+
+
+class PipelineHealth(BaseModel):
+    """The report; 200 when healthy, 503 (the same report) with the reasons when not."""
+
+    model_config = ConfigDict(extra="allow")
+    status: Literal["healthy", "unhealthy"]
+    reasons: list[str]
+    checked_at: datetime
+    dags: list[dict[str, Any]]
+    sources: list[dict[str, Any]]
+    marts: list[dict[str, Any]]
+    queues: dict[str, Any]
 
 
 class AirflowRuns(AirflowEvents):
@@ -58,7 +72,9 @@ class AirflowRuns(AirflowEvents):
             dags, dict(zip(ids, successes, strict=True)), dict(zip(ids, latest, strict=True)), now)}
 
 
-@router.get("/v1/pipeline/health", summary="Last successful run per DAG, source lag, mart age, queue depths")
+@router.get("/v1/pipeline/health", summary="Last successful run per DAG, source lag, mart age, queue depths",
+            response_model=PipelineHealth,
+            responses={503: {"model": PipelineHealth, "description": "unhealthy: `reasons` says why"}})
 async def pipeline_health_view(pool: Pool, events: Events) -> JSONResponse:
     now = datetime.now(UTC)
     reader = AirflowRuns(events.base_url, events.username, events.password_file)

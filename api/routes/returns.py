@@ -24,6 +24,7 @@ from api.auth import Caller, require
 from api.db import run_sync
 from api.deps import AnswerCache, Pool
 from api.errors import ApiError, responses
+from api.params import ID_MAX
 from oms.aftersale import returns, rvp
 
 router = APIRouter(prefix="/v1/returns", tags=["returns"])
@@ -65,9 +66,9 @@ async def create_pickup_return(pool: Pool, cache: AnswerCache, body: returns.Ret
     return await _answer(pool, cache, body, "home")
 
 
-@router.get("/{return_id}", summary="One return: lines, refund, exchange, reverse pickup",
+@router.get("/{return_id:int}", summary="One return: lines, refund, exchange, reverse pickup",
             responses=responses(**{"404": "unknown return"}))
-async def get_return(pool: Pool, return_id: Annotated[int, Path(ge=1)],
+async def get_return(pool: Pool, return_id: Annotated[int, Path(ge=1, le=ID_MAX)],
                      _: Caller = Depends(require("orders:read", "store", "erp:write"))) -> JSONResponse:
     def read(conn: psycopg.Connection):
         if conn.execute("SELECT 1 FROM oms.customer_return WHERE return_id = %s", (return_id,)).fetchone() is None:

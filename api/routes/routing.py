@@ -20,6 +20,7 @@ from psycopg.rows import dict_row
 from api.auth import Caller, require
 from api.deps import Pool
 from api.errors import ApiError, responses
+from api.params import INTEGER_MAX
 from api.responses import RawJSONResponse
 from oms.routing import profiles
 from oms.routing.decisions import DECISIONS_JSON_SQL
@@ -96,7 +97,7 @@ async def create_profile(
 async def activate_profile(
     pool: Pool,
     country: CountryPath,
-    version: Annotated[int, Path(ge=1)],
+    version: Annotated[int, Path(ge=1, le=INTEGER_MAX)],
     caller: Caller = Depends(require("admin")),
 ) -> dict[str, Any]:
     actor = _actor(caller)

@@ -25,12 +25,13 @@ from api.auth import Caller, require
 from api.db import run_sync
 from api.deps import AnswerCache, Pool
 from api.errors import responses
+from api.params import ID_MAX
 from oms.fulfilment import tasks
 
 router = APIRouter(prefix="/v1/stores", tags=["store tasks"])
 
 StorePath = Annotated[str, Path(min_length=1, max_length=20)]
-TaskPath = Annotated[int, Path(ge=1)]
+TaskPath = Annotated[int, Path(ge=1, le=ID_MAX)]
 Status = Literal["open", "accepted", "packed", "rejected", "superseded", "ready_for_pickup", "picked_up",
                  "pickup_expired"]
 
