@@ -27,10 +27,13 @@ from api.routes import (
     store_tasks,
 )
 from api.routes import pipeline as pipeline_routes
+from oms import secret_guard
 from oms.settings import get_settings
 
 
 def create_app(dsn: str | None = None) -> FastAPI:
+    # outside the local stack (OMS_ENV), never with the local stack's secrets
+    secret_guard.check("the API", required=("OMS_CLICKPOST_WEBHOOK_KEY",))
     warehouse_dsn = dsn or os.environ.get("OMS_WAREHOUSE_DSN") or get_settings().warehouse_dsn
 
     @asynccontextmanager
