@@ -2,7 +2,7 @@
 
 Verified tokens are cached per process for a short while (OMS_TOKEN_CACHE_SECONDS, default 10 s)
 and dropped at once when a token is created, changed or revoked: the database NOTIFYs every
-change (api/atp_cache.py, sql/010_atp_change_notify.sql); while that listener is down every
+change (api/token_cache.py, sql/010_atp_change_notify.sql); while that listener is down every
 request asks the database. Refusals are 401 (no token, or an unknown or revoked one) and 403
 (a token without the scope), in the API's error envelope (api/errors.py).
 """
@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.deps import AnswerCache, Pool
+from api.deps import Pool, Tokens
 from api.errors import ApiError
+from api.token_cache import TokenCache
 from oms.tokens import grants, hash_token
 
 _bearer = HTTPBearer(auto_error=False, description="A token made with `oms token create --scope …`")
@@ -33,8 +34,8 @@ class Caller:
         return scope in self.scopes
 
 
-async def _caller(pool, cache, token: str) -> Caller | None:
-    hit = cache.token(token)
+async def _caller(pool, cache: TokenCache, token: str) -> Caller | None:
+    hit = cache.get(token)
     if hit is not None:
         return hit[2]
     digest = hash_token(token)
@@ -44,14 +45,14 @@ async def _caller(pool, cache, token: str) -> Caller | None:
             "SELECT name, scopes FROM oms.api_token WHERE token_sha256 = %s AND revoked_at IS NULL", (digest,)
         )).fetchone()
     caller = Caller(row[0], frozenset(row[1])) if row else None
-    cache.put_token(token, digest, caller, ticket)
+    cache.put(token, digest, caller, ticket)
     return caller
 
 
 def require(scope: str, *alternatives: str):
     """A dependency: the Caller, whose token grants `scope` (or any of `alternatives`)."""
 
-    async def check(pool: Pool, cache: AnswerCache,
+    async def check(pool: Pool, cache: Tokens,
                     credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Caller:
         if credentials is None:
             raise ApiError(401, "missing bearer token", code="missing_token", headers={"WWW-Authenticate": "Bearer"})

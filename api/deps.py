@@ -15,6 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from api.airflow_events import AirflowEvents
 from api.atp_cache import AtpCache
+from api.token_cache import TokenCache
 
 
 def get_pool(request: Request) -> AsyncConnectionPool:
@@ -25,11 +26,16 @@ def get_answer_cache(request: Request) -> AtpCache:
     return request.app.state.atp_cache
 
 
+def get_token_cache(request: Request) -> TokenCache:
+    return request.app.state.atp_cache.tokens
+
+
 def get_airflow_events(request: Request) -> AirflowEvents:
     return request.app.state.airflow_events
 
 
 Pool = Annotated[AsyncConnectionPool, Depends(get_pool)]
 AnswerCache = Annotated[AtpCache, Depends(get_answer_cache)]
+Tokens = Annotated[TokenCache, Depends(get_token_cache)]
 Events = Annotated[AirflowEvents, Depends(get_airflow_events)]
 

@@ -387,7 +387,7 @@ class CachedAnswers:
                 scheme, _, token = value.decode("latin-1").partition(" ")
                 if scheme.lower() != "bearer":
                     return None
-                verified = cache.token(token)
+                verified = cache.tokens.get(token)
                 if verified is None or verified[2] is None or not grants(verified[2].scopes, "stock:read"):
                     return None
                 return cache.get(scope["path"][len(self.PREFIX):], DEFAULT_VARIANT)
