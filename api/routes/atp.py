@@ -24,6 +24,7 @@ from api.atp_cache import AtpCache
 from api.auth import Caller, require
 from api.deps import AnswerCache, Pool
 from api.errors import ApiError, responses
+from api.models import AtpBatch, AtpPage, SkuAtp
 from api.paging import decode_cursor, encode_cursor
 from api.responses import RawJSONResponse
 from oms.tokens import grants
@@ -236,7 +237,7 @@ class AtpQuery(BaseModel):
     detail: Literal["summary", "full"] = Field(default="summary", description="as for GET /v1/atp/{sku}")
 
 
-@router.get("/{sku}", summary="Live ATP of one SKU: per-country totals and per-store breakdown",
+@router.get("/{sku}", summary="Live ATP of one SKU: per-country totals and per-store breakdown", response_model=SkuAtp,
             responses=responses(**{"404": "unknown SKU, country or store"}))
 async def atp_for_sku(
     pool: Pool,
@@ -287,7 +288,7 @@ def _batch_answer(parts: list[tuple[str, str, bytes]], unknown: list[str], read:
         b",".join(p[2] for p in parts), b'],"unknown_skus":', json.dumps(unknown).encode(), b"}"])
 
 
-@router.post("/query", summary=f"Live ATP of up to {MAX_BATCH_SKUS} SKUs in one call",
+@router.post("/query", summary=f"Live ATP of up to {MAX_BATCH_SKUS} SKUs in one call", response_model=AtpBatch,
              responses=responses(**{"404": "unknown country"}))
 async def atp_query(
     pool: Pool,
@@ -330,7 +331,7 @@ async def atp_query(
     return RawJSONResponse(_batch_answer([found[sku] for sku in skus if sku in found], sorted(unknown), read))
 
 
-@router.get("", summary="Live ATP positions per store and SKU, paged by cursor",
+@router.get("", summary="Live ATP positions per store and SKU, paged by cursor", response_model=AtpPage,
             responses=responses(**{"400": "a cursor this API did not hand out"}))
 async def atp_positions(
     pool: Pool,

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from api.auth import Caller, require
 from api.deps import Pool
 from api.errors import ApiError, responses
+from api.models import Customer
 from api.responses import RawJSONResponse
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
@@ -57,7 +58,7 @@ def customer_key(identifier: str) -> str:
                    code="invalid_customer_id")
 
 
-@router.get("/{identifier}", summary="A customer: previous orders, lifetime value, returns, preferred store",
+@router.get("/{identifier}", summary="A customer: previous orders, lifetime value, returns, preferred store", response_model=Customer,
             responses=responses(**{"400": "neither a customer_id nor an e-mail address", "404": "unknown customer"}))
 async def get_customer(
     pool: Pool,

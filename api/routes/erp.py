@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.auth import Caller, require
 from api.deps import AnswerCache, Events, Pool
 from api.errors import ApiError
+from api.models import MovementBatchAnswer, SalesPostings, SalesPostingsAck
 from api.params import ID_MAX
 from api.responses import RawJSONResponse
 from oms.inventory import movements
@@ -150,9 +151,10 @@ def _reject_constant(name: str):
 @router.post(
     "/stock-movements",
     summary="The ERP pushes stock movements (batch, per-line answers)",
+    response_model=MovementBatchAnswer,
     responses={
         200: {"description": "every line accepted or a replay of an accepted line"},
-        207: {"description": "some lines rejected: see lines[].errors; the others were kept"},
+        207: {"model": MovementBatchAnswer, "description": "some lines rejected: see lines[].errors; the others were kept"},
         422: {"description": "the body is not a batch of lines (nothing was recorded)"},
     },
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
@@ -184,7 +186,8 @@ async def post_stock_movements(request: Request, background: BackgroundTasks, po
     return RawJSONResponse(answer, status_code=207 if rejected else 200)
 
 
-@router.get("/sales-postings", summary="The ERP pulls the lines it must post (leased until acknowledged)")
+@router.get("/sales-postings", summary="The ERP pulls the lines it must post (leased until acknowledged)",
+            response_model=SalesPostings)
 async def pull_sales_postings(
     pool: Pool,
     cursor: Annotated[int, Query(ge=0, le=ID_MAX, description="next_cursor of the previous page; omit to start a new pull")] = 0,
@@ -206,7 +209,9 @@ async def pull_sales_postings(
 @router.post(
     "/sales-postings/ack",
     summary="The ERP acknowledges posted lines (idempotent)",
-    responses={207: {"description": "some ids are unknown: listed in `unknown`; the others were acknowledged"}},
+    response_model=SalesPostingsAck,
+    responses={207: {"model": SalesPostingsAck,
+                     "description": "some ids are unknown: listed in `unknown`; the others were acknowledged"}},
 )
 async def ack_sales_postings(
     pool: Pool, ack: AckRequest, _: Caller = Depends(require("erp:write"))

@@ -17,6 +17,7 @@ from api.auth import Caller, require
 from api.db import run_sync
 from api.deps import Pool
 from api.errors import ApiError
+from api.models import Kpis
 from api.params import IsoDate
 from oms import kpis
 
@@ -24,7 +25,7 @@ router = APIRouter(tags=["kpis"])
 PAGE = Path(__file__).resolve().parents[1] / "static" / "dashboard.html"
 
 
-@router.get("/v1/kpis", summary="Fulfilment KPIs for a date range and optionally one country")
+@router.get("/v1/kpis", summary="Fulfilment KPIs for a date range and optionally one country", response_model=Kpis)
 async def get_kpis(
     pool: Pool,
     date_from: Annotated[IsoDate | None, Query(alias="from", description="First local business day (inclusive)")] = None,

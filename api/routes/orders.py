@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from api.auth import Caller, require
 from api.deps import Pool
 from api.errors import ApiError, responses
+from api.models import ExceptionPage, Order, OrderPage
 from api.paging import decode_cursor, encode_cursor
 from api.params import IsoDateTime
 from api.responses import RawJSONResponse
@@ -94,7 +95,7 @@ SELECT json_build_object(
 """
 
 
-@router.get("/v1/orders/{increment_id}", summary="One order: stock lines, payment, fulfilment status, exceptions",
+@router.get("/v1/orders/{increment_id}", summary="One order: stock lines, payment, fulfilment status, exceptions", response_model=Order,
             responses=responses(**{"404": "unknown order"}))
 async def get_order(
     pool: Pool,
@@ -108,7 +109,7 @@ async def get_order(
     return RawJSONResponse(row[0])
 
 
-@router.get("/v1/orders", summary="Orders across channels, oldest change first, paged by cursor",
+@router.get("/v1/orders", summary="Orders across channels, oldest change first, paged by cursor", response_model=OrderPage,
             responses=responses(**{"400": "a cursor this API did not hand out"}))
 async def list_orders(
     pool: Pool,
@@ -131,7 +132,7 @@ async def list_orders(
     return page
 
 
-@router.get("/v1/exceptions", summary="The order exceptions queue with counts per reason",
+@router.get("/v1/exceptions", summary="The order exceptions queue with counts per reason", response_model=ExceptionPage,
             responses=responses(**{"400": "a cursor this API did not hand out"}))
 async def list_exceptions(
     pool: Pool,

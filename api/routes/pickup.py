@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query
 from api.auth import Caller, require
 from api.deps import Pool
 from api.errors import ApiError, responses
+from api.models import PickupLocations
 from api.responses import RawJSONResponse
 
 router = APIRouter(prefix="/v1/pickup-locations", tags=["click & collect"])
@@ -53,7 +54,7 @@ FROM known
 """
 
 
-@router.get("", summary="Pickup-enabled stores holding the quantity, nearest first",
+@router.get("", summary="Pickup-enabled stores holding the quantity, nearest first", response_model=PickupLocations,
             responses=responses(**{"400": "lat without lon, or radius_km without both", "404": "unknown SKU or country"}))
 async def pickup_locations(
     pool: Pool,

@@ -24,6 +24,7 @@ from api.auth import Caller, require
 from api.db import run_sync
 from api.deps import AnswerCache, Pool
 from api.errors import ApiError, responses
+from api.models import Return
 from api.params import ID_MAX
 from oms.aftersale import returns, rvp
 
@@ -51,14 +52,16 @@ REFUSALS = responses(**{"404": "unknown order", "409": "client_return_id recorde
                          "422": "not returnable as asked (error.code says why), or an invalid body"})
 
 
-@router.post("", summary="Record a return (or exchange) at a store", status_code=201, responses=REFUSALS)
+@router.post("", summary="Record a return (or exchange) at a store", status_code=201, response_model=Return,
+             responses={200: {"model": Return, "description": "the same request again: the stored return"}, **REFUSALS})
 async def create_return(pool: Pool, cache: AnswerCache, body: returns.ReturnRequest,
                         _: Caller = Depends(WRITE)) -> JSONResponse:
     return await _answer(pool, cache, body, "store")
 
 
 @router.post("/pickups", summary="A return from home: book a Clickpost reverse pickup to the store", status_code=201,
-             responses=REFUSALS)
+             response_model=Return,
+             responses={200: {"model": Return, "description": "the same request again: the stored return"}, **REFUSALS})
 async def create_pickup_return(pool: Pool, cache: AnswerCache, body: returns.ReturnRequest,
                                _: Caller = Depends(WRITE)) -> JSONResponse:
     if body.exchange:
@@ -66,7 +69,7 @@ async def create_pickup_return(pool: Pool, cache: AnswerCache, body: returns.Ret
     return await _answer(pool, cache, body, "home")
 
 
-@router.get("/{return_id:int}", summary="One return: lines, refund, exchange, reverse pickup",
+@router.get("/{return_id:int}", summary="One return: lines, refund, exchange, reverse pickup", response_model=Return,
             responses=responses(**{"404": "unknown return"}))
 async def get_return(pool: Pool, return_id: Annotated[int, Path(ge=1, le=ID_MAX)],
                      _: Caller = Depends(require("orders:read", "store", "erp:write"))) -> JSONResponse:

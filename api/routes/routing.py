@@ -20,6 +20,7 @@ from psycopg.rows import dict_row
 from api.auth import Caller, require
 from api.deps import Pool
 from api.errors import ApiError, responses
+from api.models import RoutingDecisions, RoutingProfiles
 from api.params import INTEGER_MAX
 from api.responses import RawJSONResponse
 from oms.routing import profiles
@@ -30,7 +31,7 @@ router = APIRouter(prefix="/v1/routing", tags=["routing"])
 CountryPath = Annotated[str, Path(pattern=r"^[A-Za-z]{2}$", description="ISO country code, e.g. AE")]
 
 
-@router.get("/decisions/{increment_id}", summary="Every routing decision about an order, newest first, with why",
+@router.get("/decisions/{increment_id}", summary="Every routing decision about an order, newest first, with why", response_model=RoutingDecisions,
             responses=responses(**{"404": "no routing decision for the order"}))
 async def routing_decisions(
     pool: Pool,
@@ -53,7 +54,7 @@ def _actor(caller: Caller) -> str:
     return f"api:{caller.name}"
 
 
-@router.get("/profiles", summary="Routing profile versions, newest first")
+@router.get("/profiles", summary="Routing profile versions, newest first", response_model=RoutingProfiles)
 async def list_profiles(
     pool: Pool,
     country: Annotated[str | None, Query(pattern=r"^[A-Za-z]{2}$")] = None,
@@ -68,6 +69,7 @@ async def list_profiles(
 
 
 @router.post("/profiles", status_code=201, summary="Store a new profile version (validated); optionally activate it",
+             response_model=profiles.RoutingProfile,
              responses=responses(**{"422": "an invalid profile: error.details.problems lists each reason"}))
 async def create_profile(
     pool: Pool,
@@ -93,6 +95,7 @@ async def create_profile(
 
 
 @router.post("/profiles/{country}/versions/{version}/activate", summary="Route the country's next orders with this version",
+             response_model=profiles.RoutingProfile,
              responses=responses(**{"404": "no such profile version"}))
 async def activate_profile(
     pool: Pool,

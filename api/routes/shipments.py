@@ -22,6 +22,7 @@ from api.auth import Caller, require
 from api.deps import Events, Pool
 from api.errors import ApiError, responses
 from api.guard import bad_text
+from api.models import WebhookReceipt
 from oms.shipping import tracking
 from oms.shipping.config import get_shipping_settings
 
@@ -48,6 +49,7 @@ WEBHOOK_PATH = "/v1/webhooks/clickpost"
 
 
 @router.post(WEBHOOK_PATH, summary="Clickpost tracking webhook (all-status or selected-status)",
+             response_model=WebhookReceipt,
              responses=responses(**{"401": "webhook_key missing or wrong",
                                     "422": "not a tracking event (kept raw with the reason)"}))
 async def clickpost_webhook(request: Request, background: BackgroundTasks, pool: Pool, events: Events) -> dict:

@@ -25,6 +25,7 @@ from api.auth import Caller, require
 from api.db import run_sync
 from api.deps import AnswerCache, Pool
 from api.errors import responses
+from api.models import StoreTasks, Task, TaskTransition
 from api.params import ID_MAX
 from oms.fulfilment import tasks
 
@@ -48,7 +49,7 @@ REFUSALS = responses(**{"404": "no such task at the store",
                          "422": "an invalid body, or lines the task does not pick"})
 
 
-@router.get("/{store_id}/tasks", summary="The store's tasks, oldest first")
+@router.get("/{store_id}/tasks", summary="The store's tasks, oldest first", response_model=StoreTasks)
 async def list_tasks(pool: Pool, store_id: StorePath, status: Status | None = None,
                      limit: Annotated[int, Query(ge=1, le=1000)] = 200,
                      _: Caller = Depends(require("store"))) -> dict[str, Any]:
@@ -56,7 +57,7 @@ async def list_tasks(pool: Pool, store_id: StorePath, status: Status | None = No
     return {"store_id": store_id, "tasks": found}
 
 
-@router.get("/{store_id}/tasks/{task_id}", summary="One task", responses=responses(**{"404": "no such task at the store"}))
+@router.get("/{store_id}/tasks/{task_id}", summary="One task", response_model=Task, responses=responses(**{"404": "no such task at the store"}))
 async def get_task(pool: Pool, store_id: StorePath, task_id: TaskPath,
                    _: Caller = Depends(require("store"))) -> dict[str, Any]:
     task = await run_sync(pool, lambda conn: tasks.get_task(conn, task_id))
@@ -75,7 +76,7 @@ def _transition(name: str, fn: Callable[..., dict[str, Any]], summary: str) -> N
         return result
 
     router.add_api_route(f"/{{store_id}}/tasks/{{task_id}}/{name}", endpoint, methods=["POST"], summary=summary,
-                         name=f"task_{name.replace('-', '_')}", responses=REFUSALS)
+                         name=f"task_{name.replace('-', '_')}", responses=REFUSALS, response_model=TaskTransition)
 
 
 _transition("accept", tasks.accept, "Accept a task (the store starts picking)")
@@ -86,7 +87,7 @@ _transition("picked-up", tasks.picked_up, "Click & collect: the customer collect
 
 @router.post("/{store_id}/tasks/{task_id}/reject",
              summary="The store cannot supply the lines: release, correct stock, exclude the store, re-route",
-             responses=REFUSALS)
+             responses=REFUSALS, response_model=TaskTransition)
 async def reject_task(pool: Pool, cache: AnswerCache, store_id: StorePath, task_id: TaskPath, body: Rejection,
                       _: Caller = Depends(require("store"))) -> dict[str, Any]:
     result = await run_sync(pool, lambda conn: tasks.reject(conn, task_id, body.reason, line_keys=body.line_keys,
