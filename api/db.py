@@ -8,6 +8,7 @@ from typing import TypeVar
 
 import psycopg
 from fastapi.concurrency import run_in_threadpool
+from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
 from oms.warehouse import connect
@@ -37,8 +38,11 @@ async def run_sync(pool: AsyncConnectionPool, work: Callable[[psycopg.Connection
     connection of its own (one transaction, committed when `work` returns) in a worker thread.
     For low-volume calls — returns, store tasks, KPIs — so the async pool stays with the look-up
     hot paths and its prepared-statement settings."""
+    # an unreachable host fails within the pool's own wait, as a 503 (api/errors.py)
+    conninfo = make_conninfo(pool.conninfo, connect_timeout=max(1, round(pool.timeout)))
+
     def call() -> T:
-        with connect(pool.conninfo) as conn:
+        with connect(conninfo) as conn:
             return work(conn)
 
     return await run_in_threadpool(call)
