@@ -272,7 +272,7 @@ def test_store_rejection_releases_corrects_stock_excludes_and_reroutes(dsn, rout
                             (f"OMS-STORE-REJECT-{task['task_id']}",)).fetchone()["n"] == len(movement)
     # a rejected task cannot be packed or rejected for another reason: 409 naming the state
     packed = client.post(f"{url}/pack", headers=headers)
-    assert packed.status_code == 409 and "rejected" in packed.json()["detail"]
+    assert packed.status_code == 409 and "rejected" in packed.json()["error"]["message"]
     assert client.post(f"{url}/reject", json={"reason": "damaged"}, headers=headers).status_code == 409
 
 
@@ -310,12 +310,12 @@ def test_ship_task_transitions_and_wrong_ones(dsn, routed, api):
     listed = client.get(f"/v1/stores/{task['store_id']}/tasks", params={"status": "open"}, headers=headers).json()
     assert task["task_id"] in {t["task_id"] for t in listed["tasks"]}
     ready = client.post(f"{url}/ready", headers=headers)
-    assert ready.status_code == 409 and "pickup" in ready.json()["detail"]            # not a click & collect task
+    assert ready.status_code == 409 and "pickup" in ready.json()["error"]["message"]            # not a click & collect task
     assert client.post(f"{url}/picked-up", headers=headers).status_code == 409
     assert client.post(f"{url}/pack", headers=headers).json()["task"]["status"] == "packed"
     assert client.post(f"{url}/pack", headers=headers).json()["replayed"]
     accept = client.post(f"{url}/accept", headers=headers)
-    assert accept.status_code == 409 and "packed" in accept.json()["detail"]
+    assert accept.status_code == 409 and "packed" in accept.json()["error"]["message"]
     assert client.post(f"{url}/reject", json={"reason": "damaged"}, headers=headers).status_code == 409
     assert client.post(f"/v1/stores/{task['store_id']}/tasks/999999/accept", headers=headers).status_code == 404
     shipping = allocations_for_order(_connect_once(dsn), task["order_increment_id"])

@@ -17,12 +17,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 
-from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from api.auth import require
+from api.auth import Caller, require
 from api.db import run_sync
+from api.deps import AnswerCache, Events, Pool
+from api.errors import ApiError
 from oms.magento import push
 from oms.settings import get_settings
 
@@ -81,8 +83,6 @@ ORDER_SCHEMA = {"type": "object", "description": "a Magento order as GET /V1/ord
     response_model=PushAnswer,
     responses={
         207: {"model": PushAnswer, "description": "some orders quarantined: see orders[].quarantine; the others landed"},
-        401: {"description": "missing, unknown or revoked token"},
-        403: {"description": "the token lacks the orders:write scope"},
         422: {"description": "every order was quarantined (the answer is a PushAnswer), or the body is not an "
                              "order or a list of orders (nothing was kept)"},
     },
@@ -90,26 +90,26 @@ ORDER_SCHEMA = {"type": "object", "description": "a Magento order as GET /V1/ord
         "oneOf": [ORDER_SCHEMA, {"type": "array", "minItems": 1, "maxItems": push.MAX_ORDERS, "items": ORDER_SCHEMA}],
     }}}}},
 )
-async def post_orders(request: Request, background: BackgroundTasks,
-                      _: set[str] = Depends(require("orders:write"))) -> JSONResponse:
+async def post_orders(request: Request, background: BackgroundTasks, pool: Pool, cache: AnswerCache,
+                      events: Events, _: Caller = Depends(require("orders:write"))) -> JSONResponse:
     try:
         body = json.loads(await request.body())
     except ValueError as exc:
-        raise HTTPException(422, f"the body is not valid JSON: {exc}") from exc
+        raise ApiError(422, f"the body is not valid JSON: {exc}", code="invalid_json") from exc
     try:
         orders = push.orders_from_body(body)
     except push.PushError as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise ApiError(422, str(exc), code="invalid_orders") from exc
     timeout = timedelta(minutes=get_settings().payment_timeout_minutes)
-    result = await run_sync(request, lambda conn: push.receive(conn, orders, datetime.now(UTC), timeout))
+    result = await run_sync(pool, lambda conn: push.receive(conn, orders, datetime.now(UTC), timeout))
     # committed: answer once this process's ATP cache has heard the new holds (ADR 9)
-    await request.app.state.atp_cache.barrier()
+    await cache.barrier()
     answer = PushAnswer(
         batch_id=result.batch_id, received=len(result.orders), landed=result.count("landed"),
         replaced=result.count("replaced"), duplicates=result.count("duplicate"),
         quarantined=result.count("quarantined"),
         orders=[OrderResult.model_validate(o, from_attributes=True) for o in result.orders])
     if answer.landed or answer.replaced:
-        background.add_task(request.app.state.airflow_events.emit, RAW_MAGENTO_ORDER_URI, {"source": "magento_push"})
+        background.add_task(events.emit, RAW_MAGENTO_ORDER_URI, {"source": "magento_push"})
     status = 200 if not answer.quarantined else 422 if answer.quarantined == answer.received else 207
     return JSONResponse(answer.model_dump(mode="json"), status_code=status)
