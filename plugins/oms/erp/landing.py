@@ -65,31 +65,18 @@ def record_key(row: dict[str, Any]) -> str:
     return hashlib.sha1(payload_text(row).encode()).hexdigest()
 
 
-# COPY's text format: backslash, tab, newline and carriage return are escaped; \N is NULL.
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-_NULL = "\\N"
-
-
-def _copy_field(value: str | None) -> str:
-    return _NULL if value is None else value.translate(_COPY_ESCAPES)
-
-
 STAGE_COLUMNS = "store_id text, sku text, modified_at timestamptz, payload text"
 
+# No DISTINCT ON (record_key) and no sort: two staged rows with one key have one content (the key
+# is its hash), and ON CONFLICT DO NOTHING skips the second as it skips a row landed before.
+# Rows go in as received, so the heap follows the ERP's (location, item) order.
 MERGE_SQL = """
 INSERT INTO raw.erp_stock (record_key, store_id, sku, modified_at, payload, batch_id,
                            data_interval_start, data_interval_end)
-SELECT DISTINCT ON (record_key) record_key, store_id, sku, modified_at, payload::jsonb, %s, %s, %s
-FROM (SELECT encode(digest(payload, 'sha1'), 'hex') AS record_key, store_id, sku, modified_at, payload
-      FROM _erp_stock_in) staged
-ORDER BY record_key
+SELECT encode(digest(payload, 'sha1'), 'hex'), store_id, sku, modified_at, payload::jsonb, %s, %s, %s
+FROM _erp_stock_in
 ON CONFLICT (record_key) DO NOTHING
 """
-
-_CHUNK_ROWS = 5_000
-
 
 def land_stock_rows(
     conn: psycopg.Connection,
@@ -103,22 +90,10 @@ def land_stock_rows(
     with conn.cursor() as cur:
         scratch_table(cur, "_erp_stock_in", STAGE_COLUMNS)
         with cur.copy("COPY _erp_stock_in (store_id, sku, modified_at, payload) FROM STDIN") as copy:
-            chunk: list[str] = []
             for row in rows:
                 received += 1
-                stamp = parse_erp_timestamp(row.get("lastModifiedDateTime"))
-                # The payload is JSON with ensure_ascii: no tab, newline or CR, only backslashes.
-                fields = (
-                    _copy_field(_text(row.get("locationCode"))),
-                    _copy_field(_text(row.get("itemNumber"))),
-                    _NULL if stamp is None else stamp.isoformat(),
-                    payload_text(row).replace("\\", "\\\\"),
-                )
-                chunk.append("\t".join(fields) + "\n")
-                if len(chunk) == _CHUNK_ROWS:
-                    copy.write("".join(chunk))
-                    chunk.clear()
-            copy.write("".join(chunk))
+                copy.write_row((_text(row.get("locationCode")), _text(row.get("itemNumber")),
+                                parse_erp_timestamp(row.get("lastModifiedDateTime")), payload_text(row)))
         cur.execute(MERGE_SQL, (batch_id, interval_start, interval_end))
         inserted = cur.rowcount
     return LandingResult(batch_id=batch_id, received=received, inserted=inserted)
