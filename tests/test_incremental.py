@@ -118,6 +118,7 @@ def test_incremental_builds_equal_a_full_refresh(dsn):
     rows = {m["model"]: m["rows"] for m in outcome.models()}
     assert rows["int_stock__latest_snapshot"] == 5
     assert rows["base_magento__orders_current"] == 2
+    assert rows["fct_orders"] == 2
     assert held[("AE-WH-01", "TSHIRT-BLK-M")] == ("ae-wh01-tshirt-old", "20")
     assert held[("AE-ST-01", "TSHIRT-BLK-M")] == ("ae-st01-tshirt-new", "40")
     assert held[("AE-ST-02", "TSHIRT-BLK-M")][0] == "ae-st02-tshirt"
@@ -139,3 +140,14 @@ def test_incremental_builds_equal_a_full_refresh(dsn):
     _run(dsn, "--full-refresh")
     with psycopg.connect(dsn, autocommit=True) as conn:
         assert _digests(conn) == after_hold
+        # Reference data: the UAE channel is switched off, so its orders lose channel and country.
+        conn.execute("UPDATE ref.channel SET active = false WHERE channel_code = 'ae_web'")
+
+    _run(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        after_channel = _digests(conn)
+        channels = {r[0] for r in conn.execute("SELECT channel_code FROM marts.fct_orders")}
+    assert channels == {None}
+    _run(dsn, "--full-refresh")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert _digests(conn) == after_channel

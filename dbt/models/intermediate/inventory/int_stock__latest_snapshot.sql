@@ -9,7 +9,6 @@
 -- pairs with a quarantine entry resolved since (a released row may now win), and pairs whose
 -- held row is quarantined now (the previous good row stands, or none: the post-hook then deletes
 -- the pair). `--full-refresh` rebuilds it whole, with the same rows (tests/test_incremental.py).
--- depends_on: {{ ref('base_erp__stock') }}
 {{ config(
     materialized='incremental',
     unique_key=['store_id', 'sku'],
@@ -17,7 +16,7 @@
     on_schema_change='fail',
     indexes=[{'columns': ['store_id', 'sku'], 'unique': true}, {'columns': ['record_key']}],
     post_hook=[
-        "delete from {{ this }} held using {{ ref('base_quarantine__records') }} q
+        "delete from {{ this }} held using {{ ref('stg_quarantine__entries') }} q
          where q.source_feed = 'erp_stock' and q.is_open and q.record_key = held.record_key",
         "analyze {{ this }}",
     ],
@@ -27,34 +26,27 @@ with
 
 {% if is_incremental() %}
 
-since as (
-
-    select coalesce(max(loaded_at), '-infinity'::timestamptz)
-           - interval '{{ var("incremental_lookback_minutes") }} minutes' as loaded_after
-    from {{ this }}
-
-),
-
 changed_pairs as (
 
+    -- (a landed row quarantined at once changes nothing: staging already leaves it out)
     select store_id, sku
-    from {{ ref('base_erp__stock') }}
-    where loaded_at > (select loaded_after from since)
+    from {{ ref('stg_erp__stock') }}
+    where loaded_at > {{ incremental_since(this) }}
 
     union
 
     select landed.store_id, landed.sku
-    from {{ ref('base_quarantine__records') }} released
-    inner join {{ ref('base_erp__stock') }} landed
+    from {{ ref('stg_quarantine__entries') }} released
+    inner join {{ ref('stg_erp__stock') }} landed
         on landed.record_key = released.record_key
     where released.source_feed = 'erp_stock'
-      and released.resolved_at > (select loaded_after from since)
+      and released.resolved_at > {{ incremental_since(this) }}
 
     union
 
     select held.store_id, held.sku
     from {{ this }} held
-    inner join {{ ref('base_quarantine__records') }} quarantined
+    inner join {{ ref('stg_quarantine__entries') }} quarantined
         on quarantined.record_key = held.record_key
     where quarantined.source_feed = 'erp_stock'
       and quarantined.is_open

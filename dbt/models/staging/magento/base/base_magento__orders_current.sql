@@ -29,19 +29,11 @@ with
 
 {% if is_incremental() %}
 
-since as (
-
-    select coalesce(max(loaded_at), '-infinity'::timestamptz)
-           - interval '{{ var("incremental_lookback_minutes") }} minutes' as loaded_after
-    from {{ this }}
-
-),
-
 changed_orders as (
 
     select entity_id
     from {{ ref('base_magento__orders') }}
-    where loaded_at > (select loaded_after from since)
+    where loaded_at > {{ incremental_since(this) }}
 
     union
 
@@ -50,7 +42,7 @@ changed_orders as (
     inner join {{ ref('base_magento__orders') }} landed
         on landed.record_key = released.record_key
     where released.source_feed = 'magento_order'
-      and released.resolved_at > (select loaded_after from since)
+      and released.resolved_at > {{ incremental_since(this) }}
 
     union
 
