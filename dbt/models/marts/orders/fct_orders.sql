@@ -73,9 +73,11 @@ orders as (
 
 {% endif %}
 
+-- The payment and address views parse every order's JSON: read only the changed orders'.
 payments as (
 
     select * from {{ ref('stg_magento__order_payments') }}
+    {% if is_incremental() %}where entity_id in (select entity_id from changed_orders){% endif %}
 
 ),
 
@@ -83,6 +85,7 @@ shipping_addresses as (
 
     select * from {{ ref('stg_magento__order_addresses') }}
     where address_type = 'shipping'
+    {% if is_incremental() %}and entity_id in (select entity_id from changed_orders){% endif %}
 
 ),
 
