@@ -25,7 +25,7 @@
     incremental_strategy='delete+insert',
     on_schema_change='fail',
     post_hook=[
-        "delete from {{ this }} held where not exists (select 1 from {{ ref('stg_magento__orders') }} cur
+        "delete from {{ this }} held where not exists (select 1 from {{ ref('stg_magento__order_versions') }} cur
          where cur.entity_id = held.entity_id and cur.record_key = held.source_record_key)",
     ],
 ) }}
@@ -36,7 +36,7 @@ with
 changed_orders as (
 
     select cur.entity_id
-    from {{ ref('stg_magento__orders') }} cur
+    from {{ ref('stg_magento__order_versions') }} cur
     left join {{ this }} held
         on held.entity_id = cur.entity_id
     where held.source_record_key is distinct from cur.record_key
