@@ -34,9 +34,12 @@ WHERE m.absorbed_at IS NULL
 """
 
 
-def build(dsn: str, dag_run_id: str | None, data_interval_end: datetime | None) -> dict[str, Any]:
+def build(dsn: str, dag_run_id: str | None, data_interval_end: datetime | None,
+          full_refresh: bool = False) -> dict[str, Any]:
+    """One dbt build of the ATP and order marts. The incremental models (docs/adr/0012) recompute
+    what changed since their last build; `full_refresh` rebuilds them whole (same rows)."""
     outcome = run_dbt(dsn, "build", "--select", *ATP_SELECTOR.split(), "--exclude", *ATP_EXCLUDE.split(),
-                      *SKIP_UNIT_TESTS)
+                      *SKIP_UNIT_TESTS, *(("--full-refresh",) if full_refresh else ()))
     with connect(dsn) as conn:
         row = conn.execute(
             """
@@ -50,8 +53,9 @@ def build(dsn: str, dag_run_id: str | None, data_interval_end: datetime | None) 
             (dag_run_id, data_interval_end),
         ).fetchone()
         absorbed = conn.execute(ABSORB_SQL).rowcount
-    return {"dbt_passed": outcome.passed, "dbt_failed": outcome.failed, **row, "movements_absorbed": absorbed}
+    return {"dbt_passed": outcome.passed, "dbt_failed": outcome.failed, **row, "movements_absorbed": absorbed,
+            "full_refresh": full_refresh, "models": outcome.models()}
 
 
-def dbt_build_atp(run_id: str | None, data_interval_end: datetime | None) -> dict[str, Any]:
-    return build(warehouse_dsn(), run_id, data_interval_end)
+def dbt_build_atp(run_id: str | None, data_interval_end: datetime | None, full_refresh: bool = False) -> dict[str, Any]:
+    return build(warehouse_dsn(), run_id, data_interval_end, full_refresh=full_refresh)
