@@ -158,7 +158,8 @@ def test_stock_that_moves_after_the_solve_falls_back_to_the_rule_engine(conn):
                         " ORDER BY order_increment_id").fetchall()
     assert [r["batch"]["decided_by"] for r in rows] == ["rules_at_record", "rules_at_record"]
     assert rows[0]["batch"]["optimiser"]["stores"] == ["AE-ST-03"] and "no longer fitted" in rows[0]["batch"]["why"]
-    assert rows[0]["reason"] != "batch_optimised"
+    assert rows[0]["batch"]["optimiser"]["assignment"] == {"1": "AE-ST-03"} and "assignment" not in rows[0]["batch"]
+    assert rows[0]["reason"] != "batch_optimised" and "greedy" in rows[0]["batch"]
     assert _shipments_claimed(conn) == 1         # the failed attempts' claims were rolled back
 
 

@@ -178,9 +178,12 @@ def record(conn: psycopg.Connection, planned: Planned, now: datetime, *, reserve
                     raise _Contended("units reserved or moved since the solve")
             return Routed(decision, decisions.save_decision(conn, decision, run_id, planned.inputs), 1)
     except _Contended as exc:
-        note = {**(decision.batch or {}), "decided_by": "rules_at_record",
+        # the optimiser's assignment and cost no longer describe the decision: kept as `optimiser`
+        kept = {k: v for k, v in (decision.batch or {}).items() if k not in ("assignment", "cost", "vs_greedy")}
+        note = {**kept, "decided_by": "rules_at_record",
                 "why": f"the optimiser's answer ({', '.join(s.store_id for s in decision.shipments)}) no longer "
                        f"fitted when recorded: {exc.what}; routed by the rule engine on live stock",
-                "optimiser": {"outcome": decision.outcome, "stores": [s.store_id for s in decision.shipments]}}
+                "optimiser": {"outcome": decision.outcome, "stores": [s.store_id for s in decision.shipments],
+                              "assignment": (decision.batch or {}).get("assignment")}}
         routed = route_order(conn, planned.order, now, reserve=reserve, atp=atp, run_id=run_id, batch_note=note)
         return Routed(routed.decision, routed.decision_id, routed.attempts + 1)
