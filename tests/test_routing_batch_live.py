@@ -185,6 +185,19 @@ def test_capacity_taken_after_the_solve_falls_back_too(conn):
     assert all(n <= 1 for n in per_store.values())
 
 
+
+def test_a_window_order_the_ledger_keeps_refusing_is_held_with_its_note(conn):
+    profiles.create_version(conn, spec("batch"), "test", activate=True)
+    ledger = Ledger(STOCK)
+    window = service.solve_window(conn, "AE", _window_orders("65000")[:1], NOW, atp=ledger.atp)
+    conn.commit()
+    routed = service.record(conn, window.planned[0], NOW, reserve=lambda _c, _d: False, atp=ledger.atp,
+                            run_id="batch-5")
+    conn.commit()
+    assert (routed.decision.outcome, routed.decision.reason) == ("held", "allocation_contention")
+    assert routed.decision.batch["decided_by"] == "rules_at_record"
+    assert _shipments_claimed(conn) == 0 and not ledger.reserved
+
 # ------------------------------------------------------------------ the DAG, real ledger
 @pytest.fixture(scope="module")
 def world_dsn(pg_cluster):

@@ -84,6 +84,8 @@ def route_order(conn: psycopg.Connection, order: Order, now: datetime, *, reserv
     decision = _unroutable(order, now, "allocation_contention",
                            f"Order {order.increment_id} was not routed after {max_attempts} attempts: {contention}. "
                            f"It is retried on the next routing run.")
+    if batch_note is not None:
+        decision.batch = batch_note
     return Routed(decision, decisions.save_decision(conn, decision, run_id, inputs.snapshot(order, None, cards)),
                   max_attempts)
 
