@@ -25,6 +25,8 @@
 -- 'magento_order' quarantine entry) is decided once, by the view raw.magento_order_current
 -- (sql/012, docs/adr/0011-one-reading-of-the-magento-order.md), which the order gate and the
 -- shipping planner read too.
+-- depends_on: {{ ref('base_magento__orders') }}
+-- depends_on: {{ ref('base_quarantine__records') }}
 with
 
 {% if is_incremental() %}
