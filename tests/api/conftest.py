@@ -41,4 +41,8 @@ def api_world(pg_cluster) -> str:
 @pytest.fixture(scope="session")
 def api_tokens(api_world) -> dict[str, str]:
     with connect(api_world) as conn:
-        return {scope: tokens.create_token(conn, f"api-tests-{scope}", [scope]) for scope in tokens.SCOPES}
+        stores = [r["store_id"] for r in conn.execute("SELECT store_id FROM ref.location ORDER BY store_id")]
+        # a store token acts for the stores it names: here every store of the test world
+        return {scope: tokens.create_token(conn, f"api-tests-{scope}", [scope],
+                                           stores=stores if scope == "store" else None)
+                for scope in tokens.SCOPES}
