@@ -63,6 +63,10 @@ class AirflowApi:
         response.raise_for_status()
         return response.json() if response.content else None
 
+    def monitor(self, timeout: float = 5) -> dict[str, Any]:
+        """Airflow's own component health (`/api/v2/monitor/health`, open, no login)."""
+        return monitor_health(self.base_url, timeout)
+
     def wait_for_dags(self, dag_ids: tuple[str, ...], timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         missing = set(dag_ids)
@@ -100,6 +104,55 @@ class AirflowApi:
             return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value")["value"]
         except httpx.HTTPStatusError:
             return None
+
+
+# --------------------------------------------------------------------------- component health
+# The monitor endpoint's names → the components' command names.
+MONITORED = {"scheduler": "scheduler", "dag_processor": "dag-processor", "triggerer": "triggerer"}
+
+
+@dataclass(frozen=True)
+class ComponentHealth:
+    name: str                    # scheduler | dag-processor | triggerer | metadatabase
+    healthy: bool
+    status: str | None           # as Airflow says it: healthy, unhealthy, or None (never started)
+    last_heartbeat: str | None   # ISO time of the component's latest heartbeat, when it had one
+
+    def down_reason(self) -> str:
+        if self.name == "metadatabase":
+            return "Airflow's metadata database unreachable"
+        since = f"since {self.last_heartbeat[:19].replace('T', ' ')} UTC (last heartbeat)" if self.last_heartbeat \
+            else "(no heartbeat ever)"
+        return f"{self.name} down {since}"
+
+
+def monitor_health(base_url: str, timeout: float = 5) -> dict[str, Any]:
+    response = httpx.get(f"{base_url.rstrip('/')}/api/v2/monitor/health", timeout=timeout)
+    response.raise_for_status()
+    return response.json()
+
+
+def component_health(body: dict[str, Any]) -> list[ComponentHealth]:
+    """The monitor endpoint's answer, one entry per component, the scheduler first."""
+    found = []
+    for key, name in MONITORED.items():
+        part = body.get(key) or {}
+        found.append(ComponentHealth(name, part.get("status") == "healthy", part.get("status"),
+                                     part.get(f"latest_{key}_heartbeat")))
+    database = (body.get("metadatabase") or {}).get("status")
+    return [*found, ComponentHealth("metadatabase", database == "healthy", database, None)]
+
+
+def scheduler_down_reason(base_url: str, timeout: float = 5) -> str | None:
+    """Why no DAG run would start now (Airflow unreachable, or no live scheduler); None when a scheduler is alive."""
+    try:
+        body = monitor_health(base_url, timeout)
+    except httpx.HTTPError as exc:
+        return f"Airflow is not reachable at {base_url} ({type(exc).__name__})"
+    for component in component_health(body):
+        if component.name in ("scheduler", "metadatabase") and not component.healthy:
+            return component.down_reason()
+    return None
 
 
 # Time-windowed ingestion DAGs: what `oms backfill --all` covers after an outage.
