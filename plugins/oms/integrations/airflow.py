@@ -226,3 +226,31 @@ def backfill_progress(api: AirflowApi, backfill: dict[str, Any], planned: list[s
             states[logical_date] = match["state"]
     completed = backfill_get(api, backfill["id"]).get("completed_at") is not None
     return BackfillProgress(dag_id, len(planned), states, completed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """A container healthcheck by Airflow's own monitor endpoint: exit 0 when the named component is
+    healthy, 1 when not (or when the api-server does not answer).
+
+    python -m oms.integrations.airflow --component scheduler --url http://airflow-apiserver:8080
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m oms.integrations.airflow")
+    parser.add_argument("--component", required=True, choices=[*MONITORED.values(), "api-server"])
+    parser.add_argument("--url", required=True, help="The api-server's base URL.")
+    args = parser.parse_args(argv)
+    try:
+        found = {c.name: c for c in component_health(monitor_health(args.url, timeout=5))}
+    except (httpx.HTTPError, ValueError) as exc:
+        print(f"Airflow api-server not answering at {args.url}: {exc}")
+        return 1
+    if args.component == "api-server":
+        return 0
+    component = found[args.component]
+    print(f"{component.name}: {component.status} (last heartbeat {component.last_heartbeat})")
+    return 0 if component.healthy else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
