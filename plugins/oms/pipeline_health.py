@@ -221,8 +221,12 @@ def airflow_components(monitor: dict[str, Any] | None, error: str | None = None)
     if monitor is None:
         return [{"component": "api-server", "status": "unreachable", "healthy": False, "last_heartbeat": None,
                  "reason": f"Airflow api-server unreachable ({error})"}]
+    found = component_health(monitor)
+    # Without its database Airflow cannot read any heartbeat: that, not each component, is the cause.
+    database_down = not found[-1].healthy
     return [{"component": c.name, "status": c.status, "healthy": c.healthy, "last_heartbeat": c.last_heartbeat,
-             "reason": c.down_reason() if c.status == "unhealthy" else None} for c in component_health(monitor)]
+             "reason": c.down_reason() if c.status == "unhealthy" and (c.name == "metadatabase" or not database_down)
+             else None} for c in found]
 
 
 def component_reasons(components: list[dict[str, Any]]) -> list[str]:

@@ -161,6 +161,7 @@ def heal_airflow(settings: Settings, timeout: float = 240, on_restart=None) -> l
     are healthy. Returns the components restarted. The supervisor itself is started when it is not
     running (start_service)."""
     restarted: list[str] = []
+    began = datetime.now(UTC).replace(microsecond=0)
     deadline = time.monotonic() + timeout
     while True:
         unhealthy = unhealthy_airflow(settings)
@@ -180,8 +181,11 @@ def heal_airflow(settings: Settings, timeout: float = 240, on_restart=None) -> l
             pid, started = entry.get("pid"), entry.get("started_at")
             if name in restarted or started is None:
                 continue  # not started yet (the supervisor migrates the database first)
-            age = (datetime.now(UTC) - datetime.fromisoformat(started)).total_seconds()
-            if age < RESTART_GRACE.get(name, RESTART_GRACE_DEFAULT):
+            # One started before this heal began and unhealthy now is restarted at once (one the
+            # supervisor started while the database was down may hang on it); a newer one gets time.
+            started_at = datetime.fromisoformat(started)
+            age = (datetime.now(UTC) - started_at).total_seconds()
+            if started_at >= began and age < RESTART_GRACE.get(name, RESTART_GRACE_DEFAULT):
                 continue  # just started: give it time to heartbeat
             if pid and _alive(pid):
                 os.kill(pid, signal.SIGTERM)  # the supervisor starts it again at once

@@ -149,9 +149,10 @@ def scheduler_down_reason(base_url: str, timeout: float = 5) -> str | None:
         body = monitor_health(base_url, timeout)
     except httpx.HTTPError as exc:
         return f"Airflow is not reachable at {base_url} ({type(exc).__name__})"
-    for component in component_health(body):
-        if component.name in ("scheduler", "metadatabase") and not component.healthy:
-            return component.down_reason()
+    found = {c.name: c for c in component_health(body)}
+    for name in ("metadatabase", "scheduler"):  # without its database Airflow cannot tell a scheduler's heartbeat
+        if not found[name].healthy:
+            return found[name].down_reason()
     return None
 
 
