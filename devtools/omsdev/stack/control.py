@@ -146,8 +146,8 @@ def unhealthy_airflow(settings: Settings) -> list[str]:
 
 # A component just (re)started has no heartbeat yet (the monitor still shows its predecessor's),
 # and an api-server takes a while to answer on a busy machine.
-RESTART_GRACE = {"api-server": 120.0}
-RESTART_GRACE_DEFAULT = 60.0
+RESTART_GRACE = {"api-server": 180.0}
+RESTART_GRACE_DEFAULT = 120.0
 
 
 def start_airflow(settings: Settings, timeout: float = 240, on_restart=None) -> tuple[int, bool, list[str]]:

@@ -151,7 +151,6 @@ class Supervisor:
             if changed:
                 self.write_state()
             self._sleep(0.5)
-        self.shutdown()
 
     def shutdown(self) -> None:
         running = [c for c in self.components.values() if c.process is not None]
@@ -184,7 +183,10 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGUSR1, wake)
-    supervisor.run()
+    try:
+        supervisor.run()
+    finally:  # a supervisor that fails must not leave its components running unsupervised
+        supervisor.shutdown()
 
 
 if __name__ == "__main__":
