@@ -152,6 +152,12 @@ class Supervisor:
                 self.write_state()
             self._sleep(0.5)
 
+    def serve(self) -> None:
+        try:
+            self.run()
+        finally:  # a supervisor that fails must not leave its components running unsupervised
+            self.shutdown()
+
     def shutdown(self) -> None:
         running = [c for c in self.components.values() if c.process is not None]
         for component in running:
@@ -183,10 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGUSR1, wake)
-    try:
-        supervisor.run()
-    finally:  # a supervisor that fails must not leave its components running unsupervised
-        supervisor.shutdown()
+    supervisor.serve()
 
 
 if __name__ == "__main__":
