@@ -41,7 +41,7 @@ def bring_up(settings: Settings, with_airflow: bool = True) -> None:
                 if service.name == "airflow":
                     def restarting(name: str, step=step) -> None:
                         progress.update(step, description=f"airflow: restarting {name} (unhealthy by its monitor)")
-                    pid, started, restarted = control.start_airflow(settings, 240, restarting)
+                    pid, started, restarted = control.start_airflow(settings, 600, restarting)
                 else:
                     pid, started = control.start_service(settings, service, 60)
                     restarted = []

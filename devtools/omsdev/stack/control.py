@@ -145,8 +145,9 @@ def unhealthy_airflow(settings: Settings) -> list[str]:
 
 
 # A component just (re)started has no heartbeat yet (the monitor still shows its predecessor's),
-# and an api-server takes a while to answer on a busy machine.
-RESTART_GRACE = {"api-server": 180.0}
+# and an api-server takes minutes to answer on a busy 2-core machine: killing it then only starts
+# the wait again.
+RESTART_GRACE = {"api-server": 600.0}
 RESTART_GRACE_DEFAULT = 120.0
 
 
