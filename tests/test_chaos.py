@@ -174,11 +174,13 @@ def stack():
     oms("down", timeout=120)
     shutil.rmtree(settings.state_dir, ignore_errors=True)
     started = time.monotonic()
-    up = oms("up", timeout=900)
-    assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
-    print(f"\nchaos stack up in {time.monotonic() - started:.0f}s")
-    yield settings
-    oms("down", timeout=120)
+    try:
+        up = oms("up", timeout=900)
+        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+        print(f"\nchaos stack up in {time.monotonic() - started:.0f}s")
+        yield settings
+    finally:
+        oms("down", timeout=120)
 
 
 def supervised(settings) -> dict:
