@@ -239,24 +239,24 @@ def test_kill_9_in_turn_and_nothing_is_lost_or_done_twice(stack):
     wait("the scheduler healthy by the monitor", lambda: healthy(settings), 240, 3)
     note("scheduler restarted and healthy")
 
-    # 3. a task mid-run: Airflow retries it and the run succeeds
+    # 3. a task mid-run (atp_build's dbt build: long enough to be caught running): Airflow retries
+    #    it and the run succeeds
     api = airflow_api(settings)
-    api.wait_for_dags(("erp_stock_ingest",), 240)
-    run = api.trigger("erp_stock_ingest", data_interval_start=(datetime.now(UTC) - timedelta(hours=1)).isoformat(),
-                      data_interval_end=datetime.now(UTC).isoformat())
+    api.wait_for_dags(("atp_build",), 240)
+    run = api.trigger("atp_build")
 
     def running_task():
-        for ti in api.task_instances("erp_stock_ingest", run["dag_run_id"]):
-            if ti["state"] == "running" and ti.get("pid") and alive(ti["pid"]):
+        for ti in api.task_instances("atp_build", run["dag_run_id"]):
+            if ti["task_id"] == "dbt_build_atp" and ti["state"] == "running" and ti.get("pid") and alive(ti["pid"]):
                 return ti
         return None
 
-    ti = wait("a running erp_stock_ingest task", running_task, 240, 0.5)
+    ti = wait("atp_build's dbt build running", running_task, 600, 0.5)
     os.kill(ti["pid"], signal.SIGKILL)
     note(f"kill -9 task {ti['task_id']} (pid {ti['pid']}, try {ti['try_number']})")
-    finished = wait("the interrupted run to finish", lambda: api.dag_run("erp_stock_ingest", run["dag_run_id"])[
-        "state"] in ("success", "failed") and api.dag_run("erp_stock_ingest", run["dag_run_id"]), 600, 3)
-    tries = {t["task_id"]: t["try_number"] for t in api.task_instances("erp_stock_ingest", run["dag_run_id"])}
+    finished = wait("the interrupted run to finish", lambda: api.dag_run("atp_build", run["dag_run_id"])[
+        "state"] in ("success", "failed") and api.dag_run("atp_build", run["dag_run_id"]), 1200, 3)
+    tries = {t["task_id"]: t["try_number"] for t in api.task_instances("atp_build", run["dag_run_id"])}
     assert finished["state"] == "success", tries
     assert tries[ti["task_id"]] > ti["try_number"], tries  # it was retried, by Airflow alone
     note(f"interrupted run {finished['state']} (tries {tries})")
