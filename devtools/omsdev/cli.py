@@ -30,10 +30,14 @@ def register(root: typer.Typer) -> None:
 def bring_up(settings: Settings, with_airflow: bool = True) -> None:
     with _progress() as progress:
         step = progress.add_task("postgres: init/start, databases, DDL", total=None)
+        from omsdev.stack import postgres
+
+        was_down = settings.pg_managed and postgres.server_pid(postgres.data_dir(settings)) is None
         try:
             control.ensure_postgres(settings)
         except Exception as exc:  # noqa: BLE001 — shown to the operator as is
             fail(str(exc))
+        pg_back = datetime.now(UTC)
         progress.update(step, description=f"postgres up on {settings.pg_host}:{settings.pg_port}", completed=1, total=1)
         for service in control.services(settings, with_airflow):
             step = progress.add_task(f"{service.name}: starting", total=None)
@@ -41,7 +45,8 @@ def bring_up(settings: Settings, with_airflow: bool = True) -> None:
                 if service.name == "airflow":
                     def restarting(name: str, step=step) -> None:
                         progress.update(step, description=f"airflow: restarting {name} (unhealthy by its monitor)")
-                    pid, started, restarted = control.start_airflow(settings, 600, restarting)
+                    pid, started, restarted = control.start_airflow(settings, 600, restarting,
+                                                                    since=pg_back if was_down else None)
                 else:
                     pid, started = control.start_service(settings, service, 60)
                     restarted = []

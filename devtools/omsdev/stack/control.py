@@ -135,13 +135,16 @@ def airflow_components(settings: Settings) -> list[ComponentHealth] | None:
         return None
 
 
-def unhealthy_airflow(settings: Settings) -> list[str]:
+def unhealthy_airflow(settings: Settings, since: datetime | None = None) -> list[str]:
     """The supervised components Airflow's monitor endpoint calls unhealthy (api-server when it
     does not answer at all)."""
     found = airflow_components(settings)
     if found is None:
         return ["api-server"]
-    return [c.name for c in found if c.name in supervisor.COMPONENTS and not c.healthy]
+    # After a database restart a heartbeat from before it proves nothing: Airflow still calls the
+    # old job healthy for 30 s while the process behind it may have exited or hung.
+    return [c.name for c in found if c.name in supervisor.COMPONENTS and (not c.healthy or (
+        since is not None and (c.last_heartbeat is None or datetime.fromisoformat(c.last_heartbeat) < since)))]
 
 
 # A component just (re)started has no heartbeat yet (the monitor still shows its predecessor's),
@@ -151,13 +154,14 @@ RESTART_GRACE = {"api-server": 600.0}
 RESTART_GRACE_DEFAULT = 120.0
 
 
-def start_airflow(settings: Settings, timeout: float = 240, on_restart=None) -> tuple[int, bool, list[str]]:
+def start_airflow(settings: Settings, timeout: float = 240, on_restart=None,
+                  since: datetime | None = None) -> tuple[int, bool, list[str]]:
     """Start Airflow's supervisor unless it runs, then heal_airflow. Returns (pid, started_now, restarted)."""
     pid, started = processes.start(settings.state_dir, airflow_service(settings))
-    return pid, started, heal_airflow(settings, timeout, on_restart)
+    return pid, started, heal_airflow(settings, timeout, on_restart, since)
 
 
-def heal_airflow(settings: Settings, timeout: float = 240, on_restart=None) -> list[str]:
+def heal_airflow(settings: Settings, timeout: float = 240, on_restart=None, since: datetime | None = None) -> list[str]:
     """Restart whatever Airflow component is unhealthy by the monitor endpoint, then wait until all
     are healthy. Returns the components restarted. The supervisor itself is started when it is not
     running (start_service)."""
@@ -165,7 +169,7 @@ def heal_airflow(settings: Settings, timeout: float = 240, on_restart=None) -> l
     began = datetime.now(UTC).replace(microsecond=0)
     deadline = time.monotonic() + timeout
     while True:
-        unhealthy = unhealthy_airflow(settings)
+        unhealthy = unhealthy_airflow(settings, since)
         if not unhealthy:
             return restarted
         if time.monotonic() > deadline:
