@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import httpx
 from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
@@ -51,6 +52,18 @@ class AirflowRuns(AirflowEvents):
             return answer.json()
         raise RuntimeError("unreachable")
 
+    async def components(self) -> list[dict[str, Any]]:
+        """Airflow's component health from its open monitor endpoint."""
+        if not self.base_url:
+            return []
+        try:
+            async with httpx.AsyncClient(timeout=5) as client:
+                answer = await client.get(f"{self.base_url}/api/v2/monitor/health")
+                answer.raise_for_status()
+                return pipeline_health.airflow_components(answer.json())
+        except (httpx.HTTPError, ValueError) as exc:
+            return pipeline_health.airflow_components(None, type(exc).__name__)
+
     async def dag_facts(self, now: datetime) -> dict[str, Any]:
         if not self.base_url:
             return {"error": "not configured (set OMS_AIRFLOW_URL)", "dags": []}
@@ -79,16 +92,21 @@ async def pipeline_health_view(pool: Pool, events: Events) -> JSONResponse:
     now = datetime.now(UTC)
     reader = AirflowRuns(events.base_url, events.username, events.password_file)
     airflow_task = asyncio.create_task(reader.dag_facts(now))
+    components_task = asyncio.create_task(reader.components())
     try:
         async with pool.connection(timeout=5) as conn:
             warehouse = await pipeline_health.warehouse_facts(conn, now)
             warehouse_error = None
     except Exception as exc:  # noqa: BLE001 — the warehouse being down is the answer, not a 500
         warehouse, warehouse_error = {"sources": [], "marts": [], "queues": {}}, str(exc)[:300]
-    airflow = await airflow_task
+    airflow, components = await airflow_task, await components_task
     reasons = pipeline_health.judge(airflow, warehouse)
     if warehouse_error:
         reasons.insert(0, f"warehouse unreachable: {warehouse_error}")
+    reasons[:0] = pipeline_health.component_reasons(components)  # the cause first: nothing runs without them
+    if not warehouse_error and pipeline_health.stuck_components(components, now):
+        await run_in_threadpool(pipeline_health.alert_stuck_components, components, now,
+                                pool.conninfo)
     body = {"status": "unhealthy" if reasons else "healthy", "reasons": reasons, "checked_at": now,
-            "dags": airflow["dags"], **warehouse}
+            "components": components, "dags": airflow["dags"], **warehouse}
     return JSONResponse(jsonable_encoder(body), status_code=503 if reasons else 200)

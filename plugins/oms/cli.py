@@ -38,8 +38,19 @@ err = Console(stderr=True)
 
 
 def fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)  # one line, however narrow the terminal
     raise typer.Exit(code)
+
+
+def require_scheduler(airflow_url: str) -> None:
+    """Fail at once, in one line, when no DAG run could start: without a live scheduler every run
+    stays queued and a command waiting for it would only time out."""
+    from oms.integrations.airflow import scheduler_down_reason
+
+    reason = scheduler_down_reason(airflow_url)
+    if reason:
+        fail(f"no live Airflow scheduler: {reason}; nothing would run. Run `oms up` (it restarts what Airflow's "
+             "monitor calls unhealthy), then `oms status`.")
 
 
 def _progress() -> Progress:
@@ -79,6 +90,7 @@ def pipeline_run(
     window_start = _parse_moment(start, window_end - timedelta(days=1))
     if window_start >= window_end:
         fail("--from must be before --to")
+    require_scheduler(settings.airflow_url)
     api = airflow_api(settings)
     try:
         api.wait_for_dags(PIPELINE_DAGS)
@@ -150,6 +162,8 @@ def backfill(
     if window_start >= window_end:
         fail("--from must be before --to", 2)
     window_start, window_end = window_start.isoformat(), window_end.isoformat()
+    if not dry_run:
+        require_scheduler(get_settings().airflow_url)
     api = airflow_api(get_settings())
 
     def refused(exc: httpx.HTTPError, what: str) -> None:
