@@ -129,6 +129,7 @@ class Simulation:
         self._post_erp(self.late_lines, tick.start)   # yesterday's late ERP postings arrive first
         self.late_lines = []
         for event in tick.events:
+            self.due(event["at"])
             self.clock.set(event["at"])
             handler = getattr(self, f"on_{event['kind']}")
             handler(event)
@@ -136,6 +137,7 @@ class Simulation:
     def cycle(self, tick: Tick) -> None:
         """The tick's DAG runs at its end, then the stores, the courier and the ERP act on what the
         platform asked of them, and the DAGs that follow their answers run again."""
+        self.due(tick.end)
         self.clock.set(tick.end)
         for dag_id in CYCLE:
             self.dags.run(dag_id, tick.end)
@@ -282,19 +284,27 @@ class Simulation:
                          "lastModifiedDateTime": _erp_time(self.clock.now)})
         self.sandboxes.erp.state.sandbox.state.put_stock(rows, mode="upsert")
 
-    def act_as_erp(self, at: datetime) -> None:
-        """Transfers arrive; cancellations reach Magento; the platform's sales postings are pulled,
-        posted in the ERP's book (a sale naming the order line, so the platform settles its posting)
-        and acknowledged."""
-        for arrival, event in [a for a in getattr(self, "_arrivals", []) if a[0] <= at]:
-            self.world.change(arrival, "transfer_in", event["to_store_id"], event["sku"], event["qty"],
-                              ref=event["document"])
-            self._post_erp([self._line("transfer_in", event["to_store_id"], event["sku"], event["qty"], arrival)],
-                           arrival)
+    def due(self, at: datetime) -> None:
+        """What was planned for until `at`, at its own moment: transfers arrive (posted by the ERP),
+        payment failures cancel their orders in Magento."""
+        planned = [(when, "arrival", item) for when, item in getattr(self, "_arrivals", []) if when <= at]
+        planned += [(when, "cancel", item) for when, item in getattr(self, "_pending_cancels", []) if when <= at]
         self._arrivals = [a for a in getattr(self, "_arrivals", []) if a[0] > at]
-        for when, order in [c for c in getattr(self, "_pending_cancels", []) if c[0] <= at]:
-            self.sandboxes.magento.state.sandbox.sales.cancel(int(order["entity_id"]))
         self._pending_cancels = [c for c in getattr(self, "_pending_cancels", []) if c[0] > at]
+        for when, kind, item in sorted(planned, key=lambda p: (p[0], p[1])):
+            self.clock.set(when)
+            if kind == "arrival":
+                self.world.change(when, "transfer_in", item["to_store_id"], item["sku"], item["qty"],
+                                  ref=item["document"])
+                self._post_erp([self._line("transfer_in", item["to_store_id"], item["sku"], item["qty"], when)],
+                               when)
+            else:
+                self.sandboxes.magento.state.sandbox.sales.cancel(int(item["entity_id"]))
+
+    def act_as_erp(self, at: datetime) -> None:
+        """The platform's sales postings are pulled, posted in the ERP's book (a sale naming the order
+        line, so the platform settles its posting) and acknowledged."""
+        self.due(at)
         headers = {"Authorization": f"Bearer {self.tokens['erp']}"}
         response = self.api.get("/v1/erp/sales-postings", params={"limit": 1000}, headers=headers)
         if response.status_code != 200:

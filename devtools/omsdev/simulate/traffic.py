@@ -68,8 +68,10 @@ class Traffic:
         self.data, self.scale, self.seed, self.start, self.days = data, scale, seed, start, days
         self.rng = random.Random(f"{seed}:traffic")
         self.specs = {s.code: s for s in demo_data._country_specs([c["country_code"] for c in data.countries])}
-        self.factory = _SimOrderFactory(random.Random(f"{seed}:orders"), data.skus, data.configurable_parents, data.locations,
-                                        start)
+        # the generator's own catalogue rows (with the option ids configurable rows are built from)
+        catalogue = list(demo_data.iter_skus(len(data.skus)))
+        self.factory = _SimOrderFactory(random.Random(f"{seed}:orders"), catalogue,
+                                        demo_data._configurable_parents(catalogue), data.locations, start)
         self.entity_ids = iter(range(500_001, 10_000_000))
         self.stores = [loc for loc in data.locations if loc["location_type"] == "store"]
         self.warehouses = [loc for loc in data.locations if loc["location_type"] == "warehouse"]
