@@ -9,7 +9,7 @@ constant endpoint on the same uvicorn settings.
    rows, loaded with COPY; ledger activity on top (historical movements the snapshot already
    counts, recent movements it does not, open reservations at store and country level, shipped
    lines awaiting the ERP, restocked returns).
-2. The ATP marts, built by the real pipeline step (oms.pipelines.atp.build: dbt build + snapshot).
+2. The ATP marts, built by the real pipeline step (oms.tasks.atp_build.build: dbt build + snapshot).
 3. For 1 and 2 uvicorn workers: the API, the bare app and the floor app side by side, each loaded
    by wrk (if installed) or by a small asyncio HTTP/1.1 client, in interleaved rounds (--rounds,
    --seconds): one SKU and 100-SKU batches with 4 connections (p50/p99, requests/s), one SKU and
@@ -190,7 +190,7 @@ def seed_ledger(dsn: str, as_of: datetime) -> dict:
 
 
 def build_marts(dsn: str, log) -> dict:
-    from oms.pipelines import atp
+    from oms.tasks import atp_build as atp
 
     os.environ["OMS_DBT_TARGET_PATH"] = str(STATE / "dbt-target")
     started = time.perf_counter()

@@ -22,10 +22,10 @@ import uvicorn
 
 from oms import reference
 from oms.erp.landing import land_stock_rows
-from oms.pipelines.atp import build as build_atp
-from oms.publishing.msi_client import MagentoMsiClient
+from oms.integrations.magento import MagentoClient
 from oms.publishing.publisher import publish
 from oms.settings import get_settings
+from oms.tasks.atp_build import build as build_atp
 from oms.validation.erp_stock import validate_window
 from oms.warehouse import apply_ddl, connect
 from omsdev import demo, demo_data
@@ -82,7 +82,7 @@ def main() -> None:
     httpx.post(f"{url}/_sandbox/sources", json=data.magento_sources(), timeout=60).raise_for_status()
     httpx.post(f"{url}/_sandbox/stocks", json=data.magento_stocks(), timeout=60).raise_for_status()
 
-    with MagentoMsiClient(url, TOKEN) as client:
+    with MagentoClient(url, TOKEN) as client:
         first = publish(dsn, client, chunk_size=args.chunk_size, run_id="initial")
         # every row changes: a new ERP snapshot one hour later with one more unit everywhere
         t1 = t0 + timedelta(hours=1)

@@ -14,7 +14,7 @@ port 5666, fsync off like bench/atp_lookup.py):
    the landing path the DAGs run (land_stock_rows + erp_stock.validate_window; land_orders per
    channel + magento_orders.validate_window), each window followed back to back by a raw COPY of
    the same rows into a plain table: rows/s of each and the ratio.
-2. ATP: the full rebuild (oms.pipelines.atp.build: dbt build of the ATP and order marts) after
+2. ATP: the full rebuild (oms.tasks.atp_build.build: dbt build of the ATP and order marts) after
    ledger activity on top, then 1 % of the stock rows and 1 % of the orders change (landed the
    same way) and the rebuild runs again; per-model dbt timings come from run_results.json.
 3. API: bench/atp_lookup.py --reuse on the scale's database (look-up p50/p99, req/s vs the bare
@@ -400,7 +400,7 @@ def channel_of_store(dsn: str) -> dict[int, str]:
 def land_order_window(dsn: str, orders: list[dict[str, Any]], start: datetime, channels: dict[int, str],
                       meter: Meter | None) -> dict[str, Any]:
     """As the DAG does it: one landing transaction per channel pull, then the gate for the window."""
-    from oms.pipelines.magento_orders import batch_id_for
+    from oms.tasks.magento_orders_ingest import batch_id_for
 
     end = start + timedelta(hours=1)
     batch = batch_id_for(start, end)
@@ -541,7 +541,7 @@ def model_timings(target: Path, top: int = 8) -> list[dict[str, Any]]:
 
 
 def atp_build(dsn: str, label: str) -> dict[str, Any]:
-    from oms.pipelines import atp
+    from oms.tasks import atp_build as atp
 
     target = STATE / f"dbt-target-{label}"
     os.environ["OMS_DBT_TARGET_PATH"] = str(target)

@@ -30,23 +30,15 @@ docs/returns.md.
 def aftersale_magento_sync():
     @task
     def send_magento_outbox() -> dict:
-        from oms.aftersale import links
-        from oms.aftersale.magento_sync import send_pending
-        from oms.airflow_links import warehouse_dsn
+        from oms.tasks import aftersale_magento_sync as tasks
 
-        client = links.magento_sync()
-        try:
-            return send_pending(warehouse_dsn(), client)
-        finally:
-            client.close()
+        return tasks.send_magento_outbox()
 
     @task
     def book_reverse_pickups() -> dict:
-        from oms.aftersale import links
-        from oms.aftersale.rvp import book_pickups
-        from oms.airflow_links import warehouse_dsn
+        from oms.tasks import aftersale_magento_sync as tasks
 
-        return book_pickups(warehouse_dsn(), links.clickpost())
+        return tasks.book_reverse_pickups()
 
     send_magento_outbox()
     book_reverse_pickups()

@@ -38,17 +38,15 @@ emits the `marts.atp` asset.
 def atp_build():
     @task
     def dbt_build_atp(run_id=None, data_interval_end=None) -> dict:
-        from oms.airflow_links import warehouse_dsn
-        from oms.pipelines import atp
+        from oms.tasks import atp_build as tasks
 
-        return atp.build(warehouse_dsn(), run_id, data_interval_end)
+        return tasks.dbt_build_atp(run_id, data_interval_end)
 
     @task(outlets=[ATP_MARTS])
     def sync_order_reservations() -> dict:
-        from oms.airflow_links import warehouse_dsn
-        from oms.pipelines.order_reservations import sync_from_order_marts
+        from oms.tasks import atp_build as tasks
 
-        return sync_from_order_marts(warehouse_dsn())
+        return tasks.sync_order_reservations()
 
     dbt_build_atp() >> sync_order_reservations()
 

@@ -14,7 +14,7 @@ DOC = """
 For every order Magento has invoiced (the landed order's `total_invoiced` > 0; cash-on-delivery
 orders once routed) with an allocating routing decision: one Clickpost order per shipped location
 (`reference_number` = order-store-sequence), the courier from Clickpost's recommendation API, v4
-bodies for the GCC countries. The ledger row is written before each call; 200 and 323 (already
+bodies for the GCC countries. The shipment row (`oms.shipment`) is written before each call; 200 and 323 (already
 placed) are success. Then the label PDF, then `POST /V1/order/{id}/ship` with the AWB track and the
 MSI source, after checking `GET /V1/shipments` for a shipment already carrying the AWB.
 `OMS_SHIPPING_CRASH_AT` injects a crash between steps (docs/shipping.md).
@@ -35,35 +35,21 @@ MSI source, after checking `GET /V1/shipments` for a shipment already carrying t
 def clickpost_shipments():
     @task
     def plan_shipments(data_interval_end=None) -> dict:
-        from oms.airflow_links import warehouse_dsn
-        from oms.shipping import ledger
-        from oms.shipping.links import clickpost_client
-        from oms.warehouse import connect
+        from oms.tasks import clickpost_shipments as tasks
 
-        with connect(warehouse_dsn()) as conn, clickpost_client() as clickpost:
-            return ledger.plan_shipments(conn, clickpost, data_interval_end).as_dict()
+        return tasks.plan_shipments(data_interval_end)
 
     @task
     def create_clickpost_orders() -> dict:
-        from oms.airflow_links import warehouse_dsn
-        from oms.shipping import ledger
-        from oms.shipping.links import clickpost_client
-        from oms.warehouse import connect
+        from oms.tasks import clickpost_shipments as tasks
 
-        with connect(warehouse_dsn()) as conn, clickpost_client() as clickpost:
-            report = ledger.manifest(conn, clickpost)
-            ledger.fetch_labels(conn, clickpost, report=report)
-            return report.as_dict()
+        return tasks.create_clickpost_orders()
 
     @task
     def ship_in_magento() -> dict:
-        from oms.airflow_links import warehouse_dsn
-        from oms.shipping import ledger
-        from oms.shipping.links import magento_sales_client
-        from oms.warehouse import connect
+        from oms.tasks import clickpost_shipments as tasks
 
-        with connect(warehouse_dsn()) as conn, magento_sales_client() as magento:
-            return ledger.ship_to_magento(conn, magento).as_dict()
+        return tasks.ship_in_magento()
 
     plan_shipments() >> create_clickpost_orders() >> ship_in_magento()
 

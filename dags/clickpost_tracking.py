@@ -3,27 +3,14 @@ that reads Clickpost's updated-order feed so a missed webhook is caught."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable, CronTriggerTimetable, dag, task
 
 from oms.assets import SHIPMENT_TRACKING
 from oms.dag_defaults import default_args
 
-FEED_OVERLAP = timedelta(minutes=5)   # re-read scans are deduplicated: the overlap costs nothing
 DEFAULT_ARGS = default_args("fulfilment")
-
-
-def _push() -> dict:
-    from oms.airflow_links import warehouse_dsn
-    from oms.shipping import tracking
-    from oms.shipping.links import magento_sales_client
-    from oms.warehouse import connect
-
-    with connect(warehouse_dsn()) as conn, magento_sales_client() as magento:
-        pushed = tracking.push_to_magento(conn, magento)
-        conn.commit()
-        return {**pushed, **tracking.settle_returns(conn)}
 
 
 @dag(
@@ -46,7 +33,9 @@ intent row, then the order's comments are searched for the marker before posting
 def clickpost_tracking():
     @task
     def push_to_magento() -> dict:
-        return _push()
+        from oms.tasks import clickpost_tracking as tasks
+
+        return tasks.push_to_magento()
 
     push_to_magento()
 
@@ -69,17 +58,15 @@ then pushes to Magento. A webhook that never arrived is caught here.
 def clickpost_tracking_backstop():
     @task
     def read_updated_orders(data_interval_start=None, data_interval_end=None) -> dict:
-        from oms.airflow_links import warehouse_dsn
-        from oms.shipping import tracking
-        from oms.shipping.links import clickpost_client
-        from oms.warehouse import connect
+        from oms.tasks import clickpost_tracking as tasks
 
-        with connect(warehouse_dsn()) as conn, clickpost_client() as clickpost:
-            return tracking.read_feed(conn, clickpost, data_interval_start - FEED_OVERLAP, data_interval_end)
+        return tasks.read_updated_orders(data_interval_start, data_interval_end)
 
     @task
     def push_to_magento() -> dict:
-        return _push()
+        from oms.tasks import clickpost_tracking as tasks
+
+        return tasks.push_to_magento()
 
     read_updated_orders() >> push_to_magento()
 

@@ -33,18 +33,15 @@ schedules `atp_build`. Backfill any range with `oms backfill` / `airflow backfil
 def erp_stock_ingest():
     @task
     def land(data_interval_start=None, data_interval_end=None) -> dict:
-        from oms.airflow_links import erp_client, warehouse_dsn
-        from oms.pipelines import erp_stock
+        from oms.tasks import erp_stock_ingest as tasks
 
-        with erp_client() as erp:
-            return erp_stock.land(warehouse_dsn(), erp, data_interval_start, data_interval_end)
+        return tasks.land_interval(data_interval_start, data_interval_end)
 
     @task(outlets=[RAW_ERP_STOCK])
     def validate(landed: dict, data_interval_start=None, data_interval_end=None) -> dict:
-        from oms.airflow_links import warehouse_dsn
-        from oms.pipelines import erp_stock
+        from oms.tasks import erp_stock_ingest as tasks
 
-        return {**landed, **erp_stock.validate(warehouse_dsn(), data_interval_start, data_interval_end)}
+        return tasks.validate_interval(landed, data_interval_start, data_interval_end)
 
     validate(land())
 

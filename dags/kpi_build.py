@@ -32,10 +32,9 @@ Read by `GET /v1/kpis` and the KPI page `GET /dashboard` (dbt exposure `kpi_dash
 def kpi_build():
     @task(outlets=[KPI_MARTS])
     def dbt_build_kpis() -> dict:
-        from oms.airflow_links import warehouse_dsn
-        from oms.pipelines import kpis
+        from oms.tasks import kpi_build as tasks
 
-        return kpis.build(warehouse_dsn())
+        return tasks.dbt_build_kpis()
 
     dbt_build_kpis()
 

@@ -44,26 +44,22 @@ Settings: `OMS_MAGENTO_OVERLAP_MINUTES` (10), `OMS_MAGENTO_PAGE_SIZE` (100),
 def magento_orders_ingest():
     @task
     def plan_pulls(data_interval_start=None, data_interval_end=None) -> list[dict]:
-        from oms.airflow_links import warehouse_dsn
-        from oms.pipelines import magento_orders
+        from oms.tasks import magento_orders_ingest as tasks
 
-        return magento_orders.plan_pulls(warehouse_dsn(), data_interval_start, data_interval_end)
+        return tasks.plan_interval_pulls(data_interval_start, data_interval_end)
 
     @task(map_index_template="{{ pull_label }}")
     def land(pull: dict, data_interval_start=None, data_interval_end=None) -> dict:
-        from oms.airflow_links import magento_client, warehouse_dsn
-        from oms.pipelines import magento_orders
+        from oms.tasks import magento_orders_ingest as tasks
 
         get_current_context()["pull_label"] = pull["label"]
-        with magento_client() as magento:
-            return magento_orders.land(warehouse_dsn(), magento, pull, data_interval_start, data_interval_end)
+        return tasks.land_pull(pull, data_interval_start, data_interval_end)
 
     @task(outlets=[RAW_MAGENTO_ORDER])
     def validate(landed: list[dict], data_interval_start=None, data_interval_end=None) -> dict:
-        from oms.airflow_links import warehouse_dsn
-        from oms.pipelines import magento_orders
+        from oms.tasks import magento_orders_ingest as tasks
 
-        return magento_orders.validate(warehouse_dsn(), data_interval_start, data_interval_end, list(landed))
+        return tasks.validate_interval(list(landed), data_interval_start, data_interval_end)
 
     validate(land.expand(pull=plan_pulls()))
 

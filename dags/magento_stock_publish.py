@@ -38,12 +38,9 @@ the retry sends exactly the rest. Attempts are in `oms.publish_attempt`.
 def magento_stock_publish():
     @task
     def publish_source_items(run_id=None) -> dict:
-        from oms.airflow_links import magento_msi_client, warehouse_dsn
-        from oms.publishing.publisher import publish
+        from oms.tasks import magento_stock_publish as tasks
 
-        client, options = magento_msi_client()
-        with client:
-            return publish(warehouse_dsn(), client, run_id=run_id, **options).as_dict()
+        return tasks.publish_source_items(run_id)
 
     publish_source_items()
 

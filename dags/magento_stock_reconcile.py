@@ -31,23 +31,15 @@ channel) is the task's return value.
 def magento_stock_reconcile():
     @task
     def compare_salable_quantities(run_id=None) -> dict:
-        from oms.airflow_links import magento_msi_client, warehouse_dsn
-        from oms.publishing.reconcile import reconcile
+        from oms.tasks import magento_stock_reconcile as tasks
 
-        client, _ = magento_msi_client()
-        with client:
-            return reconcile(warehouse_dsn(), client, run_id=run_id).as_dict()
+        return tasks.compare_salable_quantities(run_id)
 
     @task
     def republish_drift(report: dict, run_id=None) -> dict:
-        from oms.airflow_links import magento_msi_client, warehouse_dsn
-        from oms.publishing.publisher import publish
+        from oms.tasks import magento_stock_reconcile as tasks
 
-        if not report["drifting"]:
-            return {"republished": 0}
-        client, options = magento_msi_client()
-        with client:
-            return publish(warehouse_dsn(), client, run_id=run_id, **options).as_dict()
+        return tasks.republish_drift(report, run_id)
 
     republish_drift(compare_salable_quantities())
 

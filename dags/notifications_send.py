@@ -29,11 +29,9 @@ Failed sends are retried with back-off (up to 5 attempts). docs/notifications.md
 def notifications_send():
     @task
     def send_due_notifications() -> dict:
-        from oms.aftersale import links
-        from oms.airflow_links import warehouse_dsn
-        from oms.notifications.sender import send_due
+        from oms.tasks import notifications_send as tasks
 
-        return send_due(warehouse_dsn(), links.notification_channels())
+        return tasks.send_due_notifications()
 
     send_due_notifications()
 

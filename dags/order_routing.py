@@ -36,17 +36,15 @@ releases their stock. Decisions: `oms routing explain <order>` or `GET /v1/routi
 def order_routing():
     @task(outlets=[ROUTING_DECISIONS])
     def route_orders(dag_run=None) -> dict:
-        from oms.airflow_links import warehouse_dsn
-        from oms.pipelines.order_routing import decision_time, route_pending
+        from oms.tasks import order_routing as tasks
 
-        return route_pending(warehouse_dsn(), decision_time(dag_run))
+        return tasks.route_orders(dag_run)
 
     @task
     def expire_pickups(dag_run=None) -> dict:
-        from oms.airflow_links import warehouse_dsn
-        from oms.pipelines.order_routing import decision_time, expire_pickups
+        from oms.tasks import order_routing as tasks
 
-        return expire_pickups(warehouse_dsn(), decision_time(dag_run))
+        return tasks.expire_pickups(dag_run)
 
     route_orders() >> expire_pickups()
 

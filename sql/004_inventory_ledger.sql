@@ -118,7 +118,8 @@ CREATE INDEX IF NOT EXISTS sales_posting_line_idx ON oms.sales_posting (order_in
 -- Live ATP. The dbt marts carry the snapshot part (snapshot_on_hand_qty, snapshot_as_of,
 -- safety_stock_qty, snapshot_atp_qty); these functions add what has been recorded since.
 
--- ATP of one location from its parts, floored at zero (the same formula as fct_atp_store).
+-- ATP of one location from its parts, floored at zero: the one place the formula is written
+-- (dbt's fct_atp_store calls it for its snapshot_atp_qty and atp_qty).
 CREATE OR REPLACE FUNCTION oms.atp_formula(on_hand numeric, reserved numeric, awaiting_erp numeric,
                                            safety numeric, restocked numeric)
 RETURNS numeric LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$

@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 import httpx
 
 from oms import reference
+from oms.integrations.clickpost import ClickpostClient
+from oms.integrations.magento import MagentoClient
 from oms.magento.landing import land_orders
 from oms.routing import Order, OrderLine, profiles, service
-from oms.shipping.clients import ClickpostClient, MagentoSalesClient
 from oms.warehouse import apply_ddl, connect
 
 from .test_routing_kit import EXAMPLES
@@ -124,8 +125,8 @@ def clickpost(settings) -> ClickpostClient:
     return ClickpostClient(settings.clickpost_url, settings.clickpost_username, settings.clickpost_key, attempts=2)
 
 
-def magento(settings) -> MagentoSalesClient:
-    return MagentoSalesClient(settings.magento_url, settings.magento_token, attempts=2)
+def magento(settings) -> MagentoClient:
+    return MagentoClient(settings.magento_url, settings.magento_token, attempts=2)
 
 
 def clickpost_shipments(settings) -> list[dict]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from oms.erp.landing import land_stock_rows
-from oms.pipelines.atp import build as build_atp
+from oms.tasks.atp_build import build as build_atp
 from oms.validation.erp_stock import validate_window
 from oms.warehouse import connect
 

@@ -15,7 +15,7 @@ import pytest
 
 from oms import tokens
 from oms.erp.landing import record_key
-from oms.pipelines.erp_stock import batch_id_for
+from oms.tasks.erp_stock_ingest import batch_id_for
 from oms.warehouse import connect
 from omsdev import demo, demo_data
 from omsdev.stack import control, processes

@@ -9,7 +9,7 @@ import pytest
 
 from oms import reference
 from oms.erp.landing import land_stock_rows, record_key
-from oms.pipelines.erp_stock import batch_id_for
+from oms.tasks.erp_stock_ingest import batch_id_for
 from oms.validation.erp_stock import validate_window
 from oms.warehouse import connect
 

@@ -20,12 +20,12 @@ from fastapi.testclient import TestClient
 from oms import tokens
 from oms.erp.landing import land_stock_rows
 from oms.fulfilment import allocations_for_order, tasks
+from oms.inventory.order_demand import DEMAND_SQL, OPEN_STATUSES
 from oms.inventory.reservations import OrderDemand, sync_order_demand
 from oms.magento.landing import land_orders
-from oms.pipelines import atp
-from oms.pipelines.order_reservations import DEMAND_SQL, OPEN_STATUSES
-from oms.pipelines.order_routing import run_id_for
 from oms.routing import profiles
+from oms.tasks import atp_build as atp
+from oms.tasks.order_routing import run_id_for
 from oms.validation.erp_stock import validate_window as validate_stock
 from oms.validation.magento_orders import validate_window as validate_orders
 from oms.warehouse import apply_ddl, connect

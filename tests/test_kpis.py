@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from oms import tokens
 from oms.magento.landing import land_orders
-from oms.pipelines import kpis as kpi_pipeline
-from oms.pipelines.atp import build as build_atp
+from oms.tasks import kpi_build as kpi_pipeline
+from oms.tasks.atp_build import build as build_atp
 from oms.validation.magento_orders import validate_window
 from oms.warehouse import apply_ddl, connect
 from omsdev import demo_data

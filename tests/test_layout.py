@@ -63,3 +63,40 @@ def test_production_image_installs_runtime_only():
     assert "devtools" not in runtime_stage and "COPY bench" not in runtime_stage
     # The default target (the last stage) is the platform, not the sandboxes.
     assert dockerfile.rstrip().splitlines()[-1].startswith("FROM runtime AS platform")
+
+
+DAGS = REPO / "dags"
+DAG_SHARED = {"oms.assets", "oms.dag_defaults"}
+
+
+def oms_imports_of_dag(path: Path) -> set[str]:
+    """The oms modules a DAG file imports, `from oms.tasks import x` counted as oms.tasks.x."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and node.module.split(".")[0] == "oms":
+            if node.module == "oms.tasks":
+                names.update(f"oms.tasks.{alias.name}" for alias in node.names)
+            else:
+                names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names if alias.name.split(".")[0] == "oms")
+    return names
+
+
+def test_every_dag_calls_one_task_module():
+    # dags/ stay thin: schedule, graph and docs; what a task does (connections included) is in
+    # one oms.tasks module per DAG file.
+    offenders = {}
+    for path in sorted(DAGS.glob("*.py")):
+        modules = oms_imports_of_dag(path) - DAG_SHARED
+        if len(modules) != 1 or not next(iter(modules)).startswith("oms.tasks."):
+            offenders[path.name] = sorted(modules)
+    assert offenders == {}
+
+
+def test_task_module_check_sees_domain_imports(tmp_path):
+    # A DAG reaching past its task module into domain code must be seen, or the check proves nothing.
+    sample = tmp_path / "sample_dag.py"
+    sample.write_text("def t():\n    from oms.tasks import kpi_build as tasks\n    from oms.shipping import tracking\n")
+    assert oms_imports_of_dag(sample) == {"oms.tasks.kpi_build", "oms.shipping"}

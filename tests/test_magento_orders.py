@@ -18,10 +18,10 @@ import httpx
 import pytest
 
 from oms import reference
-from oms.magento.client import MagentoApiError, MagentoClient, magento_timestamp
+from oms.integrations.magento import MagentoApiError, MagentoClient, magento_timestamp
 from oms.magento.landing import land_orders
-from oms.pipelines import atp
-from oms.pipelines.magento_orders import batch_id_for
+from oms.tasks import atp_build as atp
+from oms.tasks.magento_orders_ingest import batch_id_for
 from oms.validation.magento_orders import validate_window
 from oms.warehouse import connect
 from omsdev import demo, demo_data

@@ -134,7 +134,7 @@ def faults(settings, on: bool) -> None:
 
 
 def erp_client(settings):
-    from oms.erp.client import ErpClient
+    from oms.integrations.erp import ErpClient
 
     return ErpClient(base_url=settings.erp_url, username=settings.erp_username, password=settings.erp_password,
                      company_id=settings.erp_company_id)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from oms.publishing.msi_client import MagentoMsiClient
+from oms.integrations.magento import MagentoClient
 from oms.publishing.publisher import PublishIncomplete, compute_delta, publish
 from oms.warehouse import apply_ddl, connect
 from omsdev import demo_data
@@ -34,7 +34,7 @@ def scenario(pg_cluster, sandboxes):
 
 @pytest.fixture()
 def client(settings):
-    with MagentoMsiClient(settings.magento_url, settings.magento_token, attempts=8) as msi:
+    with MagentoClient(settings.magento_url, settings.magento_token, attempts=8) as msi:
         yield msi
 
 
@@ -77,7 +77,7 @@ def test_converges_under_5xx_and_429(settings, scenario):
     dsn, data = scenario
     # Two attempts per request: some chunks exhaust their retries, so the run-level recovery
     # (ledger true to what was accepted, next run sends the rest) is exercised, not just retries.
-    client = MagentoMsiClient(settings.magento_url, settings.magento_token, attempts=2)
+    client = MagentoClient(settings.magento_url, settings.magento_token, attempts=2)
     changed = [dict(r, inventory=r["inventory"] + 3, lastModifiedDateTime=STAMP.replace("00:30", "00:40"))
                for r in data.stock_rows[:120]]
     land_and_build(dsn, changed, batch="changed")

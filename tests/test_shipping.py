@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
+from psycopg.types.json import Jsonb
 
 from oms import tokens
-from oms.shipping import bodies, ledger
+from oms.shipping import bodies, shipments
 from oms.shipping.config import ShippingSettings
 from oms.shipping.faults import CRASH_POINTS, InjectedCrash
 from oms.warehouse import apply_ddl, connect
@@ -30,13 +31,13 @@ def world(sandboxes, pg_cluster):
     return world
 
 
-def ship(world, **kw) -> ledger.Report:
+def ship(world, **kw) -> shipments.Report:
     settings, dsn = world
     with connect(dsn) as conn, w.clickpost(settings) as cp, w.magento(settings) as mg:
-        return ledger.run(conn, cp, mg, w.NOW, **kw)
+        return shipments.run(conn, cp, mg, w.NOW, **kw)
 
 
-def ledger_rows(dsn: str, increment_id: str) -> list[dict]:
+def shipment_rows(dsn: str, increment_id: str) -> list[dict]:
     with connect(dsn) as conn:
         return conn.execute("SELECT * FROM oms.shipment WHERE order_increment_id = %s ORDER BY shipment_no",
                             (increment_id,)).fetchall()
@@ -58,7 +59,7 @@ def test_invoiced_orders_ship_through_clickpost_and_magento(world):
     report = ship(world, only=["000000101", "000000102", "000000103"])
     assert (report.planned, report.manifested, report.magento_shipped) == (3, 3, 3)
 
-    [row] = ledger_rows(dsn, "000000101")
+    [row] = shipment_rows(dsn, "000000101")
     assert (row["state"], row["store_id"], row["api_version"], row["reference_number"]) == (
         "magento_shipped", WH, 4, "000000101-AE-WH-01-1")
     assert row["request"]["shipment_details"]["order_type"] == "PREPAID"
@@ -74,7 +75,7 @@ def test_invoiced_orders_ship_through_clickpost_and_magento(world):
     assert [(t["track_number"], t["title"], t["carrier_code"]) for t in magento_shipment["tracks"]] == [
         (row["awb"], row["courier_name"], "clickpost")]
 
-    rows = ledger_rows(dsn, "000000102")
+    rows = shipment_rows(dsn, "000000102")
     assert [(r["store_id"], r["state"]) for r in rows] == [(WH, "magento_shipped"), (ST, "magento_shipped")]
     cod = [r["request"]["shipment_details"] for r in rows]
     assert [d["order_type"] for d in cod] == ["COD", "COD"]
@@ -82,11 +83,11 @@ def test_invoiced_orders_ship_through_clickpost_and_magento(world):
     assert sum(d["cod_value"] for d in cod) == pytest.approx(split_cod["grand_total"])
     sources = sorted(s["extension_attributes"]["source_code"] for s in w.magento_shipments(settings, 102))
     assert sources == ["ae-st-01", "ae-wh-01"]
-    assert ledger_rows(dsn, "000000103") == []                                       # not invoiced: waits
+    assert shipment_rows(dsn, "000000103") == []                                       # not invoiced: waits
     assert clickpost_refs(settings, "000000102") == ["000000102-AE-ST-01-2", "000000102-AE-WH-01-1"]
 
     again = ship(world, only=["000000101", "000000102", "000000103"])
-    assert again.as_dict() == ledger.Report().as_dict()
+    assert again.as_dict() == shipments.Report().as_dict()
     assert len(clickpost_refs(settings, "0000001")) == 3 and len(w.magento_shipments(settings, 102)) == 2
 
 
@@ -94,7 +95,7 @@ def test_label_is_served_as_pdf(world):
     settings, dsn = world
     from api.app import create_app
 
-    [row] = ledger_rows(dsn, "000000101")
+    [row] = shipment_rows(dsn, "000000101")
     with connect(dsn) as conn:
         token = tokens.create_token(conn, "store", ["orders:read"])
     with TestClient(create_app(dsn)) as api:
@@ -117,7 +118,7 @@ def test_crash_between_steps_creates_no_duplicates(world, point):
     with pytest.raises(InjectedCrash):
         ship(world, only=[increment_id], crash_at=point)
     report = ship(world, only=[increment_id])                                            # the re-run
-    rows = ledger_rows(dsn, increment_id)
+    rows = shipment_rows(dsn, increment_id)
     assert [r["state"] for r in rows] == ["magento_shipped", "magento_shipped"]
     refs = clickpost_refs(settings, increment_id)
     assert refs == sorted(r["reference_number"] for r in rows)                          # 0 duplicate Clickpost orders
@@ -137,7 +138,7 @@ def test_refusals_are_kept_with_the_reason(world):
     w.load_and_land(settings, dsn, [order])
     w.route(dsn, order, STOCK)
     report = ship(world, only=["000000301"], settings=ShippingSettings(v4_countries=frozenset()))
-    [row] = ledger_rows(dsn, "000000301")
+    [row] = shipment_rows(dsn, "000000301")
     assert (report.not_serviceable, row["state"], row["awb"]) == (1, "failed", None)
     assert "not serviceable" in row["last_error"]
     assert clickpost_refs(settings, "000000301") == []
@@ -148,7 +149,7 @@ def test_refusals_are_kept_with_the_reason(world):
     w.load_and_land(settings, dsn, [nowhere])
     w.route(dsn, nowhere, STOCK)
     assert ship(world, only=["000000302"]).failed == 1
-    [row] = ledger_rows(dsn, "000000302")
+    [row] = shipment_rows(dsn, "000000302")
     assert (row["state"], row["last_error"]) == ("failed", "order 000000302 has no shipping address")
     assert ship(world, only=["000000302"]).failed == 0                                   # kept, not retried
     assert clickpost_refs(settings, "000000302") == []
@@ -156,7 +157,7 @@ def test_refusals_are_kept_with_the_reason(world):
 
 def test_v3_body_for_countries_outside_the_v4_list_validates_against_clickpost_rules(world):
     settings, dsn = world
-    [row] = ledger_rows(dsn, "000000101")
+    [row] = shipment_rows(dsn, "000000101")
     with connect(dsn) as conn:
         payload = conn.execute("SELECT payload FROM raw.magento_order WHERE entity_id = 101").fetchone()["payload"]
     lines = bodies.order_lines(payload, {1011: 1}, {"SH-A": 300}, ShippingSettings())
@@ -170,3 +171,27 @@ def test_v3_body_for_countries_outside_the_v4_list_validates_against_clickpost_r
         assert (checked.order_type, checked.cod_value, checked.cp_id) == ("COD", 52, 4)
     assert bodies.reference_number("000000101", "ae_st/01", 2) == "000000101-AE-ST/01-2"
     assert bodies.reference_number("1", "a:b", 1) == "1-A-B-1"
+
+
+def test_planner_reads_the_accepted_version_not_a_quarantined_newer_one(world):
+    # A newer version of the order that the gate quarantined (here: no items, state closed) must not be
+    # what the shipment is planned from: the previous good version stands (raw.magento_order_current).
+    settings, dsn = world
+    order = w.magento_order(401, [("SH-A", 1, 40)])
+    w.load_and_land(settings, dsn, [order])
+    with connect(dsn) as conn:
+        good = conn.execute("SELECT * FROM raw.magento_order WHERE entity_id = 401").fetchone()
+        broken = {**good["payload"], "state": "closed", "items": "not a list", "updated_at": "2026-10-01 09:00:00"}
+        conn.execute(
+            "INSERT INTO raw.magento_order (record_key, entity_id, updated_at, increment_id, store_id, channel_code,"
+            " payload, batch_id, data_interval_start, data_interval_end)"
+            " VALUES ('401@newer', 401, %s + interval '30 minutes', %s, %s, %s, %s, 'b', now(), now())",
+            (good["updated_at"], good["increment_id"], good["store_id"], good["channel_code"], Jsonb(broken)))
+        conn.execute("INSERT INTO raw.quarantine (source, record_key, batch_id, reason, detail, payload)"
+                     " VALUES ('magento_order', '401@newer', 'b', 'malformed_item', 'items is not a list', %s)",
+                     (Jsonb(broken),))
+    assert w.route(dsn, order, STOCK).decision.allocated
+    report = ship(world, only=["000000401"])
+    assert (report.planned, report.manifested, report.magento_shipped) == (1, 1, 1)
+    [row] = shipment_rows(dsn, "000000401")
+    assert [i["sku"] for i in row["line_items"]] == ["SH-A"]

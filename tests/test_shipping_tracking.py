@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from oms.pipelines.atp import build as build_marts
-from oms.shipping import ledger, tracking
+from oms.shipping import shipments, tracking
 from oms.shipping.config import get_shipping_settings
+from oms.tasks.atp_build import build as build_marts
 from oms.warehouse import connect
 
 from . import shipping_world as w
@@ -34,13 +34,13 @@ def world(sandboxes, pg_cluster):
 
 
 def shipped(world, entity_id: int) -> dict:
-    """A routed, invoiced order shipped through Clickpost and Magento: its ledger row."""
+    """A routed, invoiced order shipped through Clickpost and Magento: its shipment row."""
     settings, dsn = world
     order = w.magento_order(entity_id, [("SH-A", 1, 40)])
     w.load_and_land(settings, dsn, [order])
     w.route(dsn, order, STOCK)
     with connect(dsn) as conn, w.clickpost(settings) as cp, w.magento(settings) as mg:
-        ledger.run(conn, cp, mg, w.NOW, only=[order["increment_id"]])
+        shipments.run(conn, cp, mg, w.NOW, only=[order["increment_id"]])
         return conn.execute("SELECT * FROM oms.shipment WHERE magento_entity_id = %s", (entity_id,)).fetchone()
 
 

@@ -17,7 +17,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from api.airflow_events import AirflowEvents
-from oms import pipeline_health
+from oms.ops import health as pipeline_health
 
 router = APIRouter(tags=["operations"])
 

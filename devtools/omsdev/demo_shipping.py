@@ -20,7 +20,7 @@ from rich.table import Table
 
 import oms.routing as routing_package
 from oms.integrations.airflow import AirflowApi
-from oms.pipeline_runner import wait_for_run
+from oms.ops.dag_runs import wait_for_run
 from oms.routing import Order, OrderLine, profiles, service
 from oms.routing.profiles import ProfileError
 from oms.settings import Settings

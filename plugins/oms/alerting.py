@@ -221,7 +221,7 @@ def dispatch(alert: Alert, settings: AlertSettings | None = None, dsn: str | Non
     alert_id = None
     try:
         if dsn is None:
-            from oms.airflow_links import warehouse_dsn
+            from oms.integrations.connections import warehouse_dsn
 
             dsn = warehouse_dsn()
         alert_id = record(dsn, alert, settings)

@@ -73,7 +73,7 @@ def pipeline_run(
     """Trigger the pipeline now (ERP stock + Magento orders ingest → ATP and order marts), wait, print what happened."""
     settings = get_settings()
     from oms.integrations.airflow import PIPELINE_DAGS
-    from oms.pipeline_runner import run_pipeline
+    from oms.ops.dag_runs import run_pipeline
 
     window_end = _parse_moment(end, datetime.now(UTC).replace(microsecond=0))
     window_start = _parse_moment(start, window_end - timedelta(days=1))

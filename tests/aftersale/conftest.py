@@ -21,7 +21,7 @@ from .data import CHANNELS, DBT_TARGET, LOCATIONS, ORDERS, SKUS, SNAPSHOT_AT, ST
 
 @pytest.fixture(scope="session")
 def aftersale_dsn(pg_cluster):
-    from oms.pipelines import atp
+    from oms.tasks import atp_build as atp
 
     from ..conftest import fresh_database
 

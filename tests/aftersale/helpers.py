@@ -8,7 +8,7 @@ from .data import DBT_TARGET
 
 
 def rebuild_marts(dsn: str) -> dict:
-    from oms.pipelines import atp
+    from oms.tasks import atp_build as atp
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("OMS_DBT_TARGET_PATH", str(DBT_TARGET))

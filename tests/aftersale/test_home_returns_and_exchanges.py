@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 
 from oms.aftersale import returns, rvp
+from oms.integrations.clickpost import ClickpostClient
 from oms.routing import profiles
 from oms.warehouse import connect
 
@@ -34,8 +35,8 @@ def test_a_return_from_home_books_one_reverse_pickup_and_restocks_when_it_arrive
         # booking again (a lost record): Clickpost answers "already placed" with the same waybill
         conn.execute("UPDATE oms.reverse_pickup SET waybill = NULL, status = 'to_book' WHERE return_id = %s",
                      (created["return_id"],))
-    clickpost = rvp.Clickpost(sandboxes.clickpost_url, sandboxes.clickpost_username, sandboxes.clickpost_key)
-    assert rvp.book_pickups(aftersale_dsn, clickpost) == {"booked": 1, "refused": 0, "retry": 0}
+    with ClickpostClient(sandboxes.clickpost_url, sandboxes.clickpost_username, sandboxes.clickpost_key) as clickpost:
+        assert rvp.book_pickups(aftersale_dsn, clickpost) == {"booked": 1, "refused": 0, "retry": 0}
     with connect(aftersale_dsn) as conn:
         again = conn.execute("SELECT waybill FROM oms.reverse_pickup WHERE return_id = %s",
                              (created["return_id"],)).fetchone()

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from oms import notifications
+from oms.integrations.notify import Channels
 from oms.notifications import sender
 from oms.warehouse import connect
 
@@ -75,7 +76,7 @@ def test_a_crash_between_the_send_and_its_record_does_not_send_again(outbox, smt
     def crash(note):
         raise RuntimeError("worker killed after the provider accepted")
 
-    channels = sender.Channels.from_settings(settings)
+    channels = Channels.from_settings(settings)
     with pytest.raises(RuntimeError):
         sender.send_due(outbox, channels, after_send=crash)
     with pytest.raises(RuntimeError):
@@ -98,8 +99,8 @@ def test_provider_failures_are_retried_and_sent_once(outbox, smtp, sms, settings
     with connect(outbox) as conn:
         notifications.enqueue(conn, "ready_for_pickup", ORDER, {"store_name": "Dubai Mall"})
     httpx.post(f"{sms}/_sandbox/faults", json={"error_rate": 1.0, "error_status": 503}, timeout=10).raise_for_status()
-    channels = sender.Channels.from_settings(settings)
-    down = sender.Channels(channels.smtp_host, 1, channels.mail_from, channels.sms_url, channels.sms_key)
+    channels = Channels.from_settings(settings)
+    down = Channels(channels.smtp_host, 1, channels.mail_from, channels.sms_url, channels.sms_key)
     assert sender.send_due(outbox, down) == {"pending": 2}
     assert smtp.messages == [] and sent_sms(sms) == []
     httpx.delete(f"{sms}/_sandbox/faults", timeout=10).raise_for_status()
@@ -129,7 +130,7 @@ def test_arabic_and_country_templates_and_events_left_to_magento(outbox, smtp, s
         notifications.enqueue(conn, "delivered", {"increment_id": ARABIC_ORDER, "language": "ar"})
         with pytest.raises(notifications.NotificationError):
             notifications.enqueue(conn, "lost_in_space", ARABIC_ORDER)
-    assert sender.send_due(outbox, sender.Channels.from_settings(settings)) == {"sent": 3}
+    assert sender.send_due(outbox, Channels.from_settings(settings)) == {"sent": 3}
     (email,) = smtp.messages
     assert email["Subject"] == "تم توصيل طلبك AE000005005" and "مرحباً ليلى" in email.get_content()
     texts = sorted(m["text"] for m in sent_sms(sms))

@@ -19,7 +19,7 @@ from .helpers import CHANNELS, DBT_TARGET, EXTRA_SKUS, GIFT, LOCATIONS, SNAPSHOT
 
 @pytest.fixture(scope="session")
 def ledger_dsn(pg_cluster):
-    from oms.pipelines import atp
+    from oms.tasks import atp_build as atp
 
     from ..conftest import fresh_database
 

@@ -57,7 +57,7 @@ GIFT = "GIFT-CARD"           # known, not stock-managed
 
 
 def rebuild_marts(dsn: str) -> dict:
-    from oms.pipelines import atp
+    from oms.tasks import atp_build as atp
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("OMS_DBT_TARGET_PATH", str(DBT_TARGET))

@@ -13,44 +13,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 
 from oms import notifications
+from oms.integrations.magento import MagentoClient
 from oms.warehouse import connect
 
 log = logging.getLogger(__name__)
-
-
-class MagentoSync:
-    def __init__(self, base_url: str, token: str, timeout: float = 30.0):
-        self.http = httpx.Client(base_url=f"{base_url.rstrip('/')}/rest/V1", timeout=timeout,
-                                 headers={"Authorization": f"Bearer {token}"})
-
-    def close(self) -> None:
-        self.http.close()
-
-    def find_comment(self, entity_id: int, marker: str) -> bool:
-        response = self.http.get(f"/orders/{entity_id}/comments")
-        response.raise_for_status()
-        return any(marker in (c.get("comment") or "") for c in response.json().get("items", []))
-
-    def find_creditmemo(self, entity_id: int, marker: str) -> int | None:
-        response = self.http.get("/creditmemos", params={
-            "searchCriteria[filter_groups][0][filters][0][field]": "order_id",
-            "searchCriteria[filter_groups][0][filters][0][value]": str(entity_id),
-            "searchCriteria[filter_groups][0][filters][0][condition_type]": "eq",
-            "searchCriteria[pageSize]": 100, "searchCriteria[currentPage]": 1})
-        response.raise_for_status()
-        for memo in response.json().get("items", []):
-            if any(marker in (c.get("comment") or "") for c in memo.get("comments") or []):
-                return int(memo["entity_id"])
-        return None
-
-    def post(self, kind: str, entity_id: int, body: dict[str, Any]) -> httpx.Response:
-        path = f"/orders/{entity_id}/comments" if kind == "comment" else f"/order/{entity_id}/refund"
-        return self.http.post(path, json=body)
 
 
 def _record(dsn: str, row: dict, status: str, ref: str | None, error: str | None) -> None:
@@ -73,7 +43,7 @@ def _refund_issued(conn, row: dict) -> None:
                                "currency": ret["currency_code"]})
 
 
-def send_pending(dsn: str, client: MagentoSync, after_post: Callable[[dict], None] | None = None) -> dict[str, int]:
+def send_pending(dsn: str, client: MagentoClient, after_post: Callable[[dict], None] | None = None) -> dict[str, int]:
     """Send every pending outbox row, oldest first; after_post is a test hook (crash after POST)."""
     with connect(dsn) as conn:
         rows = conn.execute("SELECT * FROM oms.magento_outbox WHERE status = 'pending' ORDER BY outbox_id").fetchall()
@@ -88,9 +58,9 @@ def send_pending(dsn: str, client: MagentoSync, after_post: Callable[[dict], Non
                          (row["outbox_id"],))
             try:
                 if row["kind"] == "comment":
-                    existing = "comment" if client.find_comment(row["order_entity_id"], row["marker"]) else None
+                    existing = "comment" if client.has_comment_with(row["order_entity_id"], row["marker"]) else None
                 else:
-                    memo = client.find_creditmemo(row["order_entity_id"], row["marker"])
+                    memo = client.creditmemo_with(row["order_entity_id"], row["marker"])
                     existing = None if memo is None else str(memo)
                 if existing is not None:
                     log.info("outbox %s (%s) found in Magento as %s", row["outbox_id"], row["dedupe_key"], existing)
@@ -98,7 +68,7 @@ def send_pending(dsn: str, client: MagentoSync, after_post: Callable[[dict], Non
                     conn.commit()
                     _record(dsn, row, "done", existing, None)
                     continue
-                response = client.post(row["kind"], row["order_entity_id"], row["body"])
+                response = client.post_order_document(row["kind"], row["order_entity_id"], row["body"])
             except httpx.HTTPError as exc:
                 log.warning("outbox %s (%s): %s, retried next run", row["outbox_id"], row["dedupe_key"], exc)
                 counts["retry"] += 1

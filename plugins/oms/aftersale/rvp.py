@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -22,6 +21,7 @@ import httpx
 import psycopg
 
 from oms.aftersale import returns
+from oms.integrations.clickpost import ClickpostClient
 from oms.inventory import postings
 from oms.warehouse import connect
 
@@ -73,21 +73,7 @@ def create_order_body(conn: psycopg.Connection, return_id: int) -> dict[str, Any
     }
 
 
-@dataclass(frozen=True)
-class Clickpost:
-    base_url: str
-    username: str
-    key: str
-
-    def create_order(self, body: dict[str, Any]) -> dict[str, Any]:
-        response = httpx.post(f"{self.base_url}/api/v3/create-order/", json=body, timeout=30,
-                              params={"username": self.username, "key": self.key})
-        if response.status_code >= 500:
-            response.raise_for_status()
-        return response.json()
-
-
-def book_pickups(dsn: str, clickpost: Clickpost) -> dict[str, int]:
+def book_pickups(dsn: str, clickpost: ClickpostClient) -> dict[str, int]:
     """Book every reverse pickup not booked yet (idempotent on reference_number)."""
     with connect(dsn) as conn:
         todo = [r["return_id"] for r in conn.execute(
@@ -98,7 +84,7 @@ def book_pickups(dsn: str, clickpost: Clickpost) -> dict[str, int]:
         with connect(dsn) as conn:
             body = create_order_body(conn, return_id)
         try:
-            answer = clickpost.create_order(body)
+            answer = clickpost.create_order(body, version=3).body
         except httpx.HTTPError:
             with connect(dsn) as conn:
                 conn.execute("UPDATE oms.reverse_pickup SET status = 'retry', updated_at = now() WHERE return_id = %s",

@@ -1,4 +1,5 @@
-"""Sending the notification outbox: SMTP for email, the SMS provider's HTTP API for SMS.
+"""Sending the notification outbox: SMTP for email, the SMS provider's HTTP API for SMS
+(the senders are oms.integrations.notify).
 
 Each send is one attempt row, committed *before* the send and finished after it. What is
 guaranteed (docs/notifications.md):
@@ -19,95 +20,19 @@ guaranteed (docs/notifications.md):
 from __future__ import annotations
 
 import logging
-import smtplib
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
-from email.message import EmailMessage
-from email.utils import formatdate
 
-import httpx
 import psycopg
 
+from oms.integrations.notify import Ambiguous, Channels, Refused, send_email, send_sms
 from oms.notifications import render
-from oms.settings import Settings
 from oms.warehouse import connect
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
 BACKOFF = timedelta(minutes=1)
-
-
-class Ambiguous(Exception):
-    """The send may or may not have happened (email only)."""
-
-
-class Refused(Exception):
-    """The provider refused; nothing was sent. permanent=True: retrying cannot help."""
-
-    def __init__(self, message: str, permanent: bool = False):
-        super().__init__(message)
-        self.permanent = permanent
-
-
-@dataclass(frozen=True)
-class Channels:
-    smtp_host: str
-    smtp_port: int
-    mail_from: str
-    sms_url: str
-    sms_key: str
-    timeout: float = 10.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> Channels:
-        s = settings or Settings()
-        return cls(s.smtp_host, s.smtp_port, s.mail_from, s.sms_api_url, s.sms_key)
-
-
-def send_email(channels: Channels, note: dict, subject: str, body: str) -> str:
-    msg = EmailMessage()
-    msg["From"] = channels.mail_from
-    msg["To"] = note["recipient"]
-    msg["Subject"] = subject
-    msg["Date"] = formatdate(usegmt=True)
-    msg["Message-ID"] = f"<{note['idempotency_key']}@oms>"
-    msg.set_content(body)
-    try:
-        smtp = smtplib.SMTP(channels.smtp_host, channels.smtp_port, timeout=channels.timeout)
-    except OSError as exc:  # not connected: nothing sent
-        raise Refused(f"SMTP connect: {exc}") from exc
-    try:
-        with smtp:
-            try:
-                refused = smtp.send_message(msg)
-            except smtplib.SMTPRecipientsRefused as exc:
-                raise Refused(f"recipient refused: {exc.recipients}", permanent=True) from exc
-            except smtplib.SMTPResponseException as exc:  # the server said no: not accepted
-                raise Refused(f"SMTP {exc.smtp_code} {exc.smtp_error!r}", permanent=500 <= exc.smtp_code < 600
-                              and exc.smtp_code not in (552,)) from exc
-            except (smtplib.SMTPServerDisconnected, OSError) as exc:
-                raise Ambiguous(f"connection lost during the send: {exc}") from exc
-            if refused:
-                raise Refused(f"recipients refused: {refused}", permanent=True)
-    except smtplib.SMTPServerDisconnected:
-        pass  # QUIT after acceptance failed: the message was accepted
-    return f"accepted {msg['Message-ID']}"
-
-
-def send_sms(channels: Channels, note: dict, body: str) -> str:
-    try:
-        response = httpx.post(f"{channels.sms_url}/v1/messages", timeout=channels.timeout,
-                              headers={"Authorization": f"Bearer {channels.sms_key}",
-                                       "Idempotency-Key": note["idempotency_key"]},
-                              json={"to": note["recipient"], "text": body, "sender": "OMS"})
-    except httpx.HTTPError as exc:  # the same key makes a re-send safe
-        raise Refused(f"SMS provider unreachable: {exc}") from exc
-    if response.status_code in (200, 201):
-        return response.json()["message_id"]
-    permanent = 400 <= response.status_code < 500 and response.status_code not in (408, 409, 429)
-    raise Refused(f"SMS provider {response.status_code}: {response.text[:200]}", permanent=permanent)
 
 
 def _claim(conn: psycopg.Connection, notification_id: int) -> tuple[dict, int] | None:

@@ -20,8 +20,8 @@ import httpx
 import psycopg
 from psycopg.types.json import Jsonb
 
+from oms.integrations.magento import MagentoClient
 from oms.publishing.expected import EXPECTED_SQL
-from oms.publishing.msi_client import MagentoMsiClient
 from oms.warehouse import connect
 
 OPERATION_COMPLETE, OPERATION_OPEN = 1, 4
@@ -105,7 +105,7 @@ def _body(response: httpx.Response) -> Any:
         return {"text": response.text[:500]}
 
 
-def publish_sync(dsn: str, client: MagentoMsiClient, delta: list[dict[str, Any]], chunk_size: int,
+def publish_sync(dsn: str, client: MagentoClient, delta: list[dict[str, Any]], chunk_size: int,
                  run_id: str | None, report: PublishReport) -> None:
     for chunk_no, chunk in enumerate(_chunks(delta, chunk_size)):
         report.chunks += 1
@@ -126,7 +126,7 @@ def publish_sync(dsn: str, client: MagentoMsiClient, delta: list[dict[str, Any]]
             report.errors.append(f"chunk {chunk_no}: {error}")
 
 
-def publish_async_bulk(dsn: str, client: MagentoMsiClient, delta: list[dict[str, Any]], chunk_size: int,
+def publish_async_bulk(dsn: str, client: MagentoClient, delta: list[dict[str, Any]], chunk_size: int,
                        run_id: str | None, report: PublishReport, poll_timeout: float = 120.0) -> None:
     chunks = list(_chunks(delta, chunk_size))
     if not chunks:
@@ -164,7 +164,7 @@ def publish_async_bulk(dsn: str, client: MagentoMsiClient, delta: list[dict[str,
             report.errors.append(f"chunk {chunk_no}: {error}")
 
 
-def publish(dsn: str, client: MagentoMsiClient, *, mode: str = "sync", chunk_size: int = 100,
+def publish(dsn: str, client: MagentoClient, *, mode: str = "sync", chunk_size: int = 100,
             run_id: str | None = None) -> PublishReport:
     if mode not in {"sync", "async_bulk"}:
         raise ValueError(f"unknown publish mode {mode!r}: sync or async_bulk")

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from oms.publishing.msi_client import MagentoMsiClient
+from oms.integrations.magento import MagentoClient
 from oms.warehouse import connect
 
 TOLERANCE = 0.0001
@@ -29,7 +29,7 @@ class ReconcileReport:
         return dict(self.__dict__)
 
 
-def reconcile(dsn: str, client: MagentoMsiClient, run_id: str | None = None, workers: int = 8,
+def reconcile(dsn: str, client: MagentoClient, run_id: str | None = None, workers: int = 8,
               repair: bool = True) -> ReconcileReport:
     with connect(dsn) as conn:
         expected = conn.execute(

@@ -1,4 +1,4 @@
-"""Shipments (issue 5 items 5-7): Clickpost orders with AWB and labels, Magento shipments, tracking.
+"""Shipments: Clickpost orders with AWB and labels, Magento shipments, tracking.
 
-docs/shipping.md describes the ledger, the exactly-once rules and the DAGs.
+docs/shipping.md describes the shipment rows (oms.shipment), the exactly-once rules and the DAGs.
 """

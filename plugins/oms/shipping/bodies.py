@@ -1,7 +1,7 @@
 """Clickpost create-order bodies from a landed Magento order, a routing shipment and its location.
 
 v3 (India-style nested, contracts §2.3) or v4 (international: MENA/EU/US/SEA) per country
-(ShippingSettings.v4_countries). Pure functions: the ledger stores the body it built and re-sends
+(ShippingSettings.v4_countries). Pure functions: oms.shipment stores the body it built and re-sends
 exactly that body on a retry, so a retry is answered 323 with the first AWB.
 """
 

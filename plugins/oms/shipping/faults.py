@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 
 CRASH_POINTS = (
-    "after_intent",            # the ledger row is committed, Clickpost not called yet
+    "after_intent",            # the shipment row is committed, Clickpost not called yet
     "after_clickpost",         # Clickpost answered with the AWB, our write not done
-    "after_ledger_write",      # AWB stored, Magento not called yet
-    "after_magento_ship",      # Magento created the shipment, the ledger does not know yet
+    "after_awb_write",      # AWB stored, Magento not called yet
+    "after_magento_ship",      # Magento created the shipment, oms.shipment does not know yet
 )
 
 

@@ -26,7 +26,7 @@ from psycopg.rows import dict_row
 
 from oms import notifications
 from oms.aftersale import rvp
-from oms.shipping.clients import MagentoSalesClient
+from oms.integrations.magento import MagentoClient
 from oms.shipping.config import ShippingSettings, get_shipping_settings
 
 log = logging.getLogger(__name__)
@@ -242,7 +242,7 @@ def _plan_pushes(conn: psycopg.Connection, settings: ShippingSettings) -> list[d
     return plans
 
 
-def push_to_magento(conn: psycopg.Connection, magento: MagentoSalesClient, *,
+def push_to_magento(conn: psycopg.Connection, magento: MagentoClient, *,
                     settings: ShippingSettings | None = None) -> dict[str, int]:
     settings = settings or get_shipping_settings()
     counts = {"pushed": 0, "found": 0}

@@ -193,15 +193,11 @@ WITH candidates AS (
     SELECT entity_id FROM raw.magento_order
     WHERE payload ->> 'state' IN ('pending_payment', 'payment_review') AND updated_at <= %(stale_before)s
 ),
-latest AS (
-    SELECT DISTINCT ON (m.entity_id) m.record_key, m.entity_id, m.updated_at, m.store_id, m.payload
-    FROM raw.magento_order m
-    JOIN candidates USING (entity_id)
-    WHERE m.updated_at IS NOT NULL
-      AND NOT EXISTS (
-          SELECT 1 FROM raw.quarantine q
-          WHERE q.source = %(source)s AND q.record_key = m.record_key AND q.resolved_at IS NULL)
-    ORDER BY m.entity_id, m.updated_at DESC, m.record_key DESC
+latest AS (  -- each candidate's current version (sql/012: the latest one not in quarantine)
+    SELECT m.record_key, m.entity_id, m.updated_at, m.store_id, m.payload
+    FROM candidates
+    CROSS JOIN LATERAL (SELECT * FROM raw.magento_order_current v WHERE v.entity_id = candidates.entity_id
+                        OFFSET 0) m  -- OFFSET 0: one index look-up per candidate, not the whole view
 ),
 orders AS (
     SELECT l.*,
@@ -317,7 +313,6 @@ def find_exceptions(
     rows = conn.execute(
         EXCEPTION_SQL,
         {
-            "source": SOURCE,
             "start": start,
             "end": end,
             "fetch_start": fetch_start,

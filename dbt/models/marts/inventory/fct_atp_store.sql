@@ -3,6 +3,8 @@
 --     on_hand_qty = snapshot_on_hand_qty + movement_qty (ERP movements posted after the snapshot)
 --     atp_qty     = greatest(on_hand_qty - reserved_qty - awaiting_erp_qty - safety_stock_qty
 --                            + restocked_qty, 0)
+-- computed by oms.atp_formula() (sql/004_inventory_ledger.sql), the one place the formula is
+-- written: the live functions (oms.atp_store_live, oms.atp_country_live) call it too.
 -- snapshot_atp_qty is the same formula on the snapshot alone: the API adds what was recorded
 -- since to it (oms.atp_store_live), so these columns are the live path's base.
 -- Quantities are numeric(18, 4) (Magento source-item quantities have 4 decimals); the column
@@ -86,8 +88,9 @@ atp as (
 
     select
         *,
-        greatest(snapshot_on_hand_qty - safety_stock_qty, 0) as snapshot_atp_qty,
-        greatest(on_hand_qty - reserved_qty - awaiting_erp_qty - safety_stock_qty + restocked_qty, 0) as atp_qty
+        -- the one ATP formula, oms.atp_formula (sql/004), which the API's live functions use too
+        oms.atp_formula(snapshot_on_hand_qty, 0, 0, safety_stock_qty, 0) as snapshot_atp_qty,
+        oms.atp_formula(on_hand_qty, reserved_qty, awaiting_erp_qty, safety_stock_qty, restocked_qty) as atp_qty
 
     from store_stock
 

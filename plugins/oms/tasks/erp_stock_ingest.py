@@ -1,12 +1,14 @@
-"""ERP store-wise stock: land a data interval's changes, then gate them with Great Expectations."""
+"""The erp_stock_ingest DAG's tasks: land a data interval's ERP stock changes, then gate them with
+Great Expectations."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from oms.erp.client import ErpClient
 from oms.erp.landing import land_stock_rows
+from oms.integrations.connections import erp_client, warehouse_dsn
+from oms.integrations.erp import ErpClient
 from oms.validation.erp_stock import validate_window
 from oms.warehouse import connect
 
@@ -35,3 +37,12 @@ def validate(dsn: str, start: datetime, end: datetime) -> dict[str, Any]:
         "resolved": result.resolved,
         "passed": result.checked - result.quarantined_records,
     }
+
+
+def land_interval(start: datetime, end: datetime) -> dict[str, Any]:
+    with erp_client() as erp:
+        return land(warehouse_dsn(), erp, start, end)
+
+
+def validate_interval(landed: dict[str, Any], start: datetime, end: datetime) -> dict[str, Any]:
+    return {**landed, **validate(warehouse_dsn(), start, end)}

@@ -1,4 +1,5 @@
-"""Magento orders: plan a data interval's pulls, land each channel's orders, then gate the window.
+"""The magento_orders_ingest DAG's tasks: plan a data interval's pulls, land each channel's orders,
+then gate the window.
 
 A run pulls one partition per active channel with a Magento store id (`store_id in (…)`) and one
 for every other store (`store_id nin (…)`), so each order is pulled exactly once per window and an
@@ -15,7 +16,8 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from oms.magento.client import MagentoClient
+from oms.integrations.connections import magento_client, warehouse_dsn
+from oms.integrations.magento import MagentoClient
 from oms.magento.landing import land_orders
 from oms.settings import Settings
 from oms.validation.magento_orders import read_watermark, validate_window
@@ -102,3 +104,16 @@ def validate(
         "exceptions_resolved": result.exceptions_resolved,
         "exceptions_as_of": result.as_of.isoformat() if result.as_of else None,
     }
+
+
+def plan_interval_pulls(start: datetime, end: datetime) -> list[dict[str, Any]]:
+    return plan_pulls(warehouse_dsn(), start, end)
+
+
+def land_pull(pull: dict[str, Any], start: datetime, end: datetime) -> dict[str, Any]:
+    with magento_client() as magento:
+        return land(warehouse_dsn(), magento, pull, start, end)
+
+
+def validate_interval(landed: list[dict[str, Any]], start: datetime, end: datetime) -> dict[str, Any]:
+    return validate(warehouse_dsn(), start, end, landed)

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from oms import pipeline_runner
-from oms.pipeline_runner import run_pipeline
+from oms.ops import dag_runs as pipeline_runner
+from oms.ops.dag_runs import run_pipeline
 
 START = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 END = START + timedelta(minutes=10)

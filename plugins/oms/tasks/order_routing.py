@@ -1,4 +1,5 @@
-"""Routing every releasable order that is not routed yet, after each build of the order marts.
+"""The order_routing DAG's tasks: route every releasable order that is not routed yet, after each
+build of the order marts, then expire the click & collect orders nobody collected.
 
 For each order (oldest first; fulfilment.orders.pending_orders): route_order with the country's
 active profile at the run's decision time (the data interval end, so a re-run decides the same),
@@ -21,6 +22,7 @@ import psycopg
 
 from oms import notifications
 from oms.fulfilment import holds, orders, tasks
+from oms.integrations.connections import warehouse_dsn
 from oms.inventory.reservations import ReservationError
 from oms.routing import service
 from oms.warehouse import connect
@@ -68,7 +70,15 @@ def route_pending(dsn: str, data_interval_end: datetime) -> dict[str, Any]:
             "tasks_created": created, "errors": errors[:20]}
 
 
-def expire_pickups(dsn: str, now: datetime) -> dict[str, Any]:
+def expire_pickups_at(dsn: str, now: datetime) -> dict[str, Any]:
     with connect(dsn) as conn:
         expired = tasks.expire_pickups(conn, now)
     return {"expired": len(expired), "task_ids": [e["task"]["task_id"] for e in expired][:50]}
+
+
+def route_orders(dag_run: Any) -> dict[str, Any]:
+    return route_pending(warehouse_dsn(), decision_time(dag_run))
+
+
+def expire_pickups(dag_run: Any) -> dict[str, Any]:
+    return expire_pickups_at(warehouse_dsn(), decision_time(dag_run))

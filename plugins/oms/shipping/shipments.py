@@ -1,4 +1,4 @@
-"""The shipment ledger (oms.shipment): Clickpost orders and Magento shipments, each exactly once.
+"""Shipments (oms.shipment, one row per parcel): Clickpost orders and Magento shipments, each exactly once.
 
 Steps, each its own transaction, each safe to re-run (docs/shipping.md):
 
@@ -11,7 +11,7 @@ Steps, each its own transaction, each safe to re-run (docs/shipping.md):
    body and gets 323 with the same AWB: no second Clickpost order.
 3. fetch_labels: the label PDF into the row (served at GET /v1/shipments/{awb}/label).
 4. ship_to_magento: before POST /V1/order/{id}/ship, GET /V1/shipments of the order: a shipment
-   carrying our AWB as a track means an earlier run shipped and crashed before its ledger write.
+   carrying our AWB as a track means an earlier run shipped and crashed before its write.
 
 Rows are locked (FOR UPDATE SKIP LOCKED) while their call is in flight, so two runs never send the
 same row at once.
@@ -29,19 +29,19 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from oms.integrations.clickpost import ClickpostClient
+from oms.integrations.magento import MagentoApiError, MagentoClient
 from oms.shipping import bodies
-from oms.shipping.clients import ClickpostClient, MagentoSalesClient, MagentoSalesError
 from oms.shipping.config import ShippingSettings, get_shipping_settings
 from oms.shipping.faults import crash_point
 
 log = logging.getLogger(__name__)
 
 READY_SQL = """
-WITH latest_order AS (
-    SELECT DISTINCT ON (entity_id) entity_id, increment_id, payload
-    FROM raw.magento_order
-    WHERE entity_id IS NOT NULL AND increment_id IS NOT NULL
-    ORDER BY entity_id, updated_at DESC
+WITH latest_order AS (  -- each order's current version: the latest one not in quarantine (sql/012)
+    SELECT entity_id, increment_id, payload
+    FROM raw.magento_order_current
+    WHERE increment_id IS NOT NULL
 ),
 latest_decision AS (
     SELECT DISTINCT ON (order_increment_id) decision_id, order_increment_id, country_code, outcome, shipments,
@@ -238,7 +238,7 @@ def manifest(conn: psycopg.Connection, clickpost: ClickpostClient, *, crash_at: 
 
 # ---------------------------------------------------------------------------------------------- 3. labels
 def fetch_labels(conn: psycopg.Connection, clickpost: ClickpostClient, *, report: Report | None = None) -> Report:
-    """Label PDFs into the ledger; a label that cannot be fetched now is tried on the next run."""
+    """Label PDFs into oms.shipment; a label that cannot be fetched now is tried on the next run."""
     report = report or Report()
     rows = _rows(conn, "SELECT shipment_id, awb, label_url, courier_partner_id FROM oms.shipment "
                        "WHERE awb IS NOT NULL AND label_pdf IS NULL ORDER BY shipment_id")
@@ -277,14 +277,14 @@ def ship_body(row: dict[str, Any], settings: ShippingSettings) -> dict[str, Any]
     }
 
 
-def existing_magento_shipment(magento: MagentoSalesClient, entity_id: int, awb: str) -> int | None:
+def existing_magento_shipment(magento: MagentoClient, entity_id: int, awb: str) -> int | None:
     for shipment in magento.shipments_of_order(entity_id):
         if any(str(t.get("track_number")) == awb for t in shipment.get("tracks") or []):
             return int(shipment["entity_id"])
     return None
 
 
-def ship_to_magento(conn: psycopg.Connection, magento: MagentoSalesClient, *, settings: ShippingSettings | None = None,
+def ship_to_magento(conn: psycopg.Connection, magento: MagentoClient, *, settings: ShippingSettings | None = None,
                     crash_at: str | None = None, report: Report | None = None) -> Report:
     settings = settings or get_shipping_settings()
     report = report or Report()
@@ -298,14 +298,14 @@ def ship_to_magento(conn: psycopg.Connection, magento: MagentoSalesClient, *, se
             if not rows:
                 continue
             row = rows[0]
-            crash_point("after_ledger_write", crash_at)
+            crash_point("after_awb_write", crash_at)
             try:
                 magento_id = existing_magento_shipment(magento, row["magento_entity_id"], row["awb"])
                 found = magento_id is not None
                 if magento_id is None:
                     magento_id = magento.ship(row["magento_entity_id"], ship_body(row, settings))
                     crash_point("after_magento_ship", crash_at)
-            except MagentoSalesError as exc:
+            except MagentoApiError as exc:
                 if exc.http_status >= 500:
                     raise
                 conn.execute("UPDATE oms.shipment SET last_error = %s, attempts = attempts + 1, updated_at = now() "
@@ -321,7 +321,7 @@ def ship_to_magento(conn: psycopg.Connection, magento: MagentoSalesClient, *, se
     return report
 
 
-def run(conn: psycopg.Connection, clickpost: ClickpostClient, magento: MagentoSalesClient,
+def run(conn: psycopg.Connection, clickpost: ClickpostClient, magento: MagentoClient,
         now: datetime | None = None, *, only: list[str] | None = None, crash_at: str | None = None,
         settings: ShippingSettings | None = None) -> Report:
     """Every step in order (the DAG runs them as separate tasks)."""

@@ -1,4 +1,4 @@
-"""Client for the ERP's store-wise stock API.
+"""The ERP's store-wise stock API (contracts.md §3), the platform's one ERP client.
 
 Business Central's standard API v2.0 has no stock per location (contracts.md §3.1), so the
 platform reads a custom API page `locationInventory` (item × location × variant with its
@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from oms.retrying_http import request_with_retries
+from oms.integrations.http import HttpClient, request_with_retries
 
 PAGE_SIZE = 5000
 
@@ -22,19 +22,10 @@ def odata_timestamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class ErpClient:
+class ErpClient(HttpClient):
     def __init__(self, base_url: str, username: str, password: str, company_id: str, timeout: float = 30.0):
         self.company_id = company_id
         self._client = httpx.Client(base_url=base_url, auth=(username, password), timeout=timeout)
-
-    def close(self) -> None:
-        self._client.close()
-
-    def __enter__(self) -> ErpClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def iter_stock_changes(self, start: datetime, end: datetime, page_size: int = PAGE_SIZE) -> Iterator[dict[str, Any]]:
         """Every stock row whose lastModifiedDateTime lies in [start, end), following nextLink."""

@@ -1,4 +1,4 @@
-"""The pipeline's health for data engineers (`GET /v1/pipeline/health`, issue 7 §3).
+"""The pipeline's health for data engineers (`GET /v1/pipeline/health`).
 
 Three kinds of facts, each from where it lives:
 - DAG runs: the last successful run per DAG, from Airflow's REST API v2 (never its database);

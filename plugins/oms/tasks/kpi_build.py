@@ -1,4 +1,4 @@
-"""Rebuilding the fulfilment KPI marts (dbt/models/marts/kpis) after the order and ATP marts.
+"""The kpi_build DAG's task: the fulfilment KPI marts (dbt/models/marts/kpis) after the order and ATP marts.
 
 Only the KPI branch is selected: the order marts it reads were just rebuilt by atp_build (whose
 asset event triggers this), so building them again would double the cost of every order run.
@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from oms.pipelines.atp import SKIP_UNIT_TESTS
+from oms.integrations.connections import warehouse_dsn
+from oms.tasks.atp_build import SKIP_UNIT_TESTS
 from oms.transform import run_dbt
 
 KPI_SELECTOR = ("path:models/staging/oms_fulfilment path:models/intermediate/fulfilment path:models/marts/kpis "
@@ -18,3 +19,7 @@ KPI_SELECTOR = ("path:models/staging/oms_fulfilment path:models/intermediate/ful
 def build(dsn: str) -> dict[str, Any]:
     outcome = run_dbt(dsn, "build", "--select", *KPI_SELECTOR.split(), *SKIP_UNIT_TESTS)
     return {"passed": outcome.passed, "failed": outcome.failed, "skipped": outcome.skipped}
+
+
+def dbt_build_kpis() -> dict[str, Any]:
+    return build(warehouse_dsn())

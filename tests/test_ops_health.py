@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from api.airflow_events import AirflowEvents
 from api.app import create_app
-from oms.pipeline_health import DAG_CADENCE, source_freshness
+from oms.ops.health import DAG_CADENCE, source_freshness
 from oms.warehouse import apply_ddl, connect
 
 from .conftest import fresh_database

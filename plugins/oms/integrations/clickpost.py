@@ -1,6 +1,10 @@
-"""HTTP clients for the shipping path: Clickpost (contracts §2) and Magento's sales endpoints (§1.7).
+"""Clickpost's API, one client for every call the platform makes (contracts.md §2).
 
-Transient failures (connection errors, timeouts, 429, 5xx) are retried by oms.retrying_http. A
+Forward shipments and reverse pickups (create-order v3/v4; a reverse pickup is a v3 order with
+``additional.delivery_type = RVP``), the order look-up by reference, the courier recommendation,
+shipping labels, and the updated-order tracking feed.
+
+Transient failures (connection errors, timeouts, 429, 5xx) are retried by oms.integrations.http. A
 Clickpost create-order is safe to retry: it is idempotent on reference_number (a repeat answers
 323 with the existing AWB). Clickpost's business outcome is meta.status, not the HTTP status.
 """
@@ -13,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from oms.retrying_http import request_with_retries
+from oms.integrations.http import HttpClient, request_with_retries
 
 CREATED = frozenset({200, 323})   # 323 "already placed" returns the existing waybill: success
 IN_PROGRESS = frozenset({202, 102})
@@ -52,25 +56,17 @@ def _answer(response: httpx.Response) -> Answer:
                   str(message), body.get("result"), body)
 
 
-class ClickpostClient:
+class ClickpostClient(HttpClient):
     def __init__(self, base_url: str, username: str, key: str, timeout: float = 30.0, attempts: int = 5):
         self.username, self.key, self.attempts = username, key, attempts
         self._client = httpx.Client(base_url=base_url, timeout=timeout)
-
-    def close(self) -> None:
-        self._client.close()
-
-    def __enter__(self) -> ClickpostClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _send(self, method: str, path: str, *, user: bool = True, params: dict | None = None, **kw: Any) -> Answer:
         query = {"key": self.key, **({"username": self.username} if user else {}), **(params or {})}
         return _answer(request_with_retries(self._client, method, path, attempts=self.attempts, params=query, **kw))
 
     def create_order(self, body: dict[str, Any], version: int) -> Answer:
+        """A forward shipment (v3 domestic, v4 international) or a reverse pickup (v3, delivery_type RVP)."""
         return self._send("POST", f"/api/v{version}/create-order/", json=body)
 
     def find_order(self, reference_number: str) -> Answer:
@@ -98,66 +94,3 @@ class ClickpostClient:
         if answer.status != 200:
             raise ClickpostError(answer.status, f"updated-order feed failed: {answer.message}")
         return answer.result if isinstance(answer.result, list) else []
-
-
-class MagentoSalesError(RuntimeError):
-    def __init__(self, http_status: int, message: str):
-        super().__init__(f"Magento {http_status}: {message}")
-        self.http_status, self.message = http_status, message
-
-
-def _magento_message(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300]
-    if not isinstance(body, dict):
-        return str(body)[:300]
-    message = str(body.get("message", body))
-    parameters = body.get("parameters")
-    named = parameters.items() if isinstance(parameters, dict) else enumerate(parameters or [], start=1)
-    for k, v in named:
-        message = message.replace(f"%{k}", str(v))
-    return message
-
-
-class MagentoSalesClient:
-    def __init__(self, base_url: str, token: str, timeout: float = 30.0, attempts: int = 5):
-        self.attempts = attempts
-        self._client = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
-
-    def close(self) -> None:
-        self._client.close()
-
-    def __enter__(self) -> MagentoSalesClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _json(self, method: str, path: str, **kw: Any) -> Any:
-        response = request_with_retries(self._client, method, path, attempts=self.attempts, **kw)
-        if response.status_code != 200:
-            raise MagentoSalesError(response.status_code, f"{method} {path}: {_magento_message(response)}")
-        return response.json()
-
-    def shipments_of_order(self, entity_id: int) -> list[dict[str, Any]]:
-        """GET /V1/shipments filtered on order_id (one page is enough: an order has few shipments)."""
-        prefix = "searchCriteria[filter_groups][0][filters][0]"
-        params = {f"{prefix}[field]": "order_id", f"{prefix}[value]": str(entity_id),
-                  f"{prefix}[condition_type]": "eq", "searchCriteria[pageSize]": 100,
-                  "searchCriteria[currentPage]": 1}
-        return self._json("GET", "/rest/V1/shipments", params=params).get("items") or []
-
-    def ship(self, entity_id: int, body: dict[str, Any]) -> int:
-        return int(self._json("POST", f"/rest/V1/order/{entity_id}/ship", json=body))
-
-    def comments(self, entity_id: int) -> list[dict[str, Any]]:
-        return self._json("GET", f"/rest/V1/orders/{entity_id}/comments").get("items") or []
-
-    def add_comment(self, entity_id: int, comment: str, status: str | None, notify: bool = False) -> bool:
-        history: dict[str, Any] = {"comment": comment, "is_customer_notified": int(notify),
-                                   "is_visible_on_front": 1, "parent_id": entity_id}
-        if status:
-            history["status"] = status
-        return bool(self._json("POST", f"/rest/V1/orders/{entity_id}/comments", json={"statusHistory": history}))

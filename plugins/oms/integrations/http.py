@@ -7,6 +7,7 @@ Retried: connection errors, timeouts, HTTP 429 (honouring Retry-After) and 5xx. 
 from __future__ import annotations
 
 import logging
+from typing import Self
 
 import httpx
 from tenacity import (
@@ -68,3 +69,18 @@ def request_with_retries(client: httpx.Client, method: str, url: str, *, attempt
         return raise_for_retryable(client.request(method, url, **kwargs))
 
     return send()
+
+
+class HttpClient:
+    """Base of the outside systems' clients: one httpx.Client (`_client`), closed on leaving a `with`."""
+
+    _client: httpx.Client
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

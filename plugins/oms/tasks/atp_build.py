@@ -1,10 +1,13 @@
-"""Rebuilding the ATP (and order) marts with dbt and recording the snapshot the API answers from."""
+"""The atp_build DAG's tasks: the ATP (and order) marts rebuilt with dbt, the snapshot the API answers
+from recorded, then reservations brought to the open orders' demand (oms.inventory.order_demand)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
+from oms.integrations.connections import warehouse_dsn
+from oms.inventory.order_demand import sync_from_order_marts
 from oms.transform import run_dbt
 from oms.warehouse import connect
 
@@ -49,3 +52,11 @@ def build(dsn: str, dag_run_id: str | None, data_interval_end: datetime | None) 
         ).fetchone()
         absorbed = conn.execute(ABSORB_SQL).rowcount
     return {"dbt_passed": outcome.passed, "dbt_failed": outcome.failed, **row, "movements_absorbed": absorbed}
+
+
+def dbt_build_atp(run_id: str | None, data_interval_end: datetime | None) -> dict[str, Any]:
+    return build(warehouse_dsn(), run_id, data_interval_end)
+
+
+def sync_order_reservations() -> dict[str, Any]:
+    return sync_from_order_marts(warehouse_dsn())
