@@ -99,7 +99,7 @@ class Simulation:
         erp_state = self.sandboxes.erp.state.sandbox.state
         erp_state.put_items(self.data.erp_items())
         rows = list(self.data.iter_stock_rows())
-        stamp_at = _erp_time(self.start - timedelta(minutes=30))
+        stamp_at = _erp_time(self.start - timedelta(minutes=5))   # inside the first ingest window
         rows = [{**row, "lastModifiedDateTime": stamp_at} for row in rows]
         erp_state.put_stock(rows, mode="replace")
         self.world.open_with(rows)
