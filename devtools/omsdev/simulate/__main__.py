@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     from oms.shipping.config import get_shipping_settings
-    from omsdev.simulate.report import print_table
+    from omsdev.simulate.report import daily_svg, incidents_markdown, print_table
     from omsdev.simulate.run import Simulation, write_result
 
     console = Console()
@@ -80,8 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     result = sim.run(progress=lambda n, total, tick: console.print(
         f"tick {n}/{total} {tick.start:%Y-%m-%d %H:%M} events={len(tick.events)} outages={sorted(tick.outages)}"))
     path = write_result(result, Path(args.out))
+    svg = path.with_suffix(".svg")
+    svg.write_text(daily_svg(result))
     print_table(result, console)
-    console.print(f"written: {path}")
+    console.print("[bold]Incidents (oversell, undersell, store rejections) and their chains[/]")
+    console.print(incidents_markdown(result), markup=False)
+    console.print(f"written: {path} and {svg}")
     from omsdev.stack import processes
 
     processes.stop(settings.state_dir, "api")

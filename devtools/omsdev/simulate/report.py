@@ -68,3 +68,18 @@ def daily_svg(result: dict[str, Any]) -> str:
             parts.append(f'<text x="{width - pad}" y="{top + height - 10}" text-anchor="end">{days[-1]}</text>')
     parts.append("</svg>")
     return "\n".join(parts)
+
+
+def incidents_markdown(result: dict[str, Any], limit: int = 20) -> str:
+    """Every oversell and undersell incident with the chain of physical events before it."""
+    lines = []
+    chosen = [i for i in result["incidents"] if i["kind"] in ("oversell", "undersell", "store_rejection")]
+    for incident in chosen[:limit]:
+        what = ", ".join(f"{k}={v}" for k, v in incident.items() if k not in ("kind", "at", "chain", "free_units"))
+        lines.append(f"- **{incident['kind']}** at {incident['at']}: {what}")
+        for event in incident.get("chain") or []:
+            lines.append(f"  - {event['at']} {event['kind']} {event['qty']:+g} {event['sku']} at {event['store_id']}"
+                         f" ({event['ref']})")
+    if len(chosen) > limit:
+        lines.append(f"- … and {len(chosen) - limit} more in the JSON result")
+    return "\n".join(lines) or "- none"
