@@ -331,35 +331,46 @@ class Simulation:
 
     # ------------------------------------------------------------------ stores and courier
     def act_as_stores(self, at: datetime) -> None:
+        """Every open task, transfers first (their units must reach the pickup counter before the
+        hand-over): the store looks on its shelf; what is there leaves it, what is not is rejected."""
         headers = {"Authorization": f"Bearer {self.tokens['store']}"}
+        open_tasks = []
         for store_id in sorted(self.locations):
             response = self.api.get(f"/v1/stores/{store_id}/tasks", params={"status": "open"}, headers=headers)
-            if response.status_code != 200:
-                continue
-            for task in response.json().get("tasks", []):
-                if task["task_id"] in self.handled_tasks:
-                    continue
-                self.handled_tasks.add(task["task_id"])
-                self._handle_task(store_id, task, at, headers)
+            if response.status_code == 200:
+                open_tasks += [(store_id, task) for task in response.json().get("tasks", [])
+                               if task["task_id"] not in self.handled_tasks]
+        order = {"transfer_to_pickup": 0, "ship": 1, "pickup": 2}
+        for store_id, task in sorted(open_tasks, key=lambda st: (order.get(st[1].get("kind"), 3), st[1]["task_id"])):
+            self.handled_tasks.add(task["task_id"])
+            self._handle_task(store_id, task, at, headers)
 
     def _handle_task(self, store_id: str, task: dict[str, Any], at: datetime, headers: dict[str, str]) -> None:
-        lines = [(str(line["sku"]), float(line["qty"])) for line in task.get("lines", [])]
+        kind = task.get("kind")
+        lines = [(str(line["sku"]), float(line["qty"])) for line in task.get("lines") or []]
         base = f"/v1/stores/{store_id}/tasks/{task['task_id']}"
-        missing = [line for line in lines if self.world.on_shelf[(store_id, line[0])] < line[1]]
+        ref = str(task.get("order_increment_id"))
+        missing = [line for line in lines if self.world.on_shelf[(store_id, line[0])] + 1e-9 < line[1]]
         if missing:
             self.api.post(f"{base}/reject", json={"reason": "item_not_found"}, headers=headers)
             self.metrics.rejections += 1
             for sku, _ in missing:
-                self.metrics.incident("store_rejection", at, store_id=store_id, sku=sku,
-                                      order=task.get("order_increment_id"),
+                self.metrics.incident("store_rejection", at, store_id=store_id, sku=sku, order=ref, task_kind=kind,
                                       chain=self.world.chain(store_id, sku, at))
             return
-        for sku, qty in lines:   # the units leave the shelf into the parcel / the counter
-            self.world.change(at, "pick", store_id, sku, -qty, ref=str(task.get("order_increment_id")))
-            self.picked_unposted[(store_id, sku)] += qty
-            self.world.committed[(store_id, sku)] = max(0.0, self.world.committed[(store_id, sku)] - qty)
+        for sku, qty in lines:
+            key = (store_id, sku)
+            self.world.committed[key] = max(0.0, self.world.committed[key] - qty)
+            if kind == "transfer_to_pickup":   # to the pickup store's counter, set aside for the customer
+                target = task["deliver_to_store_id"]
+                self.world.change(at, "transfer_out", store_id, sku, -qty, ref=ref)
+                self.world.change(at, "transfer_in", target, sku, qty, ref=ref)
+                self.world.committed[(target, sku)] += qty
+            else:                              # into the parcel, or into the customer's hands
+                self.world.change(at, "pick" if kind == "ship" else "handover", store_id, sku, -qty, ref=ref)
+                self.picked_unposted[key] += qty
         self.api.post(f"{base}/accept", headers=headers)
-        if task.get("kind") == "pickup":
+        if kind == "pickup":
             self.api.post(f"{base}/ready", headers=headers)
             self.api.post(f"{base}/picked-up", headers=headers)
         else:
