@@ -106,7 +106,8 @@ class Simulation:
         for row in rows:
             self.erp_book[(row["locationCode"], row["itemNumber"])] = float(row["inventory"])
         self.dags = Dags(str(REPO_ROOT / "dags"))
-        for dag_id in ("erp_stock_ingest", "atp_build", "magento_stock_publish"):
+        # the first runs set the ingest watermarks at the simulation's start: later runs read from there
+        for dag_id in ("magento_orders_ingest", "erp_stock_ingest", "atp_build", "magento_stock_publish"):
             self.dags.run(dag_id, self.start)
 
     # ------------------------------------------------------------------ the month
