@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test stop status lint simulate bench bench-atp bench-reservations bench-publish bench-routing clean
+.PHONY: install demo test test-fast stop status lint simulate bench bench-atp bench-reservations bench-publish bench-routing clean
 
 $(STAMP): pyproject.toml devtools/pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
+# The unit tier only (pure logic: no Postgres, no Airflow, no dbt), in seconds. Tiers are set in
+# tests/conftest.py from the fixtures each test uses; the run fails if a unit test pulled in Airflow or dbt.
+test-fast: install
+	$(BIN)/python -m pytest -m unit -q
+
 stop:
 	@if [ -x $(BIN)/oms ]; then $(BIN)/oms down; else echo "nothing to stop (no .venv)"; fi
 
@@ -37,8 +42,10 @@ status: install
 simulate: install
 	$(BIN)/oms simulate $(SIM_ARGS)
 
+# What CI gates (.ci/run): ruff with the AIR rules, and sqlfluff on the dbt models and sql/ (.sqlfluff).
 lint: install
 	$(BIN)/ruff check dags plugins devtools api tests bench
+	$(BIN)/sqlfluff lint dbt/models sql --processes 2 --disable-progress-bar
 
 # Not tests: ATP look-up latency/throughput on a generated 50k-SKU x 102-location catalogue in a
 # Postgres cluster of its own (.oms/bench, port 5560), and reservation strategies under contention.

@@ -16,6 +16,15 @@ to the nearest location (warehouse or ship-from-store store) that still has the 
 the whole order when a line has none anywhere (as the engine's profile does). Shipments and costs
 are compared on the delivery orders both strategies allocate.
 
+The optimiser (routing mode "batch", HiGHS through scipy.optimize.milp) routes the same backlog
+and stock in windows of 1,000 orders: allocated orders, the LP-relaxation bound, splits, cost per
+order, stores over capacity and seconds per window, beside the rule engine and the baseline.
+
+The replayed month: the backlog spread over 30 days, routed order by order by the rule engine
+as the platform would (each order's candidates = the stock and that day's shipments it saw),
+then replayed with the profile that ran (differences, orders/s), with another profile and with
+the optimiser (the side-by-side figures of `oms routing replay`).
+
 Writes bench/results/routing.json. Measured, never asserted.
 """
 
@@ -45,7 +54,10 @@ from oms.routing import (
     is_releasable,
     route_batch,
 )
+from oms.routing.decisions import business_day
+from oms.routing.engine import Usage, route
 from oms.routing.geo import Point, RateBook
+from oms.routing.optimiser import route_optimised
 from omsdev import demo_data
 
 REPO = Path(__file__).resolve().parents[1]
@@ -271,14 +283,131 @@ def run(n_orders: int, skus: int, stores: int, seed: int) -> dict[str, Any]:
     return out
 
 
+def outcome_figures(decisions, cands: list[Candidate]) -> dict[str, Any]:
+    """Allocated, split, cost per allocated delivery, parcels per store against its capacity."""
+    allocated = [d for d in decisions if d.allocated]
+    delivery = [d for d in allocated if all(s.fulfilment == "ship" for s in d.shipments)]
+    parcels: dict[str, int] = defaultdict(int)
+    limits: dict[str, int] = {}
+    for d in allocated:
+        for s in d.shipments:
+            if s.fulfilment != "pickup":
+                parcels[s.store_id] += 1
+                if s.capacity_limit is not None:
+                    limits[s.store_id] = s.capacity_limit
+    base = {c.store_id: c.shipments_today for c in cands}
+    over = sorted(sid for sid, n in parcels.items() if sid in limits and base.get(sid, 0) + n > limits[sid])
+    split = sum(1 for d in allocated if len(d.shipments) > 1)
+    return {"orders": len(decisions), "allocated": len(allocated), "split_orders": split,
+            "delivery_splits": sum(1 for d in allocated if d.outcome == "split"),
+            "split_pct": round(100 * split / len(allocated), 3) if allocated else None,
+            "delivery_allocated": len(delivery),
+            "cost_per_delivery": round(sum(s.cost or 0 for d in delivery for s in d.shipments) / len(delivery), 3)
+            if delivery else None, "stores_over_capacity": over}
+
+
+def run_optimiser(data, backlog, cands, cards, profile_doc, window: int) -> dict[str, Any]:
+    """Rule engine vs optimiser per country, same backlog, same stock; all on one day."""
+    out: dict[str, Any] = {"per_country": {}, "windows": []}
+    totals = defaultdict(lambda: defaultdict(float))
+    for country, country_orders in backlog.items():
+        profile = RoutingProfile.model_validate({**profile_doc, "country_code": country, "profile_id": 1, "version": 1,
+                                                 "mode": "batch", "batch": {"window_size": window}})
+        context = RoutingContext(now=NOW, rate_cards=cards[country])
+        t0 = time.perf_counter()
+        rules = route_batch(country_orders, cands[country], profile, context)
+        rules_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        opt = route_optimised(country_orders, cands[country], profile, context)
+        opt_s = time.perf_counter() - t0
+        r, o = outcome_figures(rules, cands[country]), outcome_figures(opt.decisions, cands[country])
+        out["per_country"][country] = {"rules": r, "optimiser": o, "rules_seconds": round(rules_s, 2),
+                                       "optimiser_seconds": round(opt_s, 2)}
+        for w in opt.windows:
+            out["windows"].append({"country": country, **w.as_dict()})
+        for label, f in (("rules", r), ("optimiser", o)):
+            for k in ("orders", "allocated", "split_orders", "delivery_splits", "delivery_allocated"):
+                totals[label][k] += f[k]
+            totals[label]["cost_total"] += (f["cost_per_delivery"] or 0) * f["delivery_allocated"]
+            totals[label]["stores_over_capacity"] += len(f["stores_over_capacity"])
+    for label, t in totals.items():
+        t["cost_per_delivery"] = round(t.pop("cost_total") / t["delivery_allocated"], 3)
+        t["split_pct_of_allocated"] = round(100 * t["split_orders"] / t["allocated"], 3)
+        out[label] = dict(t)
+    ws = out["windows"]
+    optimised = [w for w in ws if w["optimised_orders"]]
+    out["optimiser"]["lp_bound_delivery_allocated"] = round(sum(w["lp_bound_allocated"] or 0 for w in optimised), 2)
+    out["optimiser"]["solver_delivery_allocated"] = sum(w["allocated_by_solver"] for w in optimised)
+    out["optimiser"]["max_seconds_per_window"] = max((w["seconds"] for w in ws), default=None)
+    out["optimiser"]["max_seconds_per_1000_orders"] = max((w["seconds"] * 1000 / w["orders"] for w in ws if w["orders"]),
+                                                          default=None)
+    out["optimiser"]["max_cpu_seconds_per_1000_orders"] = max(
+        (w["cpu_seconds"] * 1000 / w["orders"] for w in ws if w["orders"]), default=None)
+    out["optimiser"]["max_solve_seconds_per_window"] = max((w["solve_seconds"] for w in ws), default=None)
+    out["optimiser"]["windows_fallen_back"] = sum(1 for w in ws if w["fell_back"])
+    return out
+
+
+def run_replay(backlog, cands, cards, ran_doc, other_doc) -> dict[str, Any]:
+    """A month routed order by order (as the platform would), then replayed three ways."""
+    from oms.routing import replay as rp
+    from oms.routing.inputs import rate_card_fingerprint
+
+    out: dict[str, Any] = {}
+    for country in ("AE", "SA"):
+        orders_ = backlog[country]
+        ran = RoutingProfile.model_validate({**ran_doc, "country_code": country, "profile_id": 1, "version": 1})
+        fp = rate_card_fingerprint(cards[country])
+        book_cards = {fp: cards[country]}
+        usage, day_ships = Usage(), defaultdict(int)
+        events = []
+        span = len(orders_)
+        for i, order in enumerate(orders_):
+            now = NOW.replace(day=1) + (i / span) * (NOW.replace(month=4, day=1) - NOW.replace(day=1)) / 1
+            day = business_day(country, now)
+            skus = {x.sku for x in order.lines}
+            seen = [c.model_copy(update={
+                "atp": {s: q - usage.consumed.get((c.store_id, s), 0.0) for s, q in c.atp.items() if s in skus},
+                "shipments_today": day_ships[(c.store_id, day)]}) for c in cands[country]]
+            d = route(order, seen, ran, RoutingContext(now=now, rate_cards=cards[country]))
+            usage.apply(d)
+            for s in d.shipments:
+                if s.fulfilment != "pickup":
+                    day_ships[(s.store_id, day)] += 1
+            stored = d.model_dump(mode="json", include={*rp.COMPARED, "candidates"})
+            events.append(rp.Event(i, order.increment_id, now, f"run/{now:%Y%m%d%H}", 1, stored, order, seen, fp))
+        start, end = events[0].decided_at, events[-1].decided_at
+        other = RoutingProfile.model_validate({**other_doc, "country_code": country, "profile_id": 2, "version": 2})
+        batch = RoutingProfile.model_validate({**ran_doc, "country_code": country, "profile_id": 3, "version": 3,
+                                               "mode": "batch"})
+        runs = {}
+        for label, prof in (("same_profile", None), ("other_profile", other), ("optimiser", batch)):
+            res = rp.replay_events(events, {1: ran}, book_cards, country, start, end, prof)
+            runs[label] = {"events": res.events, "replayed": res.replayed, "differences": res.differences,
+                           "seconds": res.seconds, "cpu_seconds": res.cpu_seconds,
+                           "orders_per_second": round(res.replayed / res.seconds),
+                           "orders_per_cpu_second": round(res.replayed / res.cpu_seconds),
+                           "comparison": {f: [a, b] for f, a, b in rp.comparison_rows(res)}}
+        out[country] = runs
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=15_000)
     parser.add_argument("--skus", type=int, default=400)
     parser.add_argument("--stores", type=int, default=6, help="stores per country")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--window", type=int, default=1000, help="optimiser window (orders)")
     args = parser.parse_args()
     result = run(args.orders, args.skus, args.stores, args.seed)
+    data = demo_data.generate(skus=args.skus, stores_per_country=args.stores, orders=args.orders, seed=args.seed,
+                              as_of=NOW, countries=COUNTRIES)
+    backlog, cands = orders(data), candidates(data)
+    cards = {c: rate_cards(c) for c in COUNTRIES}
+    warehouse_first = json.loads((EXAMPLES / "warehouse_first.json").read_text())
+    result["optimiser"] = run_optimiser(data, backlog, cands, cards, warehouse_first, args.window)
+    result["replay"] = run_replay(backlog, cands, cards, warehouse_first, COST_FIRST)
     result["machine"] = {"python": platform.python_version(), "platform": platform.platform(),
                          "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}
     console = Console(width=160)
@@ -300,6 +429,33 @@ def main() -> None:
     console.print(table)
     for name, p in result["profiles"].items():
         console.print(f"{name} outcomes: " + ", ".join(f"{k} {v}" for k, v in p["outcomes"].items()))
+    o = result["optimiser"]
+    table = Table(title="Warehouse first: rule engine vs optimiser (HiGHS), same backlog and stock, one day")
+    for column in ("strategy", "orders", "allocated", "delivery splits", "orders with >1 shipment (incl. C&C transfers)",
+                   "cost/delivery", "stores over capacity"):
+        table.add_column(column)
+    for label in ("rules", "optimiser"):
+        m = o[label]
+        table.add_row(label, f"{m['orders']:.0f}", f"{m['allocated']:.0f}", f"{m['delivery_splits']:.0f}",
+                      f"{m['split_orders']:.0f}", str(m["cost_per_delivery"]), f"{m['stores_over_capacity']:.0f}")
+    console.print(table)
+    console.print(f"optimiser: solver allocated {o['optimiser']['solver_delivery_allocated']} deliveries, LP bound "
+                  f"{o['optimiser']['lp_bound_delivery_allocated']}; slowest window {o['optimiser']['max_seconds_per_window']} s "
+                  f"({o['optimiser']['max_seconds_per_1000_orders']:.2f} s wall, "
+                  f"{o['optimiser']['max_cpu_seconds_per_1000_orders']:.2f} CPU-s per 1,000 orders; solver at most "
+                  f"{o['optimiser']['max_solve_seconds_per_window']} s); "
+                  f"{o['optimiser']['windows_fallen_back']} window(s) fell back")
+    for country, runs in result["replay"].items():
+        for label, r in runs.items():
+            console.print(f"replay {country} {label}: {r['replayed']}/{r['events']} replayed, {r['differences']} "
+                          f"differences, {r['orders_per_second']:,} orders/s wall, "
+                          f"{r['orders_per_cpu_second']:,} per CPU-s")
+        table = Table(title=f"Replayed month {country}: recorded (warehouse first) vs replays")
+        for column in ("figure", "recorded", "cost first", "optimiser"):
+            table.add_column(column)
+        for figure, (a, b) in runs["other_profile"]["comparison"].items():
+            table.add_row(figure, str(a), str(b), str(runs["optimiser"]["comparison"][figure][1]))
+        console.print(table)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     console.print(f"written to {RESULTS.relative_to(REPO)}")

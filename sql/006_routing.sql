@@ -32,6 +32,8 @@ CREATE TABLE IF NOT EXISTS oms.routing_profile (
     CONSTRAINT routing_profile_period_ck CHECK (deactivated_at IS NULL OR activated_at <= deactivated_at)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS routing_profile_one_active_uq ON oms.routing_profile (country_code) WHERE is_active;
+-- Settings beside the rules: {"mode": "rules" | "batch", "batch": {optimiser weights}}.
+ALTER TABLE oms.routing_profile ADD COLUMN IF NOT EXISTS settings jsonb NOT NULL DEFAULT '{}';
 
 -- Versions are immutable; only the activation bookkeeping may change, and only forward.
 CREATE OR REPLACE FUNCTION oms.routing_profile_guard() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -40,9 +42,9 @@ BEGIN
         RAISE EXCEPTION 'routing profile %/v% cannot be deleted: versions are kept for the explanation trail',
             OLD.country_code, OLD.version USING ERRCODE = 'restrict_violation';
     END IF;
-    IF (NEW.country_code, NEW.version, NEW.name, NEW.rules, NEW.created_by, NEW.created_at, NEW.note,
+    IF (NEW.country_code, NEW.version, NEW.name, NEW.rules, NEW.settings, NEW.created_by, NEW.created_at, NEW.note,
         NEW.copied_from_version) IS DISTINCT FROM
-       (OLD.country_code, OLD.version, OLD.name, OLD.rules, OLD.created_by, OLD.created_at, OLD.note,
+       (OLD.country_code, OLD.version, OLD.name, OLD.rules, OLD.settings, OLD.created_by, OLD.created_at, OLD.note,
         OLD.copied_from_version) THEN
         RAISE EXCEPTION 'routing profile %/v% is immutable: create a new version instead', OLD.country_code, OLD.version
             USING ERRCODE = 'restrict_violation';
@@ -79,14 +81,18 @@ CREATE CONSTRAINT TRIGGER routing_profile_keep_one_active AFTER UPDATE ON oms.ro
 
 -- New version = max + 1 under a per-country lock (the statement after the lock sees every
 -- committed version, so two admins never get the same number).
+-- (The signature before profile settings existed is dropped so that calls stay unambiguous.)
+DROP FUNCTION IF EXISTS oms.routing_profile_create(text, text, jsonb, text, text, integer);
 CREATE OR REPLACE FUNCTION oms.routing_profile_create(p_country text, p_name text, p_rules jsonb, p_note text,
-                                                      p_created_by text, p_copied_from integer DEFAULT NULL)
+                                                      p_created_by text, p_copied_from integer DEFAULT NULL,
+                                                      p_settings jsonb DEFAULT '{}')
 RETURNS SETOF oms.routing_profile LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock(1919250529, hashtext(p_country));
     RETURN QUERY
-    INSERT INTO oms.routing_profile (country_code, version, name, rules, created_by, note, copied_from_version)
-    SELECT p_country, coalesce(max(version), 0) + 1, p_name, p_rules, p_created_by, p_note, p_copied_from
+    INSERT INTO oms.routing_profile (country_code, version, name, rules, created_by, note, copied_from_version, settings)
+    SELECT p_country, coalesce(max(version), 0) + 1, p_name, p_rules, p_created_by, p_note, p_copied_from,
+           coalesce(p_settings, '{}')
     FROM oms.routing_profile WHERE country_code = p_country
     RETURNING *;
 END
@@ -111,7 +117,8 @@ BEGIN
     IF v.activated_at IS NOT NULL THEN
         SELECT * INTO v FROM oms.routing_profile_create(
             p_country, v.name, v.rules,
-            format('re-activation of version %s', v.version) || coalesce(': ' || v.note, ''), p_by, v.version);
+            format('re-activation of version %s', v.version) || coalesce(': ' || v.note, ''), p_by, v.version,
+            v.settings);
     END IF;
     UPDATE oms.routing_profile SET is_active = false, deactivated_at = clock_timestamp()
     WHERE country_code = p_country AND is_active;
@@ -151,6 +158,12 @@ CREATE TABLE IF NOT EXISTS oms.routing_decision (
     recorded_at         timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT routing_decision_profile_ck CHECK ((profile_id IS NULL) = (profile_version IS NULL))
 );
+-- inputs: what the engine was given (the order as routed, every candidate location with its ATP
+-- for the order's SKUs, shipments counted that day and exclusions, the rate-card set's
+-- fingerprint) so a replay re-routes exactly what the router saw. batch: routing mode batch's
+-- note (the optimiser's assignment and cost terms, and the rule engine's answer).
+ALTER TABLE oms.routing_decision ADD COLUMN IF NOT EXISTS inputs jsonb, ADD COLUMN IF NOT EXISTS batch jsonb;
+CREATE INDEX IF NOT EXISTS routing_decision_period_idx ON oms.routing_decision (country_code, decided_at, decision_id);
 CREATE INDEX IF NOT EXISTS routing_decision_order_idx ON oms.routing_decision (order_increment_id, decision_id DESC);
 CREATE UNIQUE INDEX IF NOT EXISTS routing_decision_run_uq
     ON oms.routing_decision (order_increment_id, run_id) WHERE run_id IS NOT NULL;
@@ -210,6 +223,15 @@ CREATE TABLE IF NOT EXISTS ref.courier_rate_card (
     CONSTRAINT courier_rate_card_km_ck CHECK (min_km IS NULL OR max_km IS NULL OR min_km < max_km),
     CONSTRAINT courier_rate_card_weight_ck CHECK (max_weight_g IS NULL OR max_weight_g > min_weight_g)
 );
+-- The active rate cards of a country as a routing decision saw them, stored once per content
+-- (decisions name the fingerprint in inputs.rate_cards): replays price lanes as they were.
+CREATE TABLE IF NOT EXISTS oms.routing_rate_card_set (
+    fingerprint   text PRIMARY KEY,
+    country_code  text NOT NULL,
+    cards         jsonb NOT NULL,
+    first_seen_at timestamptz NOT NULL DEFAULT now()
+);
+
 CREATE UNIQUE INDEX IF NOT EXISTS courier_rate_card_lane_uq ON ref.courier_rate_card (
     country_code, courier, coalesce(from_store_id, ''), coalesce(from_location_type, ''),
     coalesce(lower(to_city), ''), coalesce(min_km, -1), coalesce(max_km, -1), min_weight_g, coalesce(max_weight_g, -1));

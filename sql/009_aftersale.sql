@@ -90,8 +90,8 @@ CREATE TABLE IF NOT EXISTS oms.notification_setting (
 INSERT INTO oms.notification_setting (event, channel)
 SELECT e, c
 FROM unnest(ARRAY['order_confirmed', 'shipped', 'out_for_delivery', 'delivered', 'ready_for_pickup',
-                  'return_received', 'refund_issued']) e,
-     unnest(ARRAY['email', 'sms']) c
+                  'return_received', 'refund_issued']) AS e,
+     unnest(ARRAY['email', 'sms']) AS c
 ON CONFLICT DO NOTHING;
 
 -- The outbox: one row per (event, order, channel), so each event sends once whatever calls

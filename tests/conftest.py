@@ -45,6 +45,47 @@ from omsdev.stack.airflow_config import airflow_env as _airflow_env  # noqa: E40
 os.environ.update(_airflow_env(Settings()))
 
 
+# Test tiers (pyproject.toml registers the markers). A test is marked by the fixtures it uses, so a
+# new test lands in the right tier without anyone remembering to mark it; a mark set by hand (a test
+# that parses the DAGs or the dbt project without these fixtures) wins over "unit".
+#   unit         pure logic: no Postgres, no Airflow, no dbt — `make test-fast`
+#   integration  the project's Postgres cluster, the sandboxes over HTTP, a dbt parse or build
+#   e2e          DAGs run through real Airflow (a metadata DB in the test cluster)
+E2E_FIXTURES = frozenset({"airflow_env"})
+INTEGRATION_FIXTURES = frozenset({"pg_cluster", "warehouse_dsn", "sandboxes"})
+TIERS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        marked = {m.name for m in item.iter_markers() if m.name in TIERS}
+        by_fixtures = "e2e" if used & E2E_FIXTURES else "integration" if used & INTEGRATION_FIXTURES else "unit"
+        # a unit mark on a test that needs more would let the heavy test into the fast tier
+        if "unit" in marked and by_fixtures != "unit":
+            raise pytest.UsageError(f"{item.nodeid} is marked unit but uses {by_fixtures} fixtures")
+        tier = max({by_fixtures, *marked}, key=TIERS.index)  # one tier each: the heaviest that applies
+        if tier not in marked:
+            item.add_marker(tier)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The fast tier stays fast: a run of only unit tests that imported Airflow or dbt fails, naming
+    the cure (mark the test integration, or keep the import out of pure logic)."""
+    if session.config.option.markexpr.strip() != "unit" or session.testscollected == 0:
+        return
+    heavy = sorted(m for m in ("airflow", "dbt", "great_expectations", "cosmos") if m in sys.modules)
+    if heavy:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(
+                f"unit tier imported {', '.join(heavy)}: mark the test that needs it "
+                "@pytest.mark.integration, or keep the import out of the code it tests",
+                red=True,
+            )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 @pytest.fixture(scope="session")
 def settings() -> Settings:
     return Settings()

@@ -19,6 +19,7 @@ global 1; buffers: ae_web 2, sa_web 0):
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -319,6 +320,7 @@ def test_every_built_column_is_documented(built, warehouse):
 MODEL_PREFIXES = {"staging": ("stg_", "base_"), "intermediate": ("int_",), "marts": ("fct_", "dim_")}
 
 
+@functools.cache  # one parse for the module's two readers: the project's files do not change in between
 def _parse_manifest():
     pytest.importorskip("dbt.cli.main")
     result = _dbt("parse")
@@ -326,6 +328,7 @@ def _parse_manifest():
     return result.result
 
 
+@pytest.mark.integration  # a dbt parse of the project
 def test_project_follows_evaluator_rules():
     manifest = _parse_manifest()
     models = {uid: n for uid, n in manifest.nodes.items() if n.resource_type == "model"}

@@ -88,7 +88,7 @@ def served(scenario):
         yield url
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)")
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed: apt-get install chromium (.ci/run installs it)")
 def test_kpi_page_renders_and_filters_in_chromium(scenario, served):
     from playwright.sync_api import sync_playwright
 

@@ -1,7 +1,8 @@
 """Contract tests for the Magento, Clickpost and ERP sandboxes and the demo data generator.
 
-The vendors' own samples (``shared/fixtures``) are the reference: the sandboxes must accept the
-sample requests and answer in the sample response shapes.
+The payload samples in ``tests/fixtures`` (the vendors' documented samples rewritten with values of
+our own: same shapes, field names, types, quirks and error codes) are the reference: the sandboxes must
+accept the sample requests and answer in the sample response shapes.
 """
 
 from __future__ import annotations
@@ -30,8 +31,7 @@ from omsdev.sandbox.server import resolve_credentials
 from .net import free_port
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURE_DIRS = [Path(os.environ["OMS_FIXTURES_DIR"])] if os.environ.get("OMS_FIXTURES_DIR") else []
-FIXTURE_DIRS += [REPO / "tests" / "fixtures", REPO.parent / "shared" / "fixtures"]
+FIXTURES = REPO / "tests" / "fixtures"
 TOKEN = "magento-test-token"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 CP_AUTH = {"username": "oms", "key": "cp-key"}
@@ -40,10 +40,12 @@ AS_OF = datetime(2026, 1, 2, tzinfo=UTC)
 
 
 def fixture(name: str) -> Any:
-    for folder in FIXTURE_DIRS:
-        if (folder / name).exists():
-            return json.loads((folder / name).read_text())
-    pytest.fail(f"fixture {name} not found in {FIXTURE_DIRS} (set OMS_FIXTURES_DIR)")
+    return json.loads((FIXTURES / name).read_text())
+
+
+def sources_of(body: dict[str, Any]) -> list[dict[str, str]]:
+    """The Magento sources a source-items sample names, to register before saving it."""
+    return [{"source_code": code} for code in dict.fromkeys(i["source_code"] for i in body["sourceItems"])]
 
 
 def criteria(
@@ -262,17 +264,13 @@ def test_input_limiting_page_size_and_list_limits() -> None:
 
 
 def test_fixture_source_items_saved_and_read_back(mage: TestClient) -> None:
-    mage.post("/_sandbox/sources", json=[{"source_code": "central"}, {"source_code": "east"}])
-    saved = mage.post(
-        "/rest/V1/inventory/source-items",
-        json=fixture("magento_source_items_save_request.json"),
-        headers=BEARER,
-    )
+    body = fixture("magento_source_items_save_request.json")
+    mage.post("/_sandbox/sources", json=sources_of(body))
+    saved = mage.post("/rest/V1/inventory/source-items", json=body, headers=BEARER)
     assert saved.status_code == 200 and saved.json() == []
     expected = fixture("magento_source_items_search_response.json")
-    found = mage.get(
-        "/rest/V1/inventory/source-items", params=criteria([("sku", "new_product2", "eq")]), headers=BEARER
-    )
+    sku = expected["items"][0]["sku"]
+    found = mage.get("/rest/V1/inventory/source-items", params=criteria([("sku", sku, "eq")]), headers=BEARER)
     assert found.json() == expected
 
 
@@ -413,11 +411,12 @@ def test_reservations_follow_order_lifecycle(msi: TestClient) -> None:
 
 def test_async_bulk_source_items_apply_after_delay(mage: TestClient) -> None:
     slow = TestClient(magento.create_app(TOKEN, bulk_delay_seconds=3600))
+    sample = fixture("magento_source_items_save_request.json")
     for client in (slow, mage):
-        client.post("/_sandbox/sources", json=[{"source_code": "central"}, {"source_code": "east"}])
+        client.post("/_sandbox/sources", json=sources_of(sample))
     body = [
-        fixture("magento_source_items_save_request.json"),
-        {"sourceItems": [{"sku": "", "source_code": "east", "quantity": 1, "status": 1}]},
+        sample,
+        {"sourceItems": [{"sku": "", "source_code": sources_of(sample)[-1]["source_code"], "quantity": 1, "status": 1}]},
     ]
     accepted = slow.post("/rest/all/async/bulk/V1/inventory/source-items", json=body, headers=BEARER)
     assert accepted.status_code == 202
@@ -520,15 +519,12 @@ def test_comments_cancel_hold(mage: TestClient) -> None:
     client = TestClient(magento.create_app(TOKEN, clock=clock))
     client.post("/_sandbox/orders", json=simple_order(42, "SKU-A"))
     clock.now += timedelta(minutes=5)
-    added = client.post(
-        "/rest/V1/orders/42/comments",
-        headers=BEARER,
-        json=fixture("magento_order_comment_request_statusHistory.json"),
-    )
+    comment = fixture("magento_order_comment_request_statusHistory.json")
+    added = client.post("/rest/V1/orders/42/comments", headers=BEARER, json=comment)
     assert added.status_code == 200 and added.json() is True
     order = client.get("/rest/V1/orders/42", headers=BEARER).json()
     assert order["updated_at"] == "2026-01-05 08:05:00"
-    assert order["status_histories"][0]["comment"] == "Contacted the customer to confirm the delivery window."
+    assert order["status_histories"][0]["comment"] == comment["statusHistory"]["comment"]
     comments = client.get("/rest/V1/orders/42/comments", headers=BEARER).json()
     assert comments["total_count"] == 1
     client.post(
@@ -587,9 +583,8 @@ def test_clickpost_v3_create_is_idempotent_on_reference_number(cp: TestClient) -
     again = cp.post("/api/v3/create-order", params=CP_AUTH, json=body).json()
     assert again["meta"]["status"] == 323
     assert again["result"]["waybill"] == answer["result"]["waybill"]
-    by_ref = cp.get(
-        "/api/v3/create-order/", params={"key": "cp-key", "reference_number": "Order-1232"}
-    ).json()
+    reference = body["shipment_details"]["reference_number"]
+    by_ref = cp.get("/api/v3/create-order/", params={"key": "cp-key", "reference_number": reference}).json()
     assert set(by_ref["result"]) >= set(
         fixture("clickpost_v3_get_order_by_reference_number_response.json")["result"]
     )
@@ -632,7 +627,7 @@ def test_clickpost_rejections(cp: TestClient) -> None:
     assert refused.status_code == 400
     answer = refused.json()
     assert answer["meta"]["success"] is False and "drop_info.drop_phone" in answer["meta"]["message"]
-    assert answer["reference_number"] == "Order-1232"
+    assert answer["reference_number"] == body["shipment_details"]["reference_number"]
     cod_wrong = copy.deepcopy(body)
     cod_wrong["shipment_details"]["cod_value"] = 50
     assert cp.post("/api/v3/create-order/", params=CP_AUTH, json=cod_wrong).json()["meta"]["status"] == 315
@@ -651,10 +646,10 @@ def test_clickpost_async_create_then_available(cp: TestClient) -> None:
     queued = cp.post("/api/v3/create-order/", params=CP_AUTH, json=body).json()
     assert queued["meta"]["status"] == 202 and queued["result"]["waybill"] is None and "order_id" in queued
     assert cp.post("/api/v3/create-order/", params=CP_AUTH, json=body).json()["meta"]["status"] == 102
-    lookup = {"key": "cp-key", "reference_number": "Order-1232"}
+    lookup = {"key": "cp-key", "reference_number": body["shipment_details"]["reference_number"]}
     assert cp.get("/api/v3/create-order/", params=lookup).json()["meta"]["status"] == 400
     time.sleep(0.25)
-    assert cp.get("/api/v3/create-order/", params=lookup).json()["result"]["waybill"] == "43062728295"
+    assert cp.get("/api/v3/create-order/", params=lookup).json()["result"]["waybill"] == body["additional"]["awb_number"]
     assert cp.post("/api/v3/create-order/", params=CP_AUTH, json=body).json()["meta"]["status"] == 323
 
 
@@ -1008,6 +1003,7 @@ def test_credentials_from_arguments_env_and_defaults() -> None:
         resolve_credentials({"nope": 1})
 
 
+@pytest.mark.integration  # a process of its own, real HTTP on loopback
 def test_server_module_serves_three_apps_in_one_process() -> None:
     ports = [free_port() for _ in range(3)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "OMS_MAGENTO_TOKEN": TOKEN}

@@ -48,6 +48,7 @@ class RecordingEvents:
         self.sent.append((uri, extra))
 
 
+@pytest.mark.integration  # imports the DAGs' assets, so Airflow
 def test_the_uri_the_api_sends_is_the_dags_asset():
     from oms.assets import SHIPMENT_TRACKING
 

@@ -4,6 +4,7 @@
 - GET  /v1/routing/profiles?country=AE&active_only=true             (admin)
 - POST /v1/routing/profiles?activate=true                           (admin) a new version
 - POST /v1/routing/profiles/{country}/versions/{version}/activate   (admin)
+- GET  /v1/routing/replay?country=AE&from=…&to=…&profile=ran|name@N  (admin or kpis:read) backtest, read-only
 
 Mount with `app.include_router(routing.router)`. The statements are oms.routing's; the version
 arithmetic and the active swap run in SQL functions, so the CLI and the API behave the same.
@@ -11,6 +12,7 @@ arithmetic and the active swap run in SQL functions, so the CLI and the API beha
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
@@ -19,6 +21,7 @@ from psycopg import errors
 from psycopg.rows import dict_row
 
 from api.auth import require
+from api.db import run_sync
 from api.responses import RawJSONResponse
 from oms.routing import profiles
 from oms.routing.decisions import DECISIONS_JSON_SQL
@@ -115,3 +118,34 @@ async def activate_profile(
         except errors.NoDataFound as exc:
             raise HTTPException(404, f"no routing profile version {version} for {country.upper()}") from exc
     return _dump(profiles.row_to_profile(row))
+
+
+@router.get("/replay", summary="Re-route a past period under another profile, side by side with what happened")
+async def replay_period(
+    request: Request,
+    country: Annotated[str, Query(pattern=r"^[A-Za-z]{2}$")],
+    start: Annotated[datetime, Query(alias="from", description="period start (ISO; UTC unless it says)")],
+    end: Annotated[datetime, Query(alias="to", description="period end, exclusive")],
+    profile: Annotated[str, Query(description="'ran' (each decision with its own version), N or name@N")] = "ran",
+    promise_days: Annotated[float, Query(gt=0, le=30, description="transit days counted as on time")] = 2.0,
+    _: set[str] = Depends(require("admin", "kpis:read")),
+) -> dict[str, Any]:
+    from oms.routing import replay
+
+    start, end = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (start, end))
+    if end <= start:
+        raise HTTPException(422, "'to' must be after 'from'")
+    if (end - start).days > 92:
+        raise HTTPException(422, "replay at most 92 days per request")
+
+    def work(conn) -> dict[str, Any]:
+        target = replay.parse_profile_ref(conn, country.upper(), profile)
+        result = replay.replay(conn, country, start, end, target, promise_days=promise_days)
+        body = result.as_dict()
+        body["comparison"] = [{"figure": f, "recorded": a, "replay": b} for f, a, b in replay.comparison_rows(result)]
+        return body
+
+    try:
+        return await run_sync(request, work)
+    except profiles.ProfileNotFound as exc:
+        raise HTTPException(404, str(exc)) from exc

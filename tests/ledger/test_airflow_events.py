@@ -40,6 +40,7 @@ def fake_airflow(tmp_path_factory):
         yield url, str(passwords), calls
 
 
+@pytest.mark.integration  # imports the DAGs' assets, so Airflow
 def test_the_uri_the_api_sends_is_the_dags_asset():
     from oms.assets import ERP_MOVEMENTS
 

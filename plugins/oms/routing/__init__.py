@@ -7,7 +7,10 @@
 - `decisions` decisions stored and read back; store exclusions; daily capacity claims
 - `inputs`    candidates and rate cards loaded from the warehouse for the engine
 - `service`   one call for the fulfilment code: load, route, claim capacity, reserve, record
-- `cli`       `oms routing …` (profile list|show|validate|create|activate, explain, ratecard load)
+              (with the engine's inputs, for replays)
+- `replay`    re-route a past period under another profile, read-only, side by side with history
+- `optimiser` routing mode "batch": a window of orders assigned at once (HiGHS via scipy milp)
+- `cli`       `oms routing …` (profile list|show|validate|create|activate, explain, replay, ratecard load)
 """
 
 from oms.routing.engine import Usage, is_releasable, route, route_batch

@@ -1,5 +1,5 @@
 """`oms routing …`: routing profiles (list, show, validate, create, activate), decision
-explanations, courier rate cards. Mount with `app.add_typer(routing_cli.app, name="routing")`."""
+explanations, replays of a past period under another profile, courier rate cards. Mount with `app.add_typer(routing_cli.app, name="routing")`."""
 
 from __future__ import annotations
 
@@ -165,6 +165,77 @@ def explain(
             console.print(table)
     if len(found) > len(shown):
         console.print(f"({len(found) - len(shown)} earlier decision(s); --all shows them)")
+
+
+# --------------------------------------------------------------------------------------- replay
+def _moment(value: str, what: str):
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"{what}: not an ISO date or time: {value!r}", 2)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@app.command("replay")
+def replay_command(
+    country: Annotated[str, typer.Option(help="ISO country code, e.g. AE.")],
+    start: Annotated[str, typer.Option("--from", help="Period start (ISO date or time, UTC unless it says).")],
+    end: Annotated[str, typer.Option("--to", help="Period end, exclusive.")],
+    profile: Annotated[str, typer.Option(help="name@version, a version number, or 'ran' (each decision with the "
+                                              "version that made it).")] = "ran",
+    profile_file: Annotated[Path | None, typer.Option("--profile-file", help="An unsaved profile document "
+                                                                            "(what-if).")] = None,
+    promise_days: Annotated[float, typer.Option(help="Transit days counted as on time.")] = 2.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole answer as JSON.")] = False,
+) -> None:
+    """Re-route a past period's orders as they arrived, under another profile, side by side with
+    what happened. Read-only: safe while the platform routes live orders."""
+    from oms.routing import replay
+
+    frm, to = _moment(start, "--from"), _moment(end, "--to")
+    if to <= frm:
+        fail("--to must be after --from", 2)
+    with _connect() as conn:
+        try:
+            if profile_file is not None:
+                target = profiles.parse_spec(_read_json(profile_file))
+                if target.country_code != country.upper():
+                    fail(f"{profile_file} is a profile for {target.country_code}, not {country.upper()}", 2)
+            else:
+                target = replay.parse_profile_ref(conn, country.upper(), profile)
+        except (profiles.ProfileError, profiles.ProfileNotFound) as exc:
+            fail(str(exc), 2)
+        result = replay.replay(conn, country, frm, to, target, promise_days=promise_days)
+    if as_json:
+        print(json.dumps(result.as_dict(), indent=2, default=str))
+        return
+    console.print(f"{result.country} {frm:%Y-%m-%d %H:%M} → {to:%Y-%m-%d %H:%M}: {result.events} decision(s) "
+                  f"replayed with {result.profile} — {result.differences} difference(s) "
+                  f"({result.replayed} replayed in {result.seconds:.2f} s"
+                  + (f", {result.orders_per_second:,} orders/s" if result.orders_per_second else "") + ")")
+    table = Table()
+    for column in ("figure", "recorded", "replay"):
+        table.add_column(column)
+    for label, a, b in replay.comparison_rows(result):
+        table.add_row(label, "" if a is None else str(a), "" if b is None else str(b))
+    console.print(table)
+    loads = Table(title="Peak shipments per store and day (recorded → replay)")
+    for column in ("store", "capacity", "recorded peak", "replay peak", "days over (recorded → replay)"):
+        loads.add_column(column)
+    rec = {x["store_id"]: x for x in result.recorded.get("store_load", [])}
+    rep = {x["store_id"]: x for x in result.replay.get("store_load", [])}
+    for sid in sorted(rec.keys() | rep.keys()):
+        a, b = rec.get(sid, {}), rep.get(sid, {})
+        loads.add_row(sid, str(a.get("capacity") or b.get("capacity") or "—"), str(a.get("peak_shipments", 0)),
+                      str(b.get("peak_shipments", 0)),
+                      f"{a.get('days_over_capacity', 0)} → {b.get('days_over_capacity', 0)}")
+    console.print(loads)
+    for change in result.changed_orders[:10]:
+        console.print(f"  {change['order']} @ {change['decided_at']}: {change['recorded']} → {change['replay']}")
+    for note in result.notes:
+        console.print(f"note: {note}")
 
 
 # ----------------------------------------------------------------------------------- rate cards

@@ -25,11 +25,12 @@ COUNTRY_TZ = {"AE": "Asia/Dubai", "SA": "Asia/Riyadh", "QA": "Asia/Qatar", "KW":
 INSERT_SQL = """
 INSERT INTO oms.routing_decision (order_increment_id, country_code, decided_at, profile_id, profile_version, outcome,
                                   reason, rule_index, rule_name, allocations, shipments, unallocated, candidates,
-                                  rules_tried, alternatives, hold_queue, cancel_at, explanation, engine_version, run_id)
+                                  rules_tried, alternatives, hold_queue, cancel_at, explanation, engine_version, run_id,
+                                  inputs, batch)
 VALUES (%(order_increment_id)s, %(country_code)s, %(decided_at)s, %(profile_id)s, %(profile_version)s, %(outcome)s,
         %(reason)s, %(rule_index)s, %(rule_name)s, %(allocations)s, %(shipments)s, %(unallocated)s, %(candidates)s,
         %(rules_tried)s, %(alternatives)s, %(hold_queue)s, %(cancel_at)s, %(explanation)s, %(engine_version)s,
-        %(run_id)s)
+        %(run_id)s, %(inputs)s, %(batch)s)
 ON CONFLICT (order_increment_id, run_id) WHERE run_id IS NOT NULL DO NOTHING
 RETURNING decision_id
 """
@@ -42,7 +43,7 @@ DECISION_JSON = """json_build_object(
     'rule_name', d.rule_name, 'explanation', d.explanation, 'allocations', d.allocations, 'shipments', d.shipments,
     'unallocated', d.unallocated, 'candidates', d.candidates, 'rules_tried', d.rules_tried,
     'alternatives', d.alternatives, 'hold_queue', d.hold_queue, 'cancel_at', d.cancel_at,
-    'engine_version', d.engine_version, 'run_id', d.run_id, 'recorded_at', d.recorded_at)"""
+    'engine_version', d.engine_version, 'run_id', d.run_id, 'recorded_at', d.recorded_at, 'batch', d.batch)"""
 
 # For GET /v1/routing/decisions/{increment_id}: the JSON body built by Postgres, newest first.
 DECISIONS_JSON_SQL = f"""
@@ -91,19 +92,24 @@ def _q(conn: psycopg.Connection, sql: str, params: Mapping[str, Any] | tuple) ->
     return conn.cursor(row_factory=dict_row).execute(sql, params)
 
 
-def decision_params(decision: Decision, run_id: str | None = None) -> dict[str, Any]:
+def decision_params(decision: Decision, run_id: str | None = None,
+                    inputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
     data = decision.model_dump(mode="json")
     params = {k: data[k] for k in ("order_increment_id", "country_code", "profile_id", "profile_version", "outcome",
                                    "reason", "rule_index", "rule_name", "hold_queue", "explanation", "engine_version")}
     params.update({k: Jsonb(data[k]) for k in ("allocations", "shipments", "unallocated", "candidates", "rules_tried",
                                                "alternatives")})
-    params.update(decided_at=decision.decided_at, cancel_at=decision.cancel_at, run_id=run_id)
+    params.update(decided_at=decision.decided_at, cancel_at=decision.cancel_at, run_id=run_id,
+                  inputs=None if inputs is None else Jsonb(inputs),
+                  batch=None if decision.batch is None else Jsonb(data["batch"]))
     return params
 
 
-def save_decision(conn: psycopg.Connection, decision: Decision, run_id: str | None = None) -> int:
-    """Append the decision; with a run_id, a retried task gets the id of the row it wrote before."""
-    row = _q(conn, INSERT_SQL, decision_params(decision, run_id)).fetchone()
+def save_decision(conn: psycopg.Connection, decision: Decision, run_id: str | None = None,
+                  inputs: Mapping[str, Any] | None = None) -> int:
+    """Append the decision (with `inputs`, what the engine was given: inputs.snapshot, for
+    replays); with a run_id, a retried task gets the id of the row it wrote before."""
+    row = _q(conn, INSERT_SQL, decision_params(decision, run_id, inputs)).fetchone()
     if row is None:
         row = _q(conn, EXISTING_SQL, (decision.order_increment_id, run_id)).fetchone()
     return row["decision_id"]

@@ -8,15 +8,20 @@ ledger's live function `oms.atp_store_live` (issue 3) when it exists, else the l
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from oms.routing.decisions import business_day
-from oms.routing.model import Candidate, RateCard, StoreExclusion
+from oms.routing.model import Candidate, Order, RateCard, StoreExclusion
+
+SNAPSHOT_VERSION = 1
 
 CANDIDATES_SQL = """
 SELECT l.store_id, l.location_type, l.country_code, l.latitude, l.longitude, l.city, l.ship_from_store,
@@ -106,3 +111,50 @@ def upsert_rate_cards(conn: psycopg.Connection, rows: Iterable[Mapping[str, Any]
     with conn.cursor() as cur:
         cur.executemany(UPSERT_RATE_SQL, payload)
     return len(payload)
+
+
+# ------------------------------------------------------------------- what a decision was given
+# Stored with each decision (oms.routing_decision.inputs) so that a replay re-routes exactly
+# what the router saw: the order as it was then (lines still open, payment state), every
+# candidate location with its ATP for the order's SKUs, shipments counted that business day
+# and the exclusions running, and the rate cards by fingerprint (oms.routing_rate_card_set).
+REMEMBER_CARDS_SQL = """
+INSERT INTO oms.routing_rate_card_set (fingerprint, country_code, cards) VALUES (%(fp)s, %(country)s, %(cards)s)
+ON CONFLICT (fingerprint) DO NOTHING
+"""
+CARD_SETS_SQL = "SELECT fingerprint, cards FROM oms.routing_rate_card_set WHERE fingerprint = ANY (%(fps)s)"
+
+
+def _cards_json(cards: Sequence[RateCard]) -> list[dict[str, Any]]:
+    return [c.model_dump(mode="json", exclude_none=True) for c in cards]
+
+
+def rate_card_fingerprint(cards: Sequence[RateCard]) -> str:
+    body = json.dumps(_cards_json(cards), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()[:32]
+
+
+def remember_rate_cards(conn: psycopg.Connection, country: str, cards: Sequence[RateCard]) -> str:
+    """Keep this set of rate cards (once per content); returns its fingerprint."""
+    fp = rate_card_fingerprint(cards)
+    conn.execute(REMEMBER_CARDS_SQL, {"fp": fp, "country": country, "cards": Jsonb(_cards_json(cards))})
+    return fp
+
+
+def load_rate_card_sets(conn: psycopg.Connection, fingerprints: Iterable[str]) -> dict[str, list[RateCard]]:
+    rows = _q(conn, CARD_SETS_SQL, {"fps": sorted(set(fingerprints))}).fetchall()
+    return {r["fingerprint"]: [RateCard.model_validate(c) for c in r["cards"]] for r in rows}
+
+
+def snapshot(order: Order, candidates: Sequence[Candidate] | None, rate_cards: str | None) -> dict[str, Any]:
+    """The engine's inputs for one decision, as JSON (the `now` is the decision's decided_at)."""
+    return {"v": SNAPSHOT_VERSION, "order": order.model_dump(mode="json", exclude_none=True),
+            "candidates": None if candidates is None else
+            [c.model_dump(mode="json", exclude_defaults=True) for c in candidates],
+            "rate_cards": rate_cards}
+
+
+def from_snapshot(record: Mapping[str, Any]) -> tuple[Order, list[Candidate] | None]:
+    order = Order.model_validate(record["order"])
+    cands = record.get("candidates")
+    return order, None if cands is None else [Candidate.model_validate(c) for c in cands]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -231,6 +231,8 @@ class Decision(_Data):
     cancel_at: datetime | None = None
     explanation: str
     engine_version: str = ENGINE_VERSION
+    batch: dict[str, Any] | None = Field(None, description="routing mode batch: the optimiser's assignment, its "
+                                         "cost terms and what the rule engine alone would have decided")
 
     @property
     def allocated(self) -> bool:

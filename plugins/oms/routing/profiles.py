@@ -18,9 +18,9 @@ from pydantic import ValidationError
 
 from oms.routing.rules import ProfileSpec, RoutingProfile, format_errors
 
-COLUMNS = ("profile_id, country_code, version, name, rules, is_active, created_by, created_at, note, "
+COLUMNS = ("profile_id, country_code, version, name, rules, settings, is_active, created_by, created_at, note, "
            "copied_from_version, activated_at, activated_by, deactivated_at")
-CREATE_SQL = f"SELECT {COLUMNS} FROM oms.routing_profile_create(%(country)s, %(name)s, %(rules)s, %(note)s, %(by)s)"
+CREATE_SQL = f"SELECT {COLUMNS} FROM oms.routing_profile_create(%(country)s, %(name)s, %(rules)s, %(note)s, %(by)s, NULL, %(settings)s)"
 ACTIVATE_SQL = f"SELECT {COLUMNS} FROM oms.routing_profile_activate(%(country)s, %(version)s, %(by)s)"
 LIST_SQL = f"""SELECT {COLUMNS} FROM oms.routing_profile
                WHERE (%(country)s::text IS NULL OR country_code = %(country)s) AND (is_active OR NOT %(active_only)s)
@@ -68,6 +68,7 @@ def reference_problems(country_known: bool, unknown_locations: list[str], countr
 
 def create_params(spec: ProfileSpec, created_by: str) -> dict[str, Any]:
     return {"country": spec.country_code, "name": spec.name, "note": spec.note, "by": created_by,
+            "settings": Jsonb(spec.settings()),
             "rules": Jsonb([r.model_dump(mode="json", exclude_defaults=False) for r in spec.rules])}
 
 
@@ -125,5 +126,6 @@ def get_version(conn: psycopg.Connection, country: str, version: int) -> Routing
 
 def spec_document(profile: RoutingProfile) -> dict[str, Any]:
     """The editable document of a version (what `profile create --file` takes)."""
-    return ProfileSpec.model_validate(profile.model_dump(include={"country_code", "name", "note", "rules"})) \
+    return ProfileSpec.model_validate(profile.model_dump(include={"country_code", "name", "note", "rules", "mode",
+                                                                  "batch"})) \
         .model_dump(mode="json", exclude_none=True)

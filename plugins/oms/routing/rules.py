@@ -234,13 +234,49 @@ class Rule(_Strict):
         return self
 
 
+class BatchSettings(_Strict):
+    """How the batch optimiser (routing mode "batch", optimiser.py) weighs a window of orders.
+
+    objective "fewest_splits" (default): at least as many whole orders as the rule engine would
+    allocate, with the fewest split shipments, then as many more orders as possible, then the
+    cheapest. "most_orders": as many whole orders as stock and capacity allow, then the cheapest.
+    Cheapest = shipping cost (rate cards) + split_penalty per shipment beyond an order's first +
+    store_load_penalty per shipment from a store (scaled up by how full it already is that day)."""
+
+    objective: Literal["fewest_splits", "most_orders"] = "fewest_splits"
+
+    split_penalty: float = Field(8.0, ge=0, description="cost units per extra shipment of an order")
+    store_load_penalty: float = Field(2.0, ge=0, description="cost units per store shipment, × (1 + load/capacity)")
+    window_size: int = Field(1000, ge=1, le=20_000, description="orders optimised together at most")
+    time_limit_s: float = Field(10.0, gt=0, le=600, description="solver time per window; past it the rule engine decides")
+    missing_rate_cost: float = Field(100.0, ge=0, description="cost assumed for a lane without a rate card")
+
+
 class ProfileSpec(_Strict):
-    """What an admin writes: a country's rules. Stored as a new version (see profiles.py)."""
+    """What an admin writes: a country's rules. Stored as a new version (see profiles.py).
+
+    mode "rules" (default) routes each order on its own, in arrival order. Mode "batch" hands
+    each routing run's window of releasable delivery orders to the optimiser: the rules still
+    decide which locations may serve an order (filters, constraints, the next_rule chain) and
+    what happens to the orders it cannot allocate (their fall-back)."""
 
     country_code: str = Field(pattern=r"^[A-Z]{2}$")
     name: str = Field(min_length=1, max_length=120)
     note: str | None = Field(None, max_length=2000)
     rules: list[Rule] = Field(min_length=1, max_length=50)
+    mode: Literal["rules", "batch"] = "rules"
+    batch: BatchSettings | None = Field(None, description="optimiser weights (defaults when mode is batch)")
+
+    @property
+    def batch_settings(self) -> BatchSettings:
+        return self.batch or BatchSettings()
+
+    def settings(self) -> dict[str, Any]:
+        """What is stored beside the rules (oms.routing_profile.settings)."""
+        out: dict[str, Any] = {"mode": self.mode}
+        if self.batch is not None:
+            out["batch"] = self.batch.model_dump(mode="json")
+        return out
 
     @field_validator("country_code", mode="before")
     @classmethod
@@ -279,6 +315,14 @@ class RoutingProfile(ProfileSpec):
     activated_by: str | None = None
     deactivated_at: datetime | None = None
     copied_from_version: int | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stored_settings(cls, data: Any) -> Any:
+        """A stored row carries mode and batch in its `settings` column."""
+        if isinstance(data, dict) and isinstance(data.get("settings"), dict):
+            data = {**{k: v for k, v in data.items() if k != "settings"}, **data["settings"]}
+        return data
 
 
 def format_errors(exc: ValidationError) -> list[str]:

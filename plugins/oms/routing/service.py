@@ -56,8 +56,9 @@ def route_order(conn: psycopg.Connection, order: Order, now: datetime, *, reserv
         decision = _unroutable(order, now, "no_active_profile",
                                f"Order {order.increment_id} was not routed: {order.country_code} has no active "
                                f"routing profile (oms routing profile create --file … --activate).")
-        return Routed(decision, decisions.save_decision(conn, decision, run_id), 0)
+        return Routed(decision, decisions.save_decision(conn, decision, run_id, inputs.snapshot(order, None, None)), 0)
     context = RoutingContext(now=now, rate_cards=inputs.load_rate_cards(conn, order.country_code))
+    cards = inputs.remember_rate_cards(conn, order.country_code, context.rate_cards)
     skus = sorted({x.sku for x in order.lines})
     contention = ""
     for attempt in range(1, max_attempts + 1):
@@ -72,13 +73,15 @@ def route_order(conn: psycopg.Connection, order: Order, now: datetime, *, reserv
                         raise _Contended(f"capacity taken meanwhile at {', '.join(full)}")
                     if reserve is not None and not reserve(conn, decision):
                         raise _Contended("units reserved by another order meanwhile")
-                return Routed(decision, decisions.save_decision(conn, decision, run_id), attempt)
+                return Routed(decision, decisions.save_decision(conn, decision, run_id,
+                                                                inputs.snapshot(order, candidates, cards)), attempt)
         except _Contended as exc:
             contention = exc.what
     decision = _unroutable(order, now, "allocation_contention",
                            f"Order {order.increment_id} was not routed after {max_attempts} attempts: {contention}. "
                            f"It is retried on the next routing run.")
-    return Routed(decision, decisions.save_decision(conn, decision, run_id), max_attempts)
+    return Routed(decision, decisions.save_decision(conn, decision, run_id, inputs.snapshot(order, None, cards)),
+                  max_attempts)
 
 
 def reroute_after_rejection(conn: psycopg.Connection, order: Order, store_id: str, skus: list[str], now: datetime, *,

@@ -94,7 +94,8 @@ lines as (
         case when coalesce(money_from_parent, false) then parent_tax_amount else tax_amount end as tax_amount,
 
         ---------- booleans
-        not (is_virtual or product_type in ('virtual', 'downloadable')) as requires_fulfilment
+        -- sqlfluff reads `not (` as a function call
+        not (is_virtual or product_type in ('virtual', 'downloadable')) as requires_fulfilment  -- noqa: LT01, LT06
 
     from stock_rows
 
@@ -108,9 +109,12 @@ final as (
         -- of unshipped units closes them too, and a return after shipping is not counted twice.
         -- Lines that need no fulfilment are done when invoiced.
         greatest(
-            qty_ordered
-            - greatest(case when requires_fulfilment then qty_shipped else qty_invoiced end, qty_refunded)
-            - qty_canceled,
+            lines.qty_ordered
+            - greatest(
+                case when lines.requires_fulfilment then lines.qty_shipped else lines.qty_invoiced end,
+                lines.qty_refunded
+            )
+            - lines.qty_canceled,
             0
         ) as qty_open,
         skus.sku is not null as is_known_sku,

@@ -25,9 +25,9 @@ main_currency as (
         select customer_key, currency_code, count(*) as n, max(created_at) as latest
         from orders
         group by customer_key, currency_code
-    ) by_currency
+    ) as by_currency
 
-    order by customer_key, n desc, latest desc, currency_code
+    order by customer_key asc, n desc, latest desc, currency_code asc
 
 ),
 
@@ -55,9 +55,9 @@ preferred_store as (
         select customer_key, store_id, count(*) as n, max(visited_at) as latest
         from visits
         group by customer_key, store_id
-    ) by_store
+    ) as by_store
 
-    order by customer_key, n desc, latest desc, store_id
+    order by customer_key asc, n desc, latest desc, store_id asc
 
 ),
 
@@ -72,9 +72,9 @@ preferred_city as (
         from orders
         where ship_to_city is not null
         group by customer_key, ship_to_city
-    ) by_city
+    ) as by_city
 
-    order by customer_key, n desc, latest desc, ship_to_city
+    order by customer_key asc, n desc, latest desc, ship_to_city asc
 
 ),
 

@@ -42,8 +42,9 @@ renamed as (
         case jsonb_typeof(address -> 'street')
             when 'array' then nullif(
                 array_to_string(array(
-                    select trim(line) from jsonb_array_elements_text(address -> 'street') as street (line)
-                    where trim(line) <> ''
+                    select trim(street.line)
+                    from jsonb_array_elements_text(addresses.address -> 'street') as street (line)
+                    where trim(street.line) <> ''
                 ), ', '), '')
             when 'string' then nullif(trim(address ->> 'street'), '')
         end as street,

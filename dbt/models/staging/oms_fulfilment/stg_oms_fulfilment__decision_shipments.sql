@@ -31,21 +31,21 @@ renamed as (
         decision_id,
         order_increment_id,
         country_code,
-        cast(shipment->>'shipment_no' as integer) as shipment_no,
-        shipment->>'store_id' as store_id,
+        cast(shipment ->> 'shipment_no' as integer) as shipment_no,
+        shipment ->> 'store_id' as store_id,
 
         ---------- text
-        shipment->>'fulfilment' as fulfilment,
-        coalesce(shipment->>'courier', 'none') as courier,
+        shipment ->> 'fulfilment' as fulfilment,
+        coalesce(shipment ->> 'courier', 'none') as courier,
 
         ---------- numerics
-        cast(shipment->>'cost' as numeric(18, 4)) as shipping_cost,
-        cast(shipment->>'transit_days' as numeric(10, 2)) as transit_days,
-        jsonb_array_length(shipment->'line_keys') as line_count,
+        cast(shipment ->> 'cost' as numeric(18, 4)) as shipping_cost,
+        cast(shipment ->> 'transit_days' as numeric(10, 2)) as transit_days,
+        jsonb_array_length(shipment -> 'line_keys') as line_count,
         (
-            select coalesce(sum(cast(a->>'qty' as numeric(18, 4))), 0)
-            from jsonb_array_elements(allocations) as a
-            where cast(a->>'shipment_no' as integer) = cast(shipment->>'shipment_no' as integer)
+            select coalesce(sum(cast(a ->> 'qty' as numeric(18, 4))), 0)
+            from jsonb_array_elements(shipments.allocations) as a
+            where cast(a ->> 'shipment_no' as integer) = cast(shipments.shipment ->> 'shipment_no' as integer)
         ) as units,
 
         ---------- timestamps
