@@ -9,17 +9,32 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import httpx
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 
 from api.airflow_events import AirflowEvents
+from api.deps import Events, Pool
 from oms.ops import health as pipeline_health
 
 router = APIRouter(tags=["operations"])
+
+
+class PipelineHealth(BaseModel):
+    """The report; 200 when healthy, 503 (the same report) with the reasons when not."""
+
+    model_config = ConfigDict(extra="allow")
+    status: Literal["healthy", "unhealthy"]
+    reasons: list[str]
+    checked_at: datetime
+    dags: list[dict[str, Any]]
+    sources: list[dict[str, Any]]
+    marts: list[dict[str, Any]]
+    queues: dict[str, Any]
 
 
 class AirflowRuns(AirflowEvents):
@@ -57,14 +72,15 @@ class AirflowRuns(AirflowEvents):
             dags, dict(zip(ids, successes, strict=True)), dict(zip(ids, latest, strict=True)), now)}
 
 
-@router.get("/v1/pipeline/health", summary="Last successful run per DAG, source lag, mart age, queue depths")
-async def pipeline_health_view(request: Request) -> JSONResponse:
+@router.get("/v1/pipeline/health", summary="Last successful run per DAG, source lag, mart age, queue depths",
+            response_model=PipelineHealth,
+            responses={503: {"model": PipelineHealth, "description": "unhealthy: `reasons` says why"}})
+async def pipeline_health_view(pool: Pool, events: Events) -> JSONResponse:
     now = datetime.now(UTC)
-    events = request.app.state.airflow_events
     reader = AirflowRuns(events.base_url, events.username, events.password_file)
     airflow_task = asyncio.create_task(reader.dag_facts(now))
     try:
-        async with request.app.state.pool.connection(timeout=5) as conn:
+        async with pool.connection(timeout=5) as conn:
             warehouse = await pipeline_health.warehouse_facts(conn, now)
             warehouse_error = None
     except Exception as exc:  # noqa: BLE001 — the warehouse being down is the answer, not a 500

@@ -211,13 +211,15 @@ def backfill(
 def token_create(
     scope: Annotated[list[str], typer.Option("--scope", "-s", help=f"Repeatable; one of {', '.join(tokens.SCOPES)}.")],
     name: Annotated[str, typer.Option(help="Who or what uses it.")] = "local",
+    store: Annotated[list[str] | None, typer.Option(
+        "--store", help="Repeatable; required with --scope store: the store(s) the token acts for.")] = None,
 ) -> None:
     """Make an API token and print it on stdout (only its hash is stored)."""
     settings = get_settings()
     try:
         with connect(settings.warehouse_dsn) as conn:
-            token = tokens.create_token(conn, name, scope)
-    except tokens.UnknownScope as exc:
+            token = tokens.create_token(conn, name, scope, store)
+    except (tokens.UnknownScope, tokens.StoreBindingError) as exc:
         fail(str(exc), 2)
     except Exception as exc:  # noqa: BLE001
         fail(f"cannot reach the warehouse at {settings.pg_host}:{settings.pg_port} ({exc}); run `oms up`.")
