@@ -82,7 +82,8 @@ class Simulation:
             self.tokens = {
                 "erp": tokens.create_token(conn, "simulator-erp", ["erp:write"]),
                 "stock": tokens.create_token(conn, "simulator-magento", ["stock:read"]),
-                "store": tokens.create_token(conn, "simulator-stores", ["store"]),
+                # one store app per location in real life; one token naming every location here
+                "store": tokens.create_token(conn, "simulator-stores", ["store"], stores=list(self.locations)),
             }
             try:
                 self.tokens["orders"] = tokens.create_token(conn, "simulator-webhook", ["orders:write"])
