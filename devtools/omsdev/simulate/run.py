@@ -151,6 +151,8 @@ class Simulation:
         self._faults(set())
         for dag_id in ("clickpost_shipments", "clickpost_tracking", "magento_stock_publish"):
             self.dags.run(dag_id, tick.end)
+        if tick.end.hour == 0:   # the daily reconcile of Magento's source items with the platform
+            self.dags.run("magento_stock_reconcile", tick.end)
 
     def recover_all(self, end: datetime) -> None:
         """After the last tick: every outage is over; one more cycle catches up what was missed (the
@@ -170,7 +172,7 @@ class Simulation:
         self.act_as_erp(end)
         for store_id in sorted(self.locations):   # the month-end stock take of every location
             self.on_count({"at": end, "store_id": store_id})
-        for dag_id in ("erp_stock_ingest", "atp_build", "magento_stock_publish"):
+        for dag_id in ("erp_stock_ingest", "atp_build", "magento_stock_publish", "magento_stock_reconcile"):
             self.dags.run(dag_id, end)
 
     # ------------------------------------------------------------------ shoppers
