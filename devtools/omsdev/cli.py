@@ -201,3 +201,21 @@ def demo(
     )
     ship_and_deliver(settings, airflow_api(settings), console)
     demo_module.print_summary(settings, console)
+
+
+@app.command()
+def simulate(
+    days: Annotated[int, typer.Option(help="Simulated days of trading.")] = 30,
+    seed: Annotated[int, typer.Option(help="Same seed, same events, same counts.")] = 7,
+    scale: Annotated[str, typer.Option(help="XS (tests), S (200 SKUs x 10 locations), M.")] = "S",
+    tick_hours: Annotated[int, typer.Option(help="Simulated hours between DAG cycles.")] = 24,
+) -> None:
+    """Simulate a month of trading through the real platform on a stack of its own and print the
+    promise-accuracy figures (oversell, undersell, drift, lag); docs/promise-accuracy.md."""
+    import subprocess
+    import sys
+
+    # A process of its own: the simulation's ports and Airflow settings must be in place before
+    # Airflow is first imported.
+    raise typer.Exit(subprocess.call([sys.executable, "-m", "omsdev.simulate", "--days", str(days), "--seed",
+                                      str(seed), "--scale", scale, "--tick-hours", str(tick_hours)]))
