@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast stop status lint bench bench-atp bench-reservations bench-publish bench-routing clean
+.PHONY: install demo test test-fast stop status lint simulate bench bench-atp bench-reservations bench-publish bench-routing clean
 
 $(STAMP): pyproject.toml devtools/pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ stop:
 
 status: install
 	$(BIN)/oms status
+
+# Not a test: a simulated month of trading through the real platform, measured against the
+# simulator's ground truth (oversell, undersell, drift, lag) on a stack of its own (.oms/simulate).
+# SIM_ARGS="--days 30 --seed 7 --scale S". Figures in bench/results/promise-*.json, docs/promise-accuracy.md.
+simulate: install
+	$(BIN)/oms simulate $(SIM_ARGS)
 
 # What CI gates (.ci/run): ruff with the AIR rules, and sqlfluff on the dbt models and sql/ (.sqlfluff).
 lint: install

@@ -10,6 +10,8 @@ from fastapi import FastAPI
 from api.airflow_events import AirflowEvents
 from api.atp_cache import AtpCache
 from api.db import make_pool
+from api.errors import document_errors, install_error_handlers
+from api.guard import RequestGuard
 from api.metrics import install_metrics
 from api.routes import (
     atp,
@@ -17,6 +19,7 @@ from api.routes import (
     erp,
     health,
     kpis,
+    magento,
     orders,
     pickup,
     returns,
@@ -25,10 +28,13 @@ from api.routes import (
     store_tasks,
 )
 from api.routes import pipeline as pipeline_routes
+from oms import secret_guard
 from oms.settings import get_settings
 
 
 def create_app(dsn: str | None = None) -> FastAPI:
+    # outside the local stack (OMS_ENV), never with the local stack's secrets
+    secret_guard.check("the API", required=("OMS_CLICKPOST_WEBHOOK_KEY",))
     warehouse_dsn = dsn or os.environ.get("OMS_WAREHOUSE_DSN") or get_settings().warehouse_dsn
 
     @asynccontextmanager
@@ -57,6 +63,7 @@ def create_app(dsn: str | None = None) -> FastAPI:
     app.include_router(orders.router)
     app.include_router(routing.router)
     app.include_router(erp.router)
+    app.include_router(magento.router)
     app.include_router(kpis.router)
     app.include_router(shipments.router)
     app.include_router(returns.router)
@@ -64,5 +71,9 @@ def create_app(dsn: str | None = None) -> FastAPI:
     app.include_router(pipeline_routes.router)
     app.include_router(store_tasks.router)
     app.add_middleware(atp.CachedAnswers)  # cached ATP answers before routing (docs/adr/0009-atp-answer-cache.md)
+    # size limit and storable text before anything reads a body; the webhook keeps what arrives
+    app.add_middleware(RequestGuard, raw_body_paths=[shipments.WEBHOOK_PATH])
+    install_error_handlers(app)
     install_metrics(app)
+    document_errors(app)
     return app

@@ -1,8 +1,10 @@
-"""The API's in-process cache of ATP answers and verified tokens, kept in step with the ledger.
+"""The API's in-process cache of ATP answers, kept in step with the ledger, and the change
+listener that keeps it (and the token cache, api/token_cache.py) in step.
 
 docs/adr/0009-atp-answer-cache.md. Postgres sends NOTIFY at the commit of every change that can
 move a live ATP answer (sql/010_atp_change_notify.sql: the SKUs changed, or '*' for all) and of
-every token change. One listener task per API process LISTENs and drops what changed. Rules:
+every token change. One listener task per API process LISTENs and drops what changed: answers
+here, tokens in its TokenCache (`cache.tokens`). Rules:
 
 - The cache answers only while the listener is connected and the database has the triggers; a
   lost connection empties it and turns it off until the listener is back (then empty again).
@@ -27,6 +29,8 @@ import uuid
 from collections.abc import Hashable, Iterable
 
 import psycopg
+
+from api.token_cache import TokenCache
 
 log = logging.getLogger("oms.api.atp_cache")
 
@@ -54,13 +58,11 @@ class AtpCache:
         self.dsn = dsn
         self.pool = pool                # the API's pool: barriers and warming use it
         self.max_skus = max_skus or int(os.environ.get("OMS_ATP_CACHE_MAX_SKUS", "100000"))
-        self.token_seconds = token_seconds if token_seconds is not None else float(
-            os.environ.get("OMS_TOKEN_CACHE_SECONDS", "10"))
         self.heartbeat_seconds = heartbeat_seconds
         self.warm = warm if warm is not None else os.environ.get("OMS_ATP_CACHE_WARM", "0") == "1"
-        self.enabled = False            # answering from the cache: only while the listener is live
+        self.tokens = TokenCache(token_seconds)  # verified tokens, kept by the same listener
+        self._enabled = False
         self.answers: dict[str, dict[Hashable, object]] = {}  # sku -> variant -> answer (bytes, or a batch item)
-        self.tokens: dict[str, tuple[float, str, frozenset[str] | None]] = {}  # token -> (until, sha256, scopes)
         self._seq = 0                   # bumped by every invalidation
         self._all_seq = 0               # the last full invalidation
         self._sku_seq: dict[str, int] = {}  # the last invalidation of each SKU since then
@@ -73,6 +75,15 @@ class AtpCache:
                       "warmed_skus": 0}
         self.warmer = None              # async callable(cache) filling the cache; set by the ATP routes
         self._warm_wanted = False
+
+    @property
+    def enabled(self) -> bool:
+        """Answering from the cache (and from the token cache): only while the listener is live."""
+        return self._enabled
+
+    @enabled.setter
+    def enabled(self, value: bool) -> None:
+        self._enabled = self.tokens.enabled = value
 
     # --- answers ---------------------------------------------------------------------------------
 
@@ -109,28 +120,8 @@ class AtpCache:
         self._all_seq = self._seq
         self.answers = {}
         self._sku_seq = {}
-        self.tokens = {}
+        self.tokens.clear()
         self.stats["invalidated_all"] += 1
-
-    # --- tokens ----------------------------------------------------------------------------------
-
-    def token(self, token: str) -> tuple[float, str, frozenset[str] | None] | None:
-        if self.enabled and (hit := self.tokens.get(token)) is not None and hit[0] > time.monotonic():
-            return hit
-        return None
-
-    def put_token(self, token: str, digest: str, scopes: frozenset[str] | None, ticket: int | None) -> None:
-        if ticket is None or not self.enabled or self._all_seq > ticket or self._sku_seq.get("\0" + digest, 0) > ticket:
-            return
-        if len(self.tokens) >= 10_000:  # a flood of made-up tokens: start over
-            self.tokens = {}
-        self.tokens[token] = (time.monotonic() + self.token_seconds, digest, scopes)
-
-    def _drop_token(self, digest: str) -> None:
-        self._seq += 1
-        self._sku_seq["\0" + digest] = self._seq  # tokens share the ticket check (a key no SKU has)
-        for token in [t for t, hit in self.tokens.items() if hit[1] == digest]:
-            del self.tokens[token]
 
     # --- the listener ----------------------------------------------------------------------------
 
@@ -210,7 +201,7 @@ class AtpCache:
             if payload == "*":
                 self.invalidate_all()
             else:
-                self._drop_token(payload)
+                self.tokens.drop(payload)
         elif channel == CHANNEL_SYNC and (future := self._barriers.get(payload)) is not None and not future.done():
             future.set_result(True)
 

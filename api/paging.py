@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 
-from fastapi import HTTPException
+from api.errors import ApiError
 
 
 def encode_cursor(key: list) -> str:
@@ -17,7 +17,7 @@ def decode_cursor(cursor: str, size: int) -> list:
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
     except (ValueError, TypeError) as exc:
-        raise HTTPException(400, "invalid cursor: pass back the next_cursor of the previous page") from exc
+        raise ApiError(400, "invalid cursor: pass back the next_cursor of the previous page", code="invalid_cursor") from exc
     if not isinstance(key, list) or len(key) != size:
-        raise HTTPException(400, "invalid cursor: pass back the next_cursor of the previous page")
+        raise ApiError(400, "invalid cursor: pass back the next_cursor of the previous page", code="invalid_cursor")
     return key

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
 from oms.assets import ATP_MARTS, RAW_ERP_STOCK, RAW_MAGENTO_ORDER
 from oms.dag_defaults import default_args
@@ -15,10 +15,15 @@ Runs `dbt build` for the ATP marts (`marts.fct_atp_store`, `marts.fct_atp_countr
 marts (`marts.fct_orders`, `marts.fct_order_lines`) and their upstream models and tests whenever
 `raw.erp_stock` or `raw.magento_order` receives a batch, and hourly as a safety net.
 Records the snapshot in `oms.atp_snapshot` (the API says which snapshot its answers rest on),
-marks the ERP movements the new snapshot already counts (the API's live path skips them), then
-brings reservations to the open orders' demand (`fct_order_lines` → `oms.reservation`: click &
-collect at the pickup store, others at country level until routed; closed/cancelled release) and
-emits the `marts.atp` asset.
+marks the ERP movements the new snapshot already counts (the API's live path skips them), and
+emits the `marts.atp` asset. Reservations are not synced here: landing an order (the pull and
+`POST /v1/magento/orders`) reserves its stock lines in the landing transaction
+(`oms.inventory.order_demand`), so the marts read the holds as they are.
+
+The staging and intermediate tables under the marts are incremental: a run recomputes what
+landed (or was released from quarantine) since the last build. Trigger with
+`{"full_refresh": true}` to rebuild them whole. The task's return value lists each model's
+status, seconds and rows written in this run (XCom tab).
 """
 
 
@@ -34,21 +39,18 @@ emits the `marts.atp` asset.
                               exponential_backoff=False),
     tags=["transform", "dbt", "atp"],
     doc_md=DOC,
+    # Trigger with {"full_refresh": true} to rebuild the incremental models whole (same rows as
+    # the incremental runs: tests/test_incremental.py).
+    params={"full_refresh": Param(False, type="boolean", description="rebuild incremental models whole")},
 )
 def atp_build():
-    @task
-    def dbt_build_atp(run_id=None, data_interval_end=None) -> dict:
-        from oms.tasks import atp_build as tasks
-
-        return tasks.dbt_build_atp(run_id, data_interval_end)
-
     @task(outlets=[ATP_MARTS])
-    def sync_order_reservations() -> dict:
+    def dbt_build_atp(run_id=None, data_interval_end=None, params=None) -> dict:
         from oms.tasks import atp_build as tasks
 
-        return tasks.sync_order_reservations()
+        return tasks.dbt_build_atp(run_id, data_interval_end, full_refresh=bool((params or {}).get("full_refresh")))
 
-    dbt_build_atp() >> sync_order_reservations()
+    dbt_build_atp()
 
 
 atp_build()

@@ -27,7 +27,9 @@ DEFAULT_ARGS = default_args("fulfilment")
 Runs on `oms.shipment_event` (the API's asset event after a webhook brought a new scan) and every
 10 minutes. Each shipment milestone (shipped, out for delivery, delivered, failed delivery with the
 NDR reason, RTO, …) becomes one Magento order comment, exactly once (`oms.shipment_magento_push`:
-intent row, then the order's comments are searched for the marker before posting).
+intent row, then the order's comments are searched for the marker before posting). First, every
+parcel whose scans say it has left (picked up or later) has its lines moved from their reservations
+to `shipment` sales postings for the ERP, once per line (`oms.shipping.postings`).
 """,
 )
 def clickpost_tracking():

@@ -6,6 +6,10 @@ CREATE SCHEMA IF NOT EXISTS ref;
 CREATE SCHEMA IF NOT EXISTS raw;
 CREATE SCHEMA IF NOT EXISTS oms;
 
+-- digest(): landing computes each received row's record key (a SHA-1 of its content) in SQL,
+-- over the staged set, instead of row by row in Python (oms.erp.landing).
+CREATE EXTENSION IF NOT EXISTS pgcrypto;
+
 -- One sales channel per country (seed 01 §2): one Magento website with its own MSI stock.
 CREATE TABLE IF NOT EXISTS ref.channel (
     channel_code          text PRIMARY KEY,              -- e.g. 'ae_web'
@@ -105,3 +109,5 @@ CREATE TABLE IF NOT EXISTS oms.api_token (
     created_at    timestamptz NOT NULL DEFAULT now(),
     revoked_at    timestamptz
 );
+-- the stores a `store` token acts for (oms token create --scope store --store X); NULL otherwise
+ALTER TABLE oms.api_token ADD COLUMN IF NOT EXISTS store_ids text[];

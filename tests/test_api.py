@@ -52,7 +52,7 @@ def test_scopes(client, built):
     assert client.get(f"/v1/atp/{sku}").status_code == 401
     assert client.get(f"/v1/atp/{sku}", headers=auth("oms_not-a-token")).status_code == 401
     forbidden = client.get(f"/v1/atp/{sku}", headers=auth(orders_only))
-    assert forbidden.status_code == 403 and "stock:read" in forbidden.json()["detail"]
+    assert forbidden.status_code == 403 and "stock:read" in forbidden.json()["error"]["message"]
     assert client.get(f"/v1/atp/{sku}", headers=auth(read)).status_code == 200
 
 

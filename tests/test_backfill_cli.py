@@ -33,6 +33,7 @@ class FakeAirflow:
         self.runs: dict[str, list[dict]] = {}
         self.busy: set[str] = set()
         self.fail_dates: set[str] = set()
+        self.scheduler_beat: str | None = None  # None: a live scheduler; else its last heartbeat, down since
         self.app = FastAPI()
         self._routes()
 
@@ -48,6 +49,16 @@ class FakeAirflow:
 
     def _routes(self) -> None:
         app = self.app
+
+        @app.get("/api/v2/monitor/health")
+        async def monitor():
+            self.calls.append(("GET", "/monitor/health", {}))
+            scheduler = ({"status": "healthy", "latest_scheduler_heartbeat": "2026-03-05T12:00:00Z"}
+                         if self.scheduler_beat is None
+                         else {"status": "unhealthy", "latest_scheduler_heartbeat": self.scheduler_beat})
+            return {"metadatabase": {"status": "healthy"}, "scheduler": scheduler,
+                    "triggerer": {"status": "healthy", "latest_triggerer_heartbeat": "2026-03-05T12:00:00Z"},
+                    "dag_processor": {"status": "healthy", "latest_dag_processor_heartbeat": "2026-03-05T12:00:00Z"}}
 
         @app.post("/auth/token")
         async def token():
@@ -108,7 +119,7 @@ def test_dry_run_lists_the_runs_and_creates_nothing(airflow):
     assert "erp_stock_ingest: 4 run(s) 2026-03-05T10:00:00 … 2026-03-05T10:45:00" in flat(result)
     assert "magento_orders_ingest: 5 run(s)" in flat(result)
     assert "dry run: nothing created" in flat(result)
-    assert [c[1] for c in airflow.calls] == ["/backfills/dry_run", "/backfills/dry_run"]
+    assert [c[1] for c in airflow.calls] == ["/backfills/dry_run", "/backfills/dry_run"]  # a dry run needs no scheduler
     assert airflow.calls[0][2] == {"dag_id": "erp_stock_ingest", "from_date": "2026-03-05T10:00:00+00:00",
                                    "to_date": "2026-03-05T10:45:00+00:00", "reprocess_behavior": "failed"}
     assert airflow.backfills == {}
@@ -158,3 +169,19 @@ def test_an_unreachable_airflow_is_a_clear_error(monkeypatch):
     result = runner.invoke(cli.app, ["backfill", "--all", "--from", "2026-03-05T10:00", "--to", "2026-03-05T11:00"])
     assert result.exit_code == 1
     assert "Airflow is not reachable" in flat(result) and "oms up" in flat(result)
+
+
+@pytest.mark.parametrize("command", [
+    ["backfill", "--all", "--from", "2026-03-05T10:00", "--to", "2026-03-05T11:00"],
+    ["pipeline", "run", "--timeout", "600"],
+])
+def test_no_live_scheduler_fails_fast_in_one_line(airflow, command):
+    """Without a scheduler every run stays queued: the command says so at once instead of waiting."""
+    airflow.scheduler_beat = "2026-03-05T11:58:30.123456+00:00"
+    result = runner.invoke(cli.app, command)
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error: no live Airflow scheduler: scheduler down since 2026-03-05 11:58:30 UTC")
+    assert "oms up" in lines[0]
+    assert [c[1] for c in airflow.calls] == ["/monitor/health"]  # nothing triggered, nothing created

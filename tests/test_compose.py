@@ -250,3 +250,50 @@ def test_airflow_processes_share_one_celery_and_metadata_configuration():
     assert api_env["OMS_AIRFLOW_PASSWORDS_FILE"] == first["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
     dsn = urlparse(api_env["OMS_WAREHOUSE_DSN"])
     assert (dsn.hostname, dsn.password) == ("warehouse-db", warehouse_db["POSTGRES_PASSWORD"])
+
+
+AIRFLOW_COMPONENTS = {"airflow-apiserver": "api-server", "airflow-scheduler": "scheduler",
+                      "airflow-dag-processor": "dag-processor", "airflow-triggerer": "triggerer"}
+
+
+def test_airflow_components_restart_and_are_judged_by_the_monitor_endpoint():
+    """The same judge as `oms up` and /v1/pipeline/health: Airflow's /api/v2/monitor/health."""
+    for name, component in AIRFLOW_COMPONENTS.items():
+        service = SERVICES[name]
+        assert service["restart"] in {"unless-stopped", "always"}, name
+        argv = healthcheck_argv(service)
+        assert argv[:3] == ["python", "-m", "oms.integrations.airflow"], name
+        assert argv[argv.index("--component") + 1] == component, name
+        url = argv[argv.index("--url") + 1]
+        assert urlparse(url).port == 8080 and urlparse(url).hostname in {"localhost", "airflow-apiserver"}, name
+
+
+@pytest.mark.parametrize(("scheduler", "exit_code"), [("healthy", 0), ("unhealthy", 1)])
+def test_the_healthcheck_command_answers_by_the_monitor(scheduler, exit_code):
+    import subprocess
+    import sys
+
+    from fastapi import FastAPI
+
+    from .net import free_port, serve
+
+    app = FastAPI()
+
+    @app.get("/api/v2/monitor/health")
+    async def monitor():
+        beat = "2026-03-05T12:00:00+00:00"
+        return {"metadatabase": {"status": "healthy"},
+                "scheduler": {"status": scheduler, "latest_scheduler_heartbeat": beat},
+                "triggerer": {"status": "healthy", "latest_triggerer_heartbeat": beat},
+                "dag_processor": {"status": "healthy", "latest_dag_processor_heartbeat": beat}}
+
+    argv = healthcheck_argv(SERVICES["airflow-scheduler"])
+    with serve(app) as url:
+        argv[argv.index("--url") + 1] = url
+        ran = subprocess.run([sys.executable, *argv[1:]], capture_output=True, text=True, timeout=60)
+        assert ran.returncode == exit_code, ran.stdout + ran.stderr
+        triggerer = [*argv[1:argv.index("--component") + 1], "triggerer", "--url", url]
+        assert subprocess.run([sys.executable, *triggerer], capture_output=True, timeout=60).returncode == 0
+    gone = subprocess.run([sys.executable, *argv[1:-1], f"http://127.0.0.1:{free_port()}"], capture_output=True,
+                          text=True, timeout=60)
+    assert gone.returncode == 1 and "not answering" in gone.stdout

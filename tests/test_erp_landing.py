@@ -3,6 +3,7 @@ their reason and payload while good rows pass (real Postgres)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -97,3 +98,90 @@ def test_a_fixed_reference_resolves_the_quarantine_entry(ref_data):
         still_open = conn.execute("SELECT count(*) AS n FROM raw.quarantine WHERE reason = 'unknown_store' "
                                   "AND resolved_at IS NULL AND batch_id = %s", (batch_id_for(START, END),)).fetchone()
     assert still_open["n"] == 0
+
+
+# Rows that stress every field the landing path reads and the gate checks: whitespace (including
+# non-ASCII spaces Python's strip removes), non-string values, characters COPY escapes, unicode,
+# timestamps with offsets, fractions, no zone or no sense, a duplicate, and every bad quantity.
+AWKWARD = [
+    GOOD,
+    dict(GOOD),  # the same content twice: one row lands
+    {**GOOD, "locationCode": "  ZZ-ST-01\u00a0", "itemNumber": "\tLAND-B\n", "inventory": 3},
+    {**GOOD, "locationCode": "ZZ\\ST\t01", "itemNumber": "LAND-\u00e9\u4e2d", "inventory": "4"},
+    {**GOOD, "locationCode": 42, "itemNumber": True, "inventory": 1.5},
+    {**GOOD, "locationCode": "   ", "itemNumber": "", "inventory": "5\n"},
+    {**GOOD, "locationCode": None, "itemNumber": {"nested": [1, 2]}, "inventory": None},
+    {**GOOD, "inventory": "-0.25"},
+    {**GOOD, "inventory": "-0"},
+    {**GOOD, "inventory": "1e3"},
+    {**GOOD, "inventory": " 7"},
+    {**GOOD, "inventory": -12345678901234567890},
+    {**GOOD, "lastModifiedDateTime": "2026-03-01T14:05:00.123456+04:00"},
+    {**GOOD, "lastModifiedDateTime": "2026-03-01T10:05:00"},
+    {**GOOD, "lastModifiedDateTime": "not a time"},
+    {**GOOD, "lastModifiedDateTime": 20260301},
+    {k: v for k, v in GOOD.items() if k != "lastModifiedDateTime"},
+    {**GOOD, "extra": "quote \" and backslash \\ and \\N and \u2028"},
+]
+
+
+def _row_by_row_reference(conn, rows, batch):
+    """The landing path as it was before the staged merge: keys and fields computed row by row
+    in Python, the payload cast to jsonb by COPY. Landed into a copy of raw.erp_stock."""
+    from oms.erp.landing import _text, parse_erp_timestamp
+
+    conn.execute("CREATE TEMP TABLE _reference (LIKE raw.erp_stock INCLUDING DEFAULTS)")
+    with conn.cursor() as cur:
+        with cur.copy("COPY _reference (record_key, store_id, sku, modified_at, payload, batch_id,"
+                      " data_interval_start, data_interval_end) FROM STDIN") as copy:
+            seen = set()
+            for row in rows:
+                key = record_key(row)
+                if key in seen:
+                    continue
+                seen.add(key)
+                copy.write_row((key, _text(row.get("locationCode")), _text(row.get("itemNumber")),
+                                parse_erp_timestamp(row.get("lastModifiedDateTime")),
+                                json.dumps(row, sort_keys=True, default=str), batch, START, END))
+
+
+ROWS_HASH = """
+SELECT count(*) AS n,
+       md5(string_agg(concat_ws('|', record_key, store_id, sku, modified_at, payload::text, batch_id,
+                                data_interval_start, data_interval_end), E'\\n' ORDER BY record_key)) AS h
+FROM {table} WHERE batch_id = %s
+"""
+
+
+def test_staged_landing_lands_the_same_rows_as_the_row_by_row_path(ref_data):
+    batch = batch_id_for(START, END)
+    with connect(ref_data) as conn:
+        landed = land_stock_rows(conn, AWKWARD, batch, START, END)
+        _row_by_row_reference(conn, AWKWARD, batch)
+        staged = conn.execute(ROWS_HASH.format(table="raw.erp_stock"), (batch,)).fetchone()
+        reference_rows = conn.execute(ROWS_HASH.format(table="_reference"), (batch,)).fetchone()
+        keys = {r["record_key"] for r in conn.execute("SELECT record_key FROM raw.erp_stock WHERE batch_id = %s",
+                                                        (batch,))}
+    assert landed.received == len(AWKWARD)
+    assert landed.inserted == len(AWKWARD) - 1 == staged["n"]
+    assert staged == reference_rows
+    assert keys == {record_key(r) for r in AWKWARD}
+
+
+def test_the_sql_gate_finds_what_the_great_expectations_suite_finds(ref_data):
+    from oms.validation.erp_stock import run_suite, window_frame
+
+    batch = batch_id_for(START, END)
+    rows = AWKWARD + [row for row, _ in BAD]
+    with connect(ref_data) as conn:
+        land_stock_rows(conn, rows, batch, START, END)
+        expected, success = run_suite(window_frame(conn, batch, START, END))
+        result = validate_window(conn, batch, START, END)
+        found = conn.execute("SELECT record_key, reason, detail FROM raw.quarantine WHERE source = 'erp_stock'"
+                             " AND batch_id = %s AND resolved_at IS NULL", (batch,)).fetchall()
+    assert not success and not result.success
+    assert len(expected) >= 12  # every reason, several ways
+    assert {(f.record_key, f.reason, f.detail) for f in expected} == {
+        (r["record_key"], r["reason"], r["detail"]) for r in found}
+    assert result.findings == len(expected)
+    assert result.by_reason == {reason: sum(f.reason == reason for f in expected) for reason in result.by_reason}

@@ -20,8 +20,7 @@ from fastapi.testclient import TestClient
 from oms import tokens
 from oms.erp.landing import land_stock_rows
 from oms.fulfilment import allocations_for_order, tasks
-from oms.inventory.order_demand import DEMAND_SQL, OPEN_STATUSES
-from oms.inventory.reservations import OrderDemand, sync_order_demand
+from oms.inventory import order_demand
 from oms.magento.landing import land_orders
 from oms.routing import profiles
 from oms.tasks import atp_build as atp
@@ -70,10 +69,10 @@ def world(dsn):
         built = atp.build(dsn, "fulfil", end)
     assert built["dbt_passed"] and not built["dbt_failed"]
     with connect(dsn) as conn:
-        demands = [OrderDemand(r["increment_id"], r["line_key"], r["country_code"], r["pickup_store_id"], r["sku"],
-                               r["qty_open"], r["is_open"])
-                   for r in conn.execute(DEMAND_SQL, {"open": list(OPEN_STATUSES)}).fetchall()]
-        sync_order_demand(conn, demands)
+        # the landing transaction's hook, run once the marts exist (before the first ATP build
+        # there is nothing to reserve against)
+        order_demand.reserve_orders(conn, [r["entity_id"] for r in conn.execute(
+            "SELECT DISTINCT entity_id FROM raw.magento_order WHERE entity_id IS NOT NULL")])
         for country in ("AE", "QA"):
             profiles.create_version(conn, _profile(country), "test", activate=True)
     return data
@@ -188,7 +187,8 @@ def api(dsn, world):
     from api.app import create_app
 
     with connect(dsn) as conn:
-        store_token = tokens.create_token(conn, "store-staff", ["store"])
+        every_store = [r["store_id"] for r in conn.execute("SELECT store_id FROM ref.location").fetchall()]
+        store_token = tokens.create_token(conn, "store-staff", ["store"], every_store)
         reader = tokens.create_token(conn, "reader", ["orders:read"])
     with TestClient(create_app(dsn)) as client:
         yield client, {"Authorization": f"Bearer {store_token}"}, {"Authorization": f"Bearer {reader}"}
@@ -213,8 +213,14 @@ def test_store_rejection_releases_corrects_stock_excludes_and_reroutes(dsn, rout
     assert client.post(f"{url}/reject", json={"reason": "item_not_found"}).status_code == 401
     assert client.post(f"{url}/reject", json={"reason": "item_not_found"}, headers=reader).status_code == 403
     assert client.post(f"{url}/reject", json={"reason": "lost"}, headers=headers).status_code == 422
-    assert client.post(f"/v1/stores/NOPE/tasks/{task['task_id']}/reject", json={"reason": "item_not_found"},
+    # a task of another store the token acts for is not there (404); a store it does not act for is 403
+    with connect(dsn) as conn:
+        other = conn.execute("SELECT store_id FROM ref.location WHERE store_id <> %s ORDER BY store_id LIMIT 1",
+                             (store,)).fetchone()["store_id"]
+    assert client.post(f"/v1/stores/{other}/tasks/{task['task_id']}/reject", json={"reason": "item_not_found"},
                        headers=headers).status_code == 404
+    assert client.post(f"/v1/stores/NOPE/tasks/{task['task_id']}/reject", json={"reason": "item_not_found"},
+                       headers=headers).status_code == 403
     accepted = client.post(f"{url}/accept", headers=headers)
     assert accepted.status_code == 200 and accepted.json()["task"]["status"] == "accepted"
     first = client.post(f"{url}/reject", json={"reason": "item_not_found"}, headers=headers)
@@ -268,7 +274,7 @@ def test_store_rejection_releases_corrects_stock_excludes_and_reroutes(dsn, rout
                             (f"OMS-STORE-REJECT-{task['task_id']}",)).fetchone()["n"] == len(movement)
     # a rejected task cannot be packed or rejected for another reason: 409 naming the state
     packed = client.post(f"{url}/pack", headers=headers)
-    assert packed.status_code == 409 and "rejected" in packed.json()["detail"]
+    assert packed.status_code == 409 and "rejected" in packed.json()["error"]["message"]
     assert client.post(f"{url}/reject", json={"reason": "damaged"}, headers=headers).status_code == 409
 
 
@@ -306,14 +312,14 @@ def test_ship_task_transitions_and_wrong_ones(dsn, routed, api):
     listed = client.get(f"/v1/stores/{task['store_id']}/tasks", params={"status": "open"}, headers=headers).json()
     assert task["task_id"] in {t["task_id"] for t in listed["tasks"]}
     ready = client.post(f"{url}/ready", headers=headers)
-    assert ready.status_code == 409 and "pickup" in ready.json()["detail"]            # not a click & collect task
+    assert ready.status_code == 409 and "pickup" in ready.json()["error"]["message"]            # not a click & collect task
     assert client.post(f"{url}/picked-up", headers=headers).status_code == 409
     assert client.post(f"{url}/pack", headers=headers).json()["task"]["status"] == "packed"
     assert client.post(f"{url}/pack", headers=headers).json()["replayed"]
     accept = client.post(f"{url}/accept", headers=headers)
-    assert accept.status_code == 409 and "packed" in accept.json()["detail"]
+    assert accept.status_code == 409 and "packed" in accept.json()["error"]["message"]
     assert client.post(f"{url}/reject", json={"reason": "damaged"}, headers=headers).status_code == 409
-    assert client.post("/v1/stores/X/tasks/999999/accept", headers=headers).status_code == 404
+    assert client.post(f"/v1/stores/{task['store_id']}/tasks/999999/accept", headers=headers).status_code == 404
     shipping = allocations_for_order(_connect_once(dsn), task["order_increment_id"])
     assert any(a["task_id"] == task["task_id"] and a["status"] == "packed" and a["magento_source_code"]
                for a in shipping)
@@ -393,11 +399,11 @@ def test_click_and_collect_expires_and_releases_stock(dsn, routed, dagbag):
         after = _live(conn, task["store_id"], line["sku"])
         left = _holds(conn, task["order_increment_id"])
     assert status == "pickup_expired" and left == 0
-    # the next demand sync (Magento still shows the order open) does not hold the stock again
+    # the order's next version landing (Magento still shows it open) does not hold the stock again
     with connect(dsn) as conn:
-        rows = conn.execute(DEMAND_SQL, {"open": list(OPEN_STATUSES)}).fetchall()
-        sync_order_demand(conn, [OrderDemand(r["increment_id"], r["line_key"], r["country_code"], r["pickup_store_id"],
-                                             r["sku"], r["qty_open"], r["is_open"]) for r in rows])
+        entity = conn.execute("SELECT entity_id FROM raw.magento_order WHERE increment_id = %s LIMIT 1",
+                              (task["order_increment_id"],)).fetchone()["entity_id"]
+        order_demand.reserve_orders(conn, [entity])
         assert _holds(conn, task["order_increment_id"]) == 0
     assert after["reserved_qty"] == before["reserved_qty"] - Decimal(str(line["qty"]))
     assert after["atp_qty"] >= before["atp_qty"]

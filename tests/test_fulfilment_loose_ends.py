@@ -28,8 +28,7 @@ from oms.erp.landing import land_stock_rows
 from oms.fulfilment import tasks
 from oms.integrations.clickpost import ClickpostClient, _answer, cancelled
 from oms.integrations.magento import MagentoClient
-from oms.inventory import movements
-from oms.inventory.order_demand import DEMAND_SQL, OPEN_STATUSES
+from oms.inventory import movements, order_demand
 from oms.inventory.reservations import OrderDemand, sync_order_demand
 from oms.magento.landing import land_orders
 from oms.routing import profiles
@@ -48,9 +47,9 @@ DECIDED = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
 def _demands(conn) -> list[OrderDemand]:
-    return [OrderDemand(r["increment_id"], r["line_key"], r["country_code"], r["pickup_store_id"], r["sku"],
-                        r["qty_open"], r["is_open"])
-            for r in conn.execute(DEMAND_SQL, {"open": list(OPEN_STATUSES)}).fetchall()]
+    """Every landed order's demand, as the landing computes it (oms.inventory.order_demand)."""
+    return order_demand.demands_for(conn, [r["entity_id"] for r in conn.execute(
+        "SELECT entity_id FROM raw.magento_order_current")])
 
 
 def _on_hand(conn, store: str, sku: str) -> Decimal:

@@ -79,7 +79,7 @@ def test_kpis_json_matches_the_orders(scenario):
         day = client.get("/v1/kpis", params={"from": first_day, "to": first_day}, headers=auth(token)).json()
         assert day["totals"]["orders"] == body["trend"][0]["orders"]
         bad = client.get("/v1/kpis", params={"from": "2026-02-02", "to": "2026-02-01"}, headers=auth(token))
-        assert bad.status_code == 422 and "after" in bad.json()["detail"]
+        assert bad.status_code == 422 and "after" in bad.json()["error"]["message"]
 
 
 @pytest.fixture(scope="module")

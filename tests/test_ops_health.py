@@ -23,6 +23,8 @@ from oms.warehouse import apply_ddl, connect
 from .conftest import fresh_database
 from .net import free_port, serve
 
+# What the stand-in's /api/v2/monitor/health answers (Airflow's component health).
+MONITOR: dict = {}
 DAG_IDS = ("atp_build", "erp_stock_ingest", "magento_orders_ingest", "magento_stock_publish",
            "magento_stock_reconcile")
 
@@ -49,6 +51,10 @@ def fake_airflow(tmp_path_factory):
     async def token(request: Request):
         body = await request.json()
         return {"access_token": "t0k"} if body == {"username": "admin", "password": "s3cret"} else {}
+
+    @app.get("/api/v2/monitor/health")
+    async def monitor():  # open, as Airflow's is: no login
+        return MONITOR
 
     @app.get("/api/v2/dags")
     async def dags(request: Request):
@@ -104,7 +110,21 @@ def seed_warehouse(dsn: str, now: datetime, erp_loaded: datetime) -> None:
                      (now - timedelta(minutes=20),))
 
 
+def components_healthy(now: datetime, scheduler_beat: datetime | None = None) -> None:
+    beat = _iso(now - timedelta(seconds=3))
+    MONITOR.clear()
+    MONITOR.update({
+        "metadatabase": {"status": "healthy"},
+        "scheduler": {"status": "healthy", "latest_scheduler_heartbeat": beat},
+        "triggerer": {"status": "healthy", "latest_triggerer_heartbeat": beat},
+        "dag_processor": {"status": "healthy", "latest_dag_processor_heartbeat": beat},
+    })
+    if scheduler_beat is not None:
+        MONITOR["scheduler"] = {"status": "unhealthy", "latest_scheduler_heartbeat": _iso(scheduler_beat)}
+
+
 def all_succeeded(runs: dict, now: datetime) -> None:
+    components_healthy(now)
     runs.clear()
     for dag_id in DAG_IDS:
         runs[dag_id] = [run(dag_id, "success", now - timedelta(minutes=5))]
@@ -190,8 +210,41 @@ def test_failed_or_stale_dags_and_an_unreachable_airflow_are_unhealthy(dsn, api,
     api.app.state.airflow_events = AirflowEvents("http://127.0.0.1:9", password_file=passwords)
     body = api.get("/v1/pipeline/health").json()
     assert body["status"] == "unhealthy"
-    assert body["reasons"][0].startswith("Airflow REST API: unreachable")
+    assert body["reasons"][0].startswith("Airflow api-server unreachable")
+    assert any(r.startswith("Airflow REST API: unreachable") for r in body["reasons"])
     assert body["queues"]["order_exceptions_open"] == 2  # the warehouse half still answers
+
+
+def test_a_scheduler_down_is_said_first_and_alerted_once_when_it_stays_down(dsn, api, fake_airflow, monkeypatch):
+    _, _, runs, _ = fake_airflow
+    now = datetime.now(UTC)
+    seed_warehouse(dsn, now, erp_loaded=now - timedelta(minutes=7))
+    all_succeeded(runs, now)
+    runs["atp_build"] = [run("atp_build", "success", now - timedelta(hours=4))]  # stale: a DAG reason follows
+    components_healthy(now, scheduler_beat=now - timedelta(minutes=2))
+    body = api.get("/v1/pipeline/health").json()
+    assert body["status"] == "unhealthy"
+    assert body["reasons"][0] == f"scheduler down since {_iso(now - timedelta(minutes=2))[:19].replace('T', ' ')} UTC (last heartbeat)"
+    assert body["reasons"][1].startswith("DAG atp_build: no successful run")
+    components = {c["component"]: c for c in body["components"]}
+    assert set(components) == {"scheduler", "dag-processor", "triggerer", "metadatabase"}
+    assert components["scheduler"]["healthy"] is False and components["triggerer"]["healthy"] is True
+    with connect(dsn) as conn:  # down for 2 min: below the 5-minute alert threshold
+        assert conn.execute("SELECT count(*) AS n FROM oms.alert_log WHERE kind = 'component_down'").fetchone()["n"] == 0
+
+    monkeypatch.setenv("OMS_COMPONENT_ALERT_AFTER_MINUTES", "1")
+    for _ in range(2):  # a monitor polling twice: one outage, one alert
+        api.get("/v1/pipeline/health")
+    with connect(dsn) as conn:
+        alerts = conn.execute("SELECT dag_id, task_id, run_id, error FROM oms.alert_log"
+                              " WHERE kind = 'component_down'").fetchall()
+    assert len(alerts) == 1
+    assert (alerts[0]["dag_id"], alerts[0]["task_id"]) == ("airflow", "scheduler")
+    assert alerts[0]["error"].startswith("scheduler down since")
+
+    components_healthy(now)  # back: healthy again, no reason left from the components
+    body = api.get("/v1/pipeline/health").json()
+    assert not any("down since" in r for r in body["reasons"])
 
 
 @pytest.mark.e2e
@@ -255,6 +308,8 @@ def test_against_real_airflow_runs(settings, dsn, airflow_env, sandboxes, monkey
     # unhealthy, each named
     never = [d["dag_id"] for d in body["dags"] if d["last_success_at"] is None and d["dag_id"] in DAG_CADENCE]
     assert never and body["status"] == "unhealthy"
+    # no scheduler in this test: Airflow's own monitor says so, and it is the first reason
+    assert body["reasons"][0].startswith("scheduler down")
     for dag_id in never:
         assert any(r.startswith(f"DAG {dag_id}: no successful run within") and r.endswith("never)")
                    for r in body["reasons"]), dag_id

@@ -342,7 +342,7 @@ def test_api_routes(dsn, conn):
         invalid = client.post("/v1/routing/profiles", headers=auth(admin),
                               json={**doc("warehouse_first"), "rules": [{"name": "r", "sorts": ["popularity"]}]})
         assert invalid.status_code == 422
-        assert invalid.json()["detail"]["problems"][0].startswith("rules[0].sorts[0]: unknown sort 'popularity'")
+        assert invalid.json()["error"]["details"]["problems"][0].startswith("rules[0].sorts[0]: unknown sort 'popularity'")
         second = client.post("/v1/routing/profiles", json=doc("stores_first_from_october"), headers=auth(admin)).json()
         assert second["version"] == 2 and not second["is_active"]
         activated = client.post("/v1/routing/profiles/ae/versions/2/activate", headers=auth(admin))

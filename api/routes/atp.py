@@ -17,11 +17,14 @@ import asyncio
 import json
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from api.atp_cache import AtpCache
-from api.auth import require
+from api.auth import Caller, require
+from api.deps import AnswerCache, Pool
+from api.errors import ApiError, responses
+from api.models import AtpBatch, AtpPage, SkuAtp
 from api.paging import decode_cursor, encode_cursor
 from api.responses import RawJSONResponse
 from oms.tokens import grants
@@ -234,14 +237,16 @@ class AtpQuery(BaseModel):
     detail: Literal["summary", "full"] = Field(default="summary", description="as for GET /v1/atp/{sku}")
 
 
-@router.get("/{sku}", summary="Live ATP of one SKU: per-country totals and per-store breakdown")
+@router.get("/{sku}", summary="Live ATP of one SKU: per-country totals and per-store breakdown", response_model=SkuAtp,
+            responses=responses(**{"404": "unknown SKU, country or store"}))
 async def atp_for_sku(
-    request: Request,
+    pool: Pool,
+    cache: AnswerCache,
     sku: Annotated[str, Path(min_length=1, max_length=64)],
     country: CountryParam = None,
     store_id: StoreParam = None,
     detail: DetailParam = "summary",
-    _: set[str] = Depends(require("stock:read")),
+    _: Caller = Depends(require("stock:read")),
 ) -> RawJSONResponse:
     """Served from the process's answer cache when it holds the SKU (kept in step with the ledger
     by NOTIFY: docs/adr/0009-atp-answer-cache.md), else from Postgres, then cached. Either way
@@ -249,7 +254,6 @@ async def atp_for_sku(
     country = country.upper() if country else None
     variant = DEFAULT_VARIANT if country is None and store_id is None and detail == "summary" else (
         country, store_id, detail)
-    cache: AtpCache = request.app.state.atp_cache
     body = cache.get(sku, variant)
     if body is not None:
         cache.stats["hits"] += 1
@@ -257,14 +261,14 @@ async def atp_for_sku(
     cache.stats["misses"] += 1
     ticket = cache.begin()
     params = {"skus": [sku], "country": country, "store": store_id}
-    async with request.app.state.pool.connection() as conn:
+    async with pool.connection() as conn:
         country_known, store_known, known_sku, text = await (await conn.execute(SKUS_SQL[detail], params)).fetchone()
     if known_sku is None:
-        raise HTTPException(404, f"unknown sku '{sku}'")
+        raise ApiError(404, f"unknown sku '{sku}'", code="unknown_sku")
     if not country_known:
-        raise HTTPException(404, f"unknown country '{country}'")
+        raise ApiError(404, f"unknown country '{country}'", code="unknown_country")
     if not store_known:
-        raise HTTPException(404, f"unknown store '{store_id}'")
+        raise ApiError(404, f"unknown store '{store_id}'", code="unknown_store")
     body = text.encode()
     cache.put(sku, variant, body, ticket)
     return RawJSONResponse(body)
@@ -284,18 +288,19 @@ def _batch_answer(parts: list[tuple[str, str, bytes]], unknown: list[str], read:
         b",".join(p[2] for p in parts), b'],"unknown_skus":', json.dumps(unknown).encode(), b"}"])
 
 
-@router.post("/query", summary=f"Live ATP of up to {MAX_BATCH_SKUS} SKUs in one call")
+@router.post("/query", summary=f"Live ATP of up to {MAX_BATCH_SKUS} SKUs in one call", response_model=AtpBatch,
+             responses=responses(**{"404": "unknown country"}))
 async def atp_query(
-    request: Request,
+    pool: Pool,
+    cache: AnswerCache,
     query: AtpQuery,
-    _: set[str] = Depends(require("stock:read")),
+    _: Caller = Depends(require("stock:read")),
 ) -> RawJSONResponse:
     """Per-country totals of each SKU (and, on request, the per-store breakdown). SKUs the
     platform does not know are listed in `unknown_skus` instead of failing the whole batch.
     Items of unfiltered summary batches come from the process's answer cache where it has them."""
     country = query.country.upper() if query.country else None
     with_stores = query.include_stores or query.store_ids is not None
-    cache: AtpCache = request.app.state.atp_cache
     cacheable = country is None and not with_stores and query.detail == "summary"
     skus = sorted(dict.fromkeys(query.skus))
     found: dict[str, tuple[str, str, bytes]] = {}
@@ -311,10 +316,10 @@ async def atp_query(
         cache.stats["misses"] += len(missing)
         ticket = cache.begin()
         params = {"skus": missing, "country": country, "stores": query.store_ids}
-        async with request.app.state.pool.connection() as conn:
+        async with pool.connection() as conn:
             rows = await (await conn.execute(BATCH_SQL[with_stores, query.detail], params)).fetchall()
         if not rows[0][0]:
-            raise HTTPException(404, f"unknown country '{query.country}'")
+            raise ApiError(404, f"unknown country '{query.country}'", code="unknown_country")
         read = (rows[0][1], rows[0][2])
         for _, as_of, snapshot, sku, item in rows:
             if item is None:
@@ -326,19 +331,20 @@ async def atp_query(
     return RawJSONResponse(_batch_answer([found[sku] for sku in skus if sku in found], sorted(unknown), read))
 
 
-@router.get("", summary="Live ATP positions per store and SKU, paged by cursor")
+@router.get("", summary="Live ATP positions per store and SKU, paged by cursor", response_model=AtpPage,
+            responses=responses(**{"400": "a cursor this API did not hand out"}))
 async def atp_positions(
-    request: Request,
+    pool: Pool,
     country: CountryParam = None,
     store_id: StoreParam = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(description="next_cursor from the previous page")] = None,
-    _: set[str] = Depends(require("stock:read")),
+    _: Caller = Depends(require("stock:read")),
 ) -> dict:
     after_sku, after_store = (str(part) for part in decode_cursor(cursor, 2)) if cursor else (None, None)
     params = {"country": country.upper() if country else None, "store": store_id, "after_sku": after_sku,
               "after_store": after_store, "limit": limit}
-    async with request.app.state.pool.connection() as conn:
+    async with pool.connection() as conn:
         (body,) = await (await conn.execute(LIST_SQL, params)).fetchone()
     page = json.loads(body)
     last_key = page.pop("last_key")
@@ -382,8 +388,8 @@ class CachedAnswers:
                 scheme, _, token = value.decode("latin-1").partition(" ")
                 if scheme.lower() != "bearer":
                     return None
-                verified = cache.token(token)
-                if verified is None or verified[2] is None or not grants(verified[2], "stock:read"):
+                verified = cache.tokens.get(token)
+                if verified is None or verified[2] is None or not grants(verified[2].scopes, "stock:read"):
                     return None
                 return cache.get(scope["path"][len(self.PREFIX):], DEFAULT_VARIANT)
         return None

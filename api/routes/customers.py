@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query
 
-from api.auth import require
+from api.auth import Caller, require
+from api.deps import Pool
+from api.errors import ApiError, responses
+from api.models import Customer
 from api.responses import RawJSONResponse
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
@@ -51,19 +54,21 @@ def customer_key(identifier: str) -> str:
         return f"id:{int(identifier)}"
     if "@" in identifier and not identifier.startswith("@") and not identifier.endswith("@"):
         return f"email:{identifier.strip().lower()}"
-    raise HTTPException(400, "give the Magento customer_id (digits) or, for a guest, the e-mail address")
+    raise ApiError(400, "give the Magento customer_id (digits) or, for a guest, the e-mail address",
+                   code="invalid_customer_id")
 
 
-@router.get("/{identifier}", summary="A customer: previous orders, lifetime value, returns, preferred store")
+@router.get("/{identifier}", summary="A customer: previous orders, lifetime value, returns, preferred store", response_model=Customer,
+            responses=responses(**{"400": "neither a customer_id nor an e-mail address", "404": "unknown customer"}))
 async def get_customer(
-    request: Request,
+    pool: Pool,
     identifier: Annotated[str, Path(min_length=1, max_length=254)],
     orders: Annotated[int, Query(ge=0, le=200, description="how many of the latest orders to list")] = 50,
-    _: set[str] = Depends(require("orders:read", "store")),
+    _: Caller = Depends(require("orders:read", "store")),
 ) -> RawJSONResponse:
     key = customer_key(identifier)
-    async with request.app.state.pool.connection() as conn:
+    async with pool.connection() as conn:
         row = await (await conn.execute(CUSTOMER_SQL, {"key": key, "limit": orders})).fetchone()
     if row is None:
-        raise HTTPException(404, f"no customer {identifier!r}")
+        raise ApiError(404, f"no customer {identifier!r}", code="unknown_customer")
     return RawJSONResponse(row[0])

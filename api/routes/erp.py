@@ -19,11 +19,15 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.auth import require
+from api.auth import Caller, require
+from api.deps import AnswerCache, Events, Pool
+from api.errors import ApiError
+from api.models import MovementBatchAnswer, SalesPostings, SalesPostingsAck
+from api.params import ID_MAX
 from api.responses import RawJSONResponse
 from oms.inventory import movements
 
@@ -134,7 +138,7 @@ SELECT (SELECT count(*) FROM requested r
 
 class AckRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    ids: list[Annotated[int, Field(ge=1)]] = Field(min_length=1, max_length=MAX_ACK_IDS,
+    ids: list[Annotated[int, Field(ge=1, le=ID_MAX)]] = Field(min_length=1, max_length=MAX_ACK_IDS,
                                                    description="posting_id of each line the ERP has posted")
     erp_reference: str | None = Field(default=None, min_length=1, max_length=100,
                                       description="the ERP's journal or batch reference, stored as ack_batch")
@@ -147,9 +151,10 @@ def _reject_constant(name: str):
 @router.post(
     "/stock-movements",
     summary="The ERP pushes stock movements (batch, per-line answers)",
+    response_model=MovementBatchAnswer,
     responses={
         200: {"description": "every line accepted or a replay of an accepted line"},
-        207: {"description": "some lines rejected: see lines[].errors; the others were kept"},
+        207: {"model": MovementBatchAnswer, "description": "some lines rejected: see lines[].errors; the others were kept"},
         422: {"description": "the body is not a batch of lines (nothing was recorded)"},
     },
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
@@ -158,44 +163,45 @@ def _reject_constant(name: str):
                                  "items": MOVEMENT_LINE_SCHEMA}},
     }}}}},
 )
-async def post_stock_movements(request: Request, background: BackgroundTasks,
-                               _: set[str] = Depends(require("erp:write"))) -> RawJSONResponse:
+async def post_stock_movements(request: Request, background: BackgroundTasks, pool: Pool, cache: AnswerCache,
+                               events: Events, _: Caller = Depends(require("erp:write"))) -> RawJSONResponse:
     try:
         body = json.loads(await request.body(), parse_constant=_reject_constant)
     except ValueError as exc:
-        raise HTTPException(422, f"the body is not valid JSON: {exc}") from exc
+        raise ApiError(422, f"the body is not valid JSON: {exc}", code="invalid_json") from exc
     try:
         lines = movements.lines_from_body(body)
     except movements.BatchError as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise ApiError(422, str(exc), code="invalid_batch") from exc
     prepared = movements.prepare(lines, datetime.now(UTC))
-    async with request.app.state.pool.connection() as conn:
+    async with pool.connection() as conn:
         rejected, answer = await (
             await conn.execute(movements.RECORD_SQL, (movements.new_batch_id(), Jsonb(prepared)))
         ).fetchone()
     # committed: answer only once this process's ATP cache has dropped what the batch changed,
     # so the ERP's next look-up here sees it (docs/adr/0009-atp-answer-cache.md)
-    await request.app.state.atp_cache.barrier()
+    await cache.barrier()
     if json.loads(answer).get("accepted"):  # new stock to publish: schedule it now, after answering
-        background.add_task(request.app.state.airflow_events.emit, ERP_MOVEMENTS_URI, {"source": "erp_api"})
+        background.add_task(events.emit, ERP_MOVEMENTS_URI, {"source": "erp_api"})
     return RawJSONResponse(answer, status_code=207 if rejected else 200)
 
 
-@router.get("/sales-postings", summary="The ERP pulls the lines it must post (leased until acknowledged)")
+@router.get("/sales-postings", summary="The ERP pulls the lines it must post (leased until acknowledged)",
+            response_model=SalesPostings)
 async def pull_sales_postings(
-    request: Request,
-    cursor: Annotated[int, Query(ge=0, description="next_cursor of the previous page; omit to start a new pull")] = 0,
+    pool: Pool,
+    cursor: Annotated[int, Query(ge=0, le=ID_MAX, description="next_cursor of the previous page; omit to start a new pull")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     store_id: Annotated[str | None, Query(min_length=1, max_length=20, description="only this store's lines")] = None,
     lease_seconds: Annotated[int, Query(ge=30, le=3600, description="how long the lines are reserved for this pull")] = 300,
     pull_id: Annotated[str | None, Query(min_length=1, max_length=100, description=(
         "the ERP's own id for this request: asking again with the same pull_id while its lease lasts "
         "returns the same lines instead of leasing new ones"))] = None,
-    _: set[str] = Depends(require("erp:write")),
+    _: Caller = Depends(require("erp:write")),
 ) -> RawJSONResponse:
     params = {"cursor": cursor, "limit": limit, "store": store_id, "lease_seconds": lease_seconds,
               "pull_id": pull_id or f"pull-{uuid.uuid4().hex}"}
-    async with request.app.state.pool.connection() as conn:
+    async with pool.connection() as conn:
         (body,) = await (await conn.execute(PULL_SQL, params)).fetchone()
     return RawJSONResponse(body)
 
@@ -203,12 +209,14 @@ async def pull_sales_postings(
 @router.post(
     "/sales-postings/ack",
     summary="The ERP acknowledges posted lines (idempotent)",
-    responses={207: {"description": "some ids are unknown: listed in `unknown`; the others were acknowledged"}},
+    response_model=SalesPostingsAck,
+    responses={207: {"model": SalesPostingsAck,
+                     "description": "some ids are unknown: listed in `unknown`; the others were acknowledged"}},
 )
 async def ack_sales_postings(
-    request: Request, ack: AckRequest, _: set[str] = Depends(require("erp:write"))
+    pool: Pool, ack: AckRequest, _: Caller = Depends(require("erp:write"))
 ) -> RawJSONResponse:
     params = {"ids": ack.ids, "ack_batch": ack.erp_reference or f"ack-{uuid.uuid4().hex}"}
-    async with request.app.state.pool.connection() as conn:
+    async with pool.connection() as conn:
         unknown, body = await (await conn.execute(ACK_SQL, params)).fetchone()
     return RawJSONResponse(body, status_code=207 if unknown else 200)

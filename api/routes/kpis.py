@@ -7,32 +7,35 @@ address — a fragment never reaches the server or its logs) and draws the chart
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse, JSONResponse
 
-from api.auth import require
+from api.auth import Caller, require
 from api.db import run_sync
+from api.deps import Pool
+from api.errors import ApiError
+from api.models import Kpis
+from api.params import IsoDate
 from oms import kpis
 
 router = APIRouter(tags=["kpis"])
 PAGE = Path(__file__).resolve().parents[1] / "static" / "dashboard.html"
 
 
-@router.get("/v1/kpis", summary="Fulfilment KPIs for a date range and optionally one country")
+@router.get("/v1/kpis", summary="Fulfilment KPIs for a date range and optionally one country", response_model=Kpis)
 async def get_kpis(
-    request: Request,
-    date_from: Annotated[date | None, Query(alias="from", description="First local business day (inclusive)")] = None,
-    date_to: Annotated[date | None, Query(alias="to", description="Last local business day (inclusive)")] = None,
+    pool: Pool,
+    date_from: Annotated[IsoDate | None, Query(alias="from", description="First local business day (inclusive)")] = None,
+    date_to: Annotated[IsoDate | None, Query(alias="to", description="Last local business day (inclusive)")] = None,
     country: Annotated[str | None, Query(pattern=r"^[A-Za-z]{2}$")] = None,
-    _: set[str] = Depends(require("kpis:read")),
+    _: Caller = Depends(require("kpis:read")),
 ) -> JSONResponse:
     if date_from and date_to and date_from > date_to:
-        raise HTTPException(422, f"'from' ({date_from}) is after 'to' ({date_to})")
-    body = await run_sync(request, lambda conn: kpis.kpis(conn, date_from, date_to,
+        raise ApiError(422, f"'from' ({date_from}) is after 'to' ({date_to})", code="invalid_range")
+    body = await run_sync(pool, lambda conn: kpis.kpis(conn, date_from, date_to,
                                                          country.upper() if country else None))
     return JSONResponse(body)
 

@@ -4,13 +4,16 @@ and the exceptions queue. Answers come from the order marts and the exceptions q
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query
 
-from api.auth import require
+from api.auth import Caller, require
+from api.deps import Pool
+from api.errors import ApiError, responses
+from api.models import ExceptionPage, Order, OrderPage
 from api.paging import decode_cursor, encode_cursor
+from api.params import IsoDateTime
 from api.responses import RawJSONResponse
 
 router = APIRouter(tags=["orders"])
@@ -92,34 +95,36 @@ SELECT json_build_object(
 """
 
 
-@router.get("/v1/orders/{increment_id}", summary="One order: stock lines, payment, fulfilment status, exceptions")
+@router.get("/v1/orders/{increment_id}", summary="One order: stock lines, payment, fulfilment status, exceptions", response_model=Order,
+            responses=responses(**{"404": "unknown order"}))
 async def get_order(
-    request: Request,
+    pool: Pool,
     increment_id: Annotated[str, Path(min_length=1, max_length=50)],
-    _: set[str] = Depends(require("orders:read")),
+    _: Caller = Depends(require("orders:read")),
 ) -> RawJSONResponse:
-    async with request.app.state.pool.connection() as conn:
+    async with pool.connection() as conn:
         row = await (await conn.execute(ORDER_SQL, {"increment_id": increment_id})).fetchone()
     if row is None:
-        raise HTTPException(404, f"unknown order '{increment_id}'")
+        raise ApiError(404, f"unknown order '{increment_id}'", code="unknown_order")
     return RawJSONResponse(row[0])
 
 
-@router.get("/v1/orders", summary="Orders across channels, oldest change first, paged by cursor")
+@router.get("/v1/orders", summary="Orders across channels, oldest change first, paged by cursor", response_model=OrderPage,
+            responses=responses(**{"400": "a cursor this API did not hand out"}))
 async def list_orders(
-    request: Request,
+    pool: Pool,
     country: Annotated[str | None, Query(pattern=r"^[A-Za-z]{2}$")] = None,
     status: Annotated[str | None, Query(description="fulfilment status, e.g. ready_to_fulfil")] = None,
     store_id: Annotated[str | None, Query(max_length=20, description="pickup store")] = None,
-    updated_since: Annotated[datetime | None, Query(description="ISO time; only orders changed since")] = None,
+    updated_since: Annotated[IsoDateTime | None, Query(description="ISO 8601 time with a time zone; only orders changed since")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
-    _: set[str] = Depends(require("orders:read")),
+    _: Caller = Depends(require("orders:read")),
 ) -> dict:
     after_ts, after_id = decode_cursor(cursor, 2) if cursor else (None, None)
     params = {"country": country.upper() if country else None, "status": status, "store": store_id,
               "since": updated_since, "after_ts": after_ts, "after_id": after_id, "limit": limit}
-    async with request.app.state.pool.connection() as conn:
+    async with pool.connection() as conn:
         (body,) = await (await conn.execute(ORDERS_SQL, params)).fetchone()
     page = json.loads(body)
     last = page["items"][-1] if page["items"] else None
@@ -127,18 +132,19 @@ async def list_orders(
     return page
 
 
-@router.get("/v1/exceptions", summary="The order exceptions queue with counts per reason")
+@router.get("/v1/exceptions", summary="The order exceptions queue with counts per reason", response_model=ExceptionPage,
+            responses=responses(**{"400": "a cursor this API did not hand out"}))
 async def list_exceptions(
-    request: Request,
+    pool: Pool,
     reason: str | None = None,
     open_only: Annotated[bool, Query(alias="open")] = True,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: str | None = None,
-    _: set[str] = Depends(require("orders:read")),
+    _: Caller = Depends(require("orders:read")),
 ) -> dict:
     (after,) = decode_cursor(cursor, 1) if cursor else (None,)
     params = {"reason": reason, "open_only": open_only, "after": after, "limit": limit}
-    async with request.app.state.pool.connection() as conn:
+    async with pool.connection() as conn:
         (body,) = await (await conn.execute(EXCEPTIONS_SQL, params)).fetchone()
     page = json.loads(body)
     last = page["items"][-1] if page["items"] else None

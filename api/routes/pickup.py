@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query
 
-from api.auth import require
+from api.auth import Caller, require
+from api.deps import Pool
+from api.errors import ApiError, responses
+from api.models import PickupLocations
 from api.responses import RawJSONResponse
 
 router = APIRouter(prefix="/v1/pickup-locations", tags=["click & collect"])
@@ -53,27 +56,28 @@ FROM known
 """
 
 
-@router.get("", summary="Pickup-enabled stores holding the quantity, nearest first")
+@router.get("", summary="Pickup-enabled stores holding the quantity, nearest first", response_model=PickupLocations,
+            responses=responses(**{"400": "lat without lon, or radius_km without both", "404": "unknown SKU or country"}))
 async def pickup_locations(
-    request: Request,
+    pool: Pool,
     sku: Annotated[str, Query(min_length=1, max_length=64)],
     qty: Annotated[float, Query(gt=0, le=10_000)] = 1,
     country: Annotated[str | None, Query(pattern=r"^[A-Za-z]{2}$")] = None,
     lat: Annotated[float | None, Query(ge=-90, le=90)] = None,
     lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
     radius_km: Annotated[float | None, Query(gt=0, le=20_000)] = None,
-    _: set[str] = Depends(require("stock:read")),
+    _: Caller = Depends(require("stock:read")),
 ) -> RawJSONResponse:
     if (lat is None) != (lon is None):
-        raise HTTPException(400, "give both lat and lon, or neither")
+        raise ApiError(400, "give both lat and lon, or neither", code="invalid_position")
     if radius_km is not None and lat is None:
-        raise HTTPException(400, "radius_km needs lat and lon")
+        raise ApiError(400, "radius_km needs lat and lon", code="invalid_position")
     params = {"sku": sku, "qty": qty, "country": country.upper() if country else None, "lat": lat, "lon": lon,
               "radius": radius_km}
-    async with request.app.state.pool.connection() as conn:
+    async with pool.connection() as conn:
         sku_known, country_known, body = await (await conn.execute(PICKUP_SQL, params)).fetchone()
     if not sku_known:
-        raise HTTPException(404, f"unknown sku '{sku}'")
+        raise ApiError(404, f"unknown sku '{sku}'", code="unknown_sku")
     if not country_known:
-        raise HTTPException(404, f"unknown country '{country}'")
+        raise ApiError(404, f"unknown country '{country}'", code="unknown_country")
     return RawJSONResponse(body)

@@ -9,17 +9,33 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import httpx
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 
 from api.airflow_events import AirflowEvents
+from api.deps import Events, Pool
 from oms.ops import health as pipeline_health
 
 router = APIRouter(tags=["operations"])
+
+
+class PipelineHealth(BaseModel):
+    """The report; 200 when healthy, 503 (the same report) with the reasons when not."""
+
+    model_config = ConfigDict(extra="allow")
+    status: Literal["healthy", "unhealthy"]
+    reasons: list[str]
+    checked_at: datetime
+    dags: list[dict[str, Any]]
+    sources: list[dict[str, Any]]
+    marts: list[dict[str, Any]]
+    queues: dict[str, Any]
 
 
 class AirflowRuns(AirflowEvents):
@@ -35,6 +51,18 @@ class AirflowRuns(AirflowEvents):
             answer.raise_for_status()
             return answer.json()
         raise RuntimeError("unreachable")
+
+    async def components(self) -> list[dict[str, Any]]:
+        """Airflow's component health from its open monitor endpoint."""
+        if not self.base_url:
+            return []
+        try:
+            async with httpx.AsyncClient(timeout=5) as client:
+                answer = await client.get(f"{self.base_url}/api/v2/monitor/health")
+                answer.raise_for_status()
+                return pipeline_health.airflow_components(answer.json())
+        except (httpx.HTTPError, ValueError) as exc:
+            return pipeline_health.airflow_components(None, type(exc).__name__)
 
     async def dag_facts(self, now: datetime) -> dict[str, Any]:
         if not self.base_url:
@@ -57,22 +85,28 @@ class AirflowRuns(AirflowEvents):
             dags, dict(zip(ids, successes, strict=True)), dict(zip(ids, latest, strict=True)), now)}
 
 
-@router.get("/v1/pipeline/health", summary="Last successful run per DAG, source lag, mart age, queue depths")
-async def pipeline_health_view(request: Request) -> JSONResponse:
+@router.get("/v1/pipeline/health", summary="Last successful run per DAG, source lag, mart age, queue depths",
+            response_model=PipelineHealth,
+            responses={503: {"model": PipelineHealth, "description": "unhealthy: `reasons` says why"}})
+async def pipeline_health_view(pool: Pool, events: Events) -> JSONResponse:
     now = datetime.now(UTC)
-    events = request.app.state.airflow_events
     reader = AirflowRuns(events.base_url, events.username, events.password_file)
     airflow_task = asyncio.create_task(reader.dag_facts(now))
+    components_task = asyncio.create_task(reader.components())
     try:
-        async with request.app.state.pool.connection(timeout=5) as conn:
+        async with pool.connection(timeout=5) as conn:
             warehouse = await pipeline_health.warehouse_facts(conn, now)
             warehouse_error = None
     except Exception as exc:  # noqa: BLE001 — the warehouse being down is the answer, not a 500
         warehouse, warehouse_error = {"sources": [], "marts": [], "queues": {}}, str(exc)[:300]
-    airflow = await airflow_task
+    airflow, components = await airflow_task, await components_task
     reasons = pipeline_health.judge(airflow, warehouse)
     if warehouse_error:
         reasons.insert(0, f"warehouse unreachable: {warehouse_error}")
+    reasons[:0] = pipeline_health.component_reasons(components)  # the cause first: nothing runs without them
+    if not warehouse_error and pipeline_health.stuck_components(components, now):
+        await run_in_threadpool(pipeline_health.alert_stuck_components, components, now,
+                                pool.conninfo)
     body = {"status": "unhealthy" if reasons else "healthy", "reasons": reasons, "checked_at": now,
-            "dags": airflow["dags"], **warehouse}
+            "components": components, "dags": airflow["dags"], **warehouse}
     return JSONResponse(jsonable_encoder(body), status_code=503 if reasons else 200)

@@ -12,37 +12,38 @@ arithmetic and the active swap run in SQL functions, so the CLI and the API beha
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import APIRouter, Body, Depends, Path, Query
 from psycopg import errors
 from psycopg.rows import dict_row
 
-from api.auth import require
+from api.auth import Caller, require
 from api.db import run_sync
+from api.deps import Pool
+from api.errors import ApiError, responses
+from api.models import RoutingDecisions, RoutingProfiles, RoutingReplay
+from api.params import INTEGER_MAX, IsoDateTime
 from api.responses import RawJSONResponse
 from oms.routing import profiles
 from oms.routing.decisions import DECISIONS_JSON_SQL
-from oms.tokens import hash_token
 
 router = APIRouter(prefix="/v1/routing", tags=["routing"])
-_bearer = HTTPBearer(auto_error=False)
 
 CountryPath = Annotated[str, Path(pattern=r"^[A-Za-z]{2}$", description="ISO country code, e.g. AE")]
 
 
-@router.get("/decisions/{increment_id}", summary="Every routing decision about an order, newest first, with why")
+@router.get("/decisions/{increment_id}", summary="Every routing decision about an order, newest first, with why", response_model=RoutingDecisions,
+            responses=responses(**{"404": "no routing decision for the order"}))
 async def routing_decisions(
-    request: Request,
+    pool: Pool,
     increment_id: Annotated[str, Path(min_length=1, max_length=50)],
-    _: set[str] = Depends(require("orders:read")),
+    _: Caller = Depends(require("orders:read")),
 ) -> RawJSONResponse:
-    async with request.app.state.pool.connection() as conn:
+    async with pool.connection() as conn:
         count, body = await (await conn.execute(DECISIONS_JSON_SQL, {"increment_id": increment_id})).fetchone()
     if not count:
-        raise HTTPException(404, f"no routing decision for order '{increment_id}'")
+        raise ApiError(404, f"no routing decision for order '{increment_id}'", code="no_routing_decision")
     return RawJSONResponse(body)
 
 
@@ -50,48 +51,43 @@ def _dump(profile: profiles.RoutingProfile) -> dict[str, Any]:
     return profile.model_dump(mode="json")
 
 
-async def _actor(request: Request, credentials: HTTPAuthorizationCredentials | None) -> str:
-    """The token's name: who changed routing, for the profile's created_by / activated_by."""
-    async with request.app.state.pool.connection() as conn:
-        row = await (await conn.execute("SELECT name FROM oms.api_token WHERE token_sha256 = %s",
-                                        (hash_token(credentials.credentials),))).fetchone()
-    return f"api:{row[0]}" if row else "api"
+def _actor(caller: Caller) -> str:
+    """Who changed routing, for the profile's created_by / activated_by: the token's name."""
+    return f"api:{caller.name}"
 
 
-@router.get("/profiles", summary="Routing profile versions, newest first")
+@router.get("/profiles", summary="Routing profile versions, newest first", response_model=RoutingProfiles)
 async def list_profiles(
-    request: Request,
+    pool: Pool,
     country: Annotated[str | None, Query(pattern=r"^[A-Za-z]{2}$")] = None,
     active_only: bool = False,
-    _: set[str] = Depends(require("admin")),
+    _: Caller = Depends(require("admin")),
 ) -> dict[str, Any]:
     params = {"country": country.upper() if country else None, "active_only": active_only}
-    async with request.app.state.pool.connection() as conn:
+    async with pool.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
         rows = await (await cur.execute(profiles.LIST_SQL, params)).fetchall()
     return {"profiles": [_dump(profiles.row_to_profile(r)) for r in rows]}
 
 
-@router.post("/profiles", status_code=201, summary="Store a new profile version (validated); optionally activate it")
+@router.post("/profiles", status_code=201, summary="Store a new profile version (validated); optionally activate it",
+             response_model=profiles.RoutingProfile,
+             responses=responses(**{"422": "an invalid profile: error.details.problems lists each reason"}))
 async def create_profile(
-    request: Request,
+    pool: Pool,
     document: Annotated[dict[str, Any], Body(description="A profile document: country_code, name, note, rules")],
     activate: Annotated[bool, Query(description="make it the active version at once")] = False,
-    _: set[str] = Depends(require("admin")),
-    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    caller: Caller = Depends(require("admin")),
 ) -> dict[str, Any]:
-    try:
-        spec = profiles.parse_spec(document)
-    except profiles.ProfileError as exc:
-        raise HTTPException(422, {"message": "invalid routing profile", "problems": exc.problems}) from exc
-    actor = await _actor(request, credentials)
-    async with request.app.state.pool.connection() as conn:
+    spec = profiles.parse_spec(document)  # ProfileError: a 422 listing the problems
+    actor = _actor(caller)
+    async with pool.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
         ref = await (await cur.execute(profiles.REFERENCE_SQL, {"country": spec.country_code,
                                                                 "ids": sorted(spec.location_ids())})).fetchone()
         problems = profiles.reference_problems(ref["country_known"], list(ref["unknown_locations"]), spec.country_code)
         if problems:
-            raise HTTPException(422, {"message": "invalid routing profile", "problems": problems})
+            raise profiles.ProfileError(problems)
         async with conn.transaction():
             row = await (await cur.execute(profiles.CREATE_SQL, profiles.create_params(spec, actor))).fetchone()
             if activate:
@@ -100,52 +96,52 @@ async def create_profile(
     return _dump(profiles.row_to_profile(row))
 
 
-@router.post("/profiles/{country}/versions/{version}/activate", summary="Route the country's next orders with this version")
+@router.post("/profiles/{country}/versions/{version}/activate", summary="Route the country's next orders with this version",
+             response_model=profiles.RoutingProfile,
+             responses=responses(**{"404": "no such profile version"}))
 async def activate_profile(
-    request: Request,
+    pool: Pool,
     country: CountryPath,
-    version: Annotated[int, Path(ge=1)],
-    _: set[str] = Depends(require("admin")),
-    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    version: Annotated[int, Path(ge=1, le=INTEGER_MAX)],
+    caller: Caller = Depends(require("admin")),
 ) -> dict[str, Any]:
-    actor = await _actor(request, credentials)
-    async with request.app.state.pool.connection() as conn:
+    actor = _actor(caller)
+    async with pool.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
         try:
             async with conn.transaction():
                 row = await (await cur.execute(profiles.ACTIVATE_SQL, {"country": country.upper(), "version": version,
                                                                        "by": actor})).fetchone()
         except errors.NoDataFound as exc:
-            raise HTTPException(404, f"no routing profile version {version} for {country.upper()}") from exc
+            raise profiles.ProfileNotFound(f"no routing profile version {version} for {country.upper()}") from exc
     return _dump(profiles.row_to_profile(row))
 
 
-@router.get("/replay", summary="Re-route a past period under another profile, side by side with what happened")
+@router.get("/replay", summary="Re-route a past period under another profile, side by side with what happened",
+            response_model=RoutingReplay,
+            responses=responses(**{"404": "no such profile version", "422": "an invalid period or profile"}))
 async def replay_period(
-    request: Request,
+    pool: Pool,
     country: Annotated[str, Query(pattern=r"^[A-Za-z]{2}$")],
-    start: Annotated[datetime, Query(alias="from", description="period start (ISO; UTC unless it says)")],
-    end: Annotated[datetime, Query(alias="to", description="period end, exclusive")],
-    profile: Annotated[str, Query(description="'ran' (each decision with its own version), N or name@N")] = "ran",
+    start: Annotated[IsoDateTime, Query(alias="from", description="period start (ISO, with its time zone)")],
+    end: Annotated[IsoDateTime, Query(alias="to", description="period end, exclusive")],
+    profile: Annotated[str, Query(min_length=1, max_length=100,
+                                  description="'ran' (each decision with its own version), N or name@N")] = "ran",
     promise_days: Annotated[float, Query(gt=0, le=30, description="transit days counted as on time")] = 2.0,
-    _: set[str] = Depends(require("admin", "kpis:read")),
+    _: Caller = Depends(require("admin", "kpis:read")),
 ) -> dict[str, Any]:
     from oms.routing import replay
 
-    start, end = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (start, end))
     if end <= start:
-        raise HTTPException(422, "'to' must be after 'from'")
+        raise ApiError(422, "'to' must be after 'from'", code="invalid_period")
     if (end - start).days > 92:
-        raise HTTPException(422, "replay at most 92 days per request")
+        raise ApiError(422, "replay at most 92 days per request", code="invalid_period")
 
     def work(conn) -> dict[str, Any]:
-        target = replay.parse_profile_ref(conn, country.upper(), profile)
+        target = replay.parse_profile_ref(conn, country.upper(), profile)   # ProfileNotFound → 404
         result = replay.replay(conn, country, start, end, target, promise_days=promise_days)
         body = result.as_dict()
         body["comparison"] = [{"figure": f, "recorded": a, "replay": b} for f, a, b in replay.comparison_rows(result)]
         return body
 
-    try:
-        return await run_sync(request, work)
-    except profiles.ProfileNotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
+    return await run_sync(pool, work)

@@ -30,19 +30,29 @@ def register(root: typer.Typer) -> None:
 def bring_up(settings: Settings, with_airflow: bool = True) -> None:
     with _progress() as progress:
         step = progress.add_task("postgres: init/start, databases, DDL", total=None)
+        from omsdev.stack import postgres
+
+        was_down = settings.pg_managed and postgres.server_pid(postgres.data_dir(settings)) is None
         try:
             control.ensure_postgres(settings)
         except Exception as exc:  # noqa: BLE001 — shown to the operator as is
             fail(str(exc))
+        pg_back = datetime.now(UTC)
         progress.update(step, description=f"postgres up on {settings.pg_host}:{settings.pg_port}", completed=1, total=1)
         for service in control.services(settings, with_airflow):
             step = progress.add_task(f"{service.name}: starting", total=None)
-            timeout = 240 if service.name == "airflow" else 60
             try:
-                pid, started = control.start_service(settings, service, timeout)
+                if service.name == "airflow":
+                    def restarting(name: str, step=step) -> None:
+                        progress.update(step, description=f"airflow: restarting {name} (unhealthy by its monitor)")
+                    pid, started, restarted = control.start_airflow(settings, 600, restarting,
+                                                                    since=pg_back if was_down else None)
+                else:
+                    pid, started = control.start_service(settings, service, 60)
+                    restarted = []
             except RuntimeError as exc:
                 fail(str(exc))
-            verb = "started" if started else "already running"
+            verb = "started" if started else ("restarted " + ", ".join(restarted) if restarted else "already running")
             progress.update(step, description=f"{service.name} {verb} (pid {pid})", completed=1, total=1)
 
 
@@ -63,13 +73,17 @@ def down() -> None:
 
 def show_status(settings: Settings) -> None:
     table = Table(title="OMS local stack")
-    for column in ("service", "state", "pid", "memory (PSS)", "where"):
-        table.add_column(column)
+    for column in ("component", "health", "pid", "heartbeat (UTC)", "PSS", "where / detail"):
+        table.add_column(column, no_wrap=column != "where / detail")
+    colours = {"healthy": "green", "unhealthy": "red", "stopped": "red", "unknown": "yellow"}
     rows = control.status(settings)
     for row in rows:
-        table.add_row(row.name, "[green]running[/]" if row.running else "[red]stopped[/]", str(row.pid or ""),
-                      f"{row.pss_mib:,.0f} MiB" if row.running else "", row.where)
-    table.add_row("total", "", "", f"{sum(r.pss_mib for r in rows):,.0f} MiB", "")
+        beat = row.last_heartbeat[11:19] if row.last_heartbeat else ""  # UTC time of day
+        table.add_row(row.name, f"[{colours[row.health]}]{row.health}[/]", str(row.pid or ""), beat,
+                      f"{row.pss_mib:,.0f} MiB" if row.pss_mib else "", row.where or row.detail)
+    # Top-level rows only: a supervisor's or the API's memory already counts its children.
+    top = [r for r in rows if not r.name.startswith((" ", "api worker"))]
+    table.add_row("total", "", "", "", f"{sum(r.pss_mib for r in top):,.0f} MiB", "")
     console.print(table)
 
 
@@ -187,3 +201,21 @@ def demo(
     )
     ship_and_deliver(settings, airflow_api(settings), console)
     demo_module.print_summary(settings, console)
+
+
+@app.command()
+def simulate(
+    days: Annotated[int, typer.Option(help="Simulated days of trading.")] = 30,
+    seed: Annotated[int, typer.Option(help="Same seed, same events, same counts.")] = 7,
+    scale: Annotated[str, typer.Option(help="XS (tests), S (200 SKUs x 10 locations), M.")] = "S",
+    tick_hours: Annotated[int, typer.Option(help="Simulated hours between DAG cycles.")] = 24,
+) -> None:
+    """Simulate a month of trading through the real platform on a stack of its own and print the
+    promise-accuracy figures (oversell, undersell, drift, lag); docs/promise-accuracy.md."""
+    import subprocess
+    import sys
+
+    # A process of its own: the simulation's ports and Airflow settings must be in place before
+    # Airflow is first imported.
+    raise typer.Exit(subprocess.call([sys.executable, "-m", "omsdev.simulate", "--days", str(days), "--seed",
+                                      str(seed), "--scale", scale, "--tick-hours", str(tick_hours)]))

@@ -62,7 +62,9 @@ class AlertSettings:
 
 @dataclass
 class Alert:
-    kind: str  # 'failure' (no tries left) | 'retry' (will be retried) | 'condition' (a task found a problem)
+    # 'failure' (no tries left) | 'retry' (will be retried) | 'component_down' (see component_alert)
+    # | 'condition' (a task found a problem: condition_alert)
+    kind: str
     dag_id: str
     task_id: str
     run_id: str
@@ -84,6 +86,8 @@ class Alert:
     def subject(self) -> str:
         if self.kind == "condition":
             return f"[OMS] {self.dag_id}.{self.task_label}: {self.error}"
+        if self.kind == "component_down":
+            return f"[OMS] Airflow {self.task_id} down: {self.error}"
         verb = "failed" if self.kind == "failure" else "will retry"
         return (f"[OMS] {self.dag_id}.{self.task_label} {verb} (try {self.try_number}"
                 f"{f'/{self.max_tries}' if self.max_tries else ''}) · window {self.window}")
@@ -95,6 +99,10 @@ class Alert:
         return "none (asset- or manually triggered)"
 
     def text(self) -> str:
+        if self.kind == "component_down":
+            return "\n".join([self.subject, f"Component: {self.task_id}", f"Outage:    {self.run_id}",
+                              "Nothing is scheduled while it is down.",
+                              "Runbook:   docs/runbook.md (Warehouse restarted / Airflow component down)"])
         return "\n".join([
             self.subject,
             f"DAG:      {self.dag_id}",
@@ -184,6 +192,13 @@ def post_webhook(alert: Alert, settings: AlertSettings) -> None:
         response.raise_for_status()
 
     post()
+
+
+def component_alert(component: str, last_heartbeat: str | None, reason: str) -> Alert:
+    """An Airflow component that stays unhealthy: one alert per outage (keyed by its last heartbeat)."""
+    return Alert(kind="component_down", dag_id="airflow", task_id=component,
+                 run_id=f"last heartbeat {last_heartbeat or 'never'}", map_index=-1, try_number=0, max_tries=None,
+                 data_interval_start=None, data_interval_end=None, log_url=None, error=reason)
 
 
 # --------------------------------------------------------------------------- the log

@@ -38,8 +38,19 @@ err = Console(stderr=True)
 
 
 def fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)  # one line, however narrow the terminal
     raise typer.Exit(code)
+
+
+def require_scheduler(airflow_url: str) -> None:
+    """Fail at once, in one line, when no DAG run could start: without a live scheduler every run
+    stays queued and a command waiting for it would only time out."""
+    from oms.integrations.airflow import scheduler_down_reason
+
+    reason = scheduler_down_reason(airflow_url)
+    if reason:
+        fail(f"no live Airflow scheduler: {reason}; nothing would run. Run `oms up` (it restarts what Airflow's "
+             "monitor calls unhealthy), then `oms status`.")
 
 
 def _progress() -> Progress:
@@ -79,6 +90,7 @@ def pipeline_run(
     window_start = _parse_moment(start, window_end - timedelta(days=1))
     if window_start >= window_end:
         fail("--from must be before --to")
+    require_scheduler(settings.airflow_url)
     api = airflow_api(settings)
     try:
         api.wait_for_dags(PIPELINE_DAGS)
@@ -150,6 +162,8 @@ def backfill(
     if window_start >= window_end:
         fail("--from must be before --to", 2)
     window_start, window_end = window_start.isoformat(), window_end.isoformat()
+    if not dry_run:
+        require_scheduler(get_settings().airflow_url)
     api = airflow_api(get_settings())
 
     def refused(exc: httpx.HTTPError, what: str) -> None:
@@ -211,13 +225,15 @@ def backfill(
 def token_create(
     scope: Annotated[list[str], typer.Option("--scope", "-s", help=f"Repeatable; one of {', '.join(tokens.SCOPES)}.")],
     name: Annotated[str, typer.Option(help="Who or what uses it.")] = "local",
+    store: Annotated[list[str] | None, typer.Option(
+        "--store", help="Repeatable; required with --scope store: the store(s) the token acts for.")] = None,
 ) -> None:
     """Make an API token and print it on stdout (only its hash is stored)."""
     settings = get_settings()
     try:
         with connect(settings.warehouse_dsn) as conn:
-            token = tokens.create_token(conn, name, scope)
-    except tokens.UnknownScope as exc:
+            token = tokens.create_token(conn, name, scope, store)
+    except (tokens.UnknownScope, tokens.StoreBindingError) as exc:
         fail(str(exc), 2)
     except Exception as exc:  # noqa: BLE001
         fail(f"cannot reach the warehouse at {settings.pg_host}:{settings.pg_port} ({exc}); run `oms up`.")

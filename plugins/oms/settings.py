@@ -13,6 +13,17 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+# The secrets the local stack ships with (its sandboxes accept them): fine on a laptop, refused
+# elsewhere (oms.secret_guard, OMS_ENV).
+SANDBOX_SECRETS = {
+    "OMS_CLICKPOST_WEBHOOK_KEY": "clickpost-webhook-key",
+    "OMS_MAGENTO_TOKEN": "magento-sandbox-token",
+    "OMS_CLICKPOST_KEY": "clickpost-sandbox-key",
+    "OMS_ERP_PASSWORD": "erp-sandbox-key",
+    "OMS_SMS_KEY": "sms-sandbox-key",
+}
+
+
 def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
 
@@ -42,17 +53,17 @@ class Settings:
     clickpost_port: int = field(default_factory=lambda: _env_int("OMS_CLICKPOST_PORT", 8102))
     erp_port: int = field(default_factory=lambda: _env_int("OMS_ERP_PORT", 8103))
     sms_port: int = field(default_factory=lambda: _env_int("OMS_SMS_PORT", 8104))
-    sms_key: str = field(default_factory=lambda: _env("OMS_SMS_KEY", "sms-sandbox-key"))
+    sms_key: str = field(default_factory=lambda: _env("OMS_SMS_KEY", SANDBOX_SECRETS["OMS_SMS_KEY"]))
     # notifications (docs/notifications.md): the SMS provider's base URL and the SMTP relay
     sms_url: str = field(default_factory=lambda: _env("OMS_SMS_URL", ""))
     smtp_host: str = field(default_factory=lambda: _env("OMS_SMTP_HOST", "127.0.0.1"))
     smtp_port: int = field(default_factory=lambda: _env_int("OMS_SMTP_PORT", 8025))
     mail_from: str = field(default_factory=lambda: _env("OMS_MAIL_FROM", "orders@oms.example"))
-    magento_token: str = field(default_factory=lambda: _env("OMS_MAGENTO_TOKEN", "magento-sandbox-token"))
+    magento_token: str = field(default_factory=lambda: _env("OMS_MAGENTO_TOKEN", SANDBOX_SECRETS["OMS_MAGENTO_TOKEN"]))
     clickpost_username: str = field(default_factory=lambda: _env("OMS_CLICKPOST_USERNAME", "oms"))
-    clickpost_key: str = field(default_factory=lambda: _env("OMS_CLICKPOST_KEY", "clickpost-sandbox-key"))
+    clickpost_key: str = field(default_factory=lambda: _env("OMS_CLICKPOST_KEY", SANDBOX_SECRETS["OMS_CLICKPOST_KEY"]))
     erp_username: str = field(default_factory=lambda: _env("OMS_ERP_USERNAME", "oms"))
-    erp_password: str = field(default_factory=lambda: _env("OMS_ERP_PASSWORD", "erp-sandbox-key"))
+    erp_password: str = field(default_factory=lambda: _env("OMS_ERP_PASSWORD", SANDBOX_SECRETS["OMS_ERP_PASSWORD"]))
     erp_company_id: str = field(default_factory=lambda: _env("OMS_ERP_COMPANY_ID", "5d115c9c-44e3-ea11-bb43-000d3a2feca1"))
     # Magento order ingestion: each window is pulled from this many minutes before its start (orders
     # stamped in the same second as a page boundary, late commits); landing is keyed, so the

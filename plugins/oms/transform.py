@@ -24,12 +24,32 @@ class DbtBuildFailed(RuntimeError):
 
 
 @dataclass(frozen=True)
+class NodeRun:
+    """One node of a dbt invocation as dbt's run results tell it: what Airflow shows per model."""
+
+    name: str
+    resource_type: str
+    status: str
+    seconds: float
+    rows_affected: int | None
+
+
+@dataclass(frozen=True)
 class DbtOutcome:
     command: str
     passed: int
     failed: int
     skipped: int
     nodes: dict[str, str]
+    runs: tuple[NodeRun, ...] = ()
+
+    def models(self) -> list[dict]:
+        """Per model: status, seconds and rows written, slowest first (the task's return value,
+        so the Airflow UI's XCom tab shows what each model cost in this run)."""
+        models = [r for r in self.runs if r.resource_type in {"model", "snapshot", "seed"}]
+        models.sort(key=lambda r: r.seconds, reverse=True)
+        return [{"model": r.name, "status": r.status, "seconds": round(r.seconds, 2), "rows": r.rows_affected}
+                for r in models]
 
 
 def profile_env(dsn: str) -> dict[str, str]:
@@ -75,9 +95,13 @@ def run_dbt(dsn: str, command: str, *args: str, target_path: Path | None = None)
     with _profile_environment(dsn):
         result = dbtRunner().invoke(cli_args)
     nodes: dict[str, str] = {}
+    runs: list[NodeRun] = []
     if result.result is not None and hasattr(result.result, "results"):
         for node_result in result.result.results:
             nodes[node_result.node.unique_id] = str(node_result.status)
+            rows = (node_result.adapter_response or {}).get("rows_affected")
+            runs.append(NodeRun(node_result.node.name, str(node_result.node.resource_type), str(node_result.status),
+                                float(node_result.execution_time or 0.0), rows if isinstance(rows, int) else None))
     failed = sum(status in {"error", "fail", "runtime error"} for status in nodes.values())
     outcome = DbtOutcome(
         command=" ".join(cli_args[:1] + list(args)),
@@ -85,6 +109,7 @@ def run_dbt(dsn: str, command: str, *args: str, target_path: Path | None = None)
         failed=failed,
         skipped=sum(status == "skipped" for status in nodes.values()),
         nodes=nodes,
+        runs=tuple(runs),
     )
     if not result.success:
         detail = result.exception or [n for n, s in nodes.items() if s in {"error", "fail", "runtime error", "skipped"}]

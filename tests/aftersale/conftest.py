@@ -49,7 +49,9 @@ def aftersale_dsn(pg_cluster):
 @pytest.fixture(scope="session")
 def aftersale_tokens(aftersale_dsn) -> dict[str, str]:
     with connect(aftersale_dsn) as conn:
-        return {scope: tokens.create_token(conn, f"aftersale-{scope}", [scope])
+        every_store = [r["store_id"] for r in conn.execute("SELECT store_id FROM ref.location").fetchall()]
+        return {scope: tokens.create_token(conn, f"aftersale-{scope}", [scope],
+                                           every_store if scope == "store" else None)
                 for scope in ("stock:read", "erp:write", "store", "orders:read")}
 
 

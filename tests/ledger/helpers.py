@@ -26,9 +26,9 @@ AFTER_SNAPSHOT = NOW - timedelta(hours=1)
 
 CHANNELS = [
     dict(channel_code="ae_web", country_code="AE", name="UAE", currency_code="AED", magento_website_code="ae",
-         magento_store_code="ae_en", magento_stock_id=2, buffer_qty=1),
+         magento_store_code="ae_en", magento_stock_id=2, magento_store_id=1, buffer_qty=1),
     dict(channel_code="qa_web", country_code="QA", name="Qatar", currency_code="QAR", magento_website_code="qa",
-         magento_store_code="qa_en", magento_stock_id=3, buffer_qty=0),
+         magento_store_code="qa_en", magento_stock_id=3, magento_store_id=3, buffer_qty=0),
 ]
 LOCATIONS = [
     dict(store_id="AE-WH-01", name="Jebel Ali DC", country_code="AE", location_type="warehouse"),
@@ -51,6 +51,15 @@ STOCK = {
     "BATCH-1": {"AE-WH-01": 2, "QA-WH-01": 9},
     "BATCH-2": {"AE-ST-01": 5},
     "POST-SOCKS": {"AE-ST-01": 9},
+    # orders landing (tests/ledger/test_order_landing.py)
+    "PUSH-TEE": {"AE-WH-01": 6, "AE-ST-01": 2},
+    "PUSH-CAP": {"AE-WH-01": 4},
+    "PUSH-BAG": {"AE-WH-01": 5, "AE-ST-01": 2},
+    "PUSH-SOCK": {"AE-WH-01": 5},
+    # shipments post sales (tests/ledger/test_shipment_postings.py)
+    "SHIP-POLO": {"AE-WH-01": 5, "AE-ST-01": 3},
+    "LIFE-PHYSICAL": {"AE-WH-01": 5, "AE-ST-01": 3},
+    "LIFE-SELLABLE": {"AE-WH-01": 5, "AE-ST-01": 3},
 }
 EXTRA_SKUS = ["NEW-NOSTOCK"]  # known, no stock anywhere
 GIFT = "GIFT-CARD"           # known, not stock-managed

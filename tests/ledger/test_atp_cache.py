@@ -134,12 +134,12 @@ def test_a_revoked_token_is_refused(clean_ledger, api_client, ledger_tokens):
         token = tokens.create_token(conn, "cache-revoke", ["stock:read"])
     cache_caught_up(api_client)
     assert api_client.get("/v1/atp/MV-CAP", headers=auth(token)).status_code == 200
-    assert cache_of(api_client).token(token) is not None  # verified once, then from the cache
+    assert cache_of(api_client).tokens.get(token) is not None  # verified once, then from the cache
     with connect(clean_ledger) as conn:
         assert tokens.revoke_token(conn, "cache-revoke") == 1
-    poll(lambda: cache_of(api_client).token(token) is None, "the revocation's NOTIFY dropped the token")
+    poll(lambda: cache_of(api_client).tokens.get(token) is None, "the revocation's NOTIFY dropped the token")
     refused = api_client.get("/v1/atp/MV-CAP", headers=auth(token))
-    assert refused.status_code == 401 and "revoked" in refused.json()["detail"]
+    assert refused.status_code == 401 and "revoked" in refused.json()["error"]["message"]
 
 
 def test_a_lost_listener_turns_the_cache_off_and_empties_it_on_reconnect(clean_ledger, api_client, ledger_tokens):

@@ -170,10 +170,10 @@ def test_unusable_bodies_are_422_and_record_nothing(clean_ledger, api_client, le
     for body in (b"{not json", b'{"lines": []}', b'{"lines": {}}', b"[1, 2]", b'{"lines": [{"qty": NaN}]}'):
         response = api_client.post("/v1/erp/stock-movements", content=body, headers=headers)
         assert response.status_code == 422, body
-        assert response.json()["detail"]
+        assert response.json()["error"]["message"]
     too_many = [line("BIG", i, "adjustment", "AE-WH-01", "MV-TEE", 1) for i in range(5001)]
     response = post_movements(api_client, token, too_many)
-    assert response.status_code == 422 and "5000" in response.json()["detail"]
+    assert response.status_code == 422 and "5000" in response.json()["error"]["message"]
     with connect(clean_ledger) as conn:
         assert conn.execute("SELECT count(*) AS n FROM oms.erp_movement").fetchone()["n"] == 0
 

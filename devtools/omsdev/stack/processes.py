@@ -40,6 +40,7 @@ def read_pid(state_dir: Path, name: str) -> int | None:
         return None
     try:
         pid = int(pid_file.read_text().strip())
+        _reap(pid)  # one we started and that exited is a zombie until reaped: it would still answer kill(0)
         os.kill(pid, 0)
     except (ValueError, ProcessLookupError, PermissionError):
         pid_file.unlink(missing_ok=True)

@@ -22,6 +22,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from oms import notifications
+from oms.errors import Conflict, DomainError, NotFound, Refused
 from oms.inventory import postings
 
 SELLABLE = "sellable"
@@ -29,15 +30,24 @@ CONDITIONS = ("sellable", "damaged", "defective", "opened", "wrong_item")
 CENT = Decimal("0.0001")
 
 
-class ReturnError(ValueError):
-    """A request the platform refuses; status is the HTTP status the API answers with."""
+class ReturnError(DomainError):
+    """A return the platform refuses: `code` names why, `line` the request line (0-based) at fault."""
 
-    def __init__(self, status: int, code: str, message: str, line: int | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message, self.line = status, code, message, line
+    def __init__(self, code: str, message: str, line: int | None = None):
+        super().__init__(message, code=code, details={"line": line} if line is not None else None)
+        self.line = line
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, **({"line": self.line} if self.line is not None else {})}
+
+class ReturnRefused(ReturnError, Refused):
+    """Not returnable as asked (more than shipped, an unknown line, store or SKU)."""
+
+
+class ReturnNotFound(ReturnError, NotFound):
+    """The order does not exist."""
+
+
+class ReturnConflict(ReturnError, Conflict):
+    """The client_return_id was recorded before with different content."""
 
 
 class ReturnLineIn(BaseModel):
@@ -109,7 +119,7 @@ def _existing(conn: psycopg.Connection, client_return_id: str, digest: str) -> R
     if row is None:
         return None
     if row["request_hash"] != digest:
-        raise ReturnError(409, "conflicting_replay",
+        raise ReturnConflict("conflicting_replay",
                           f"return {client_return_id!r} was recorded before (return {row['return_id']}) with "
                           f"different content; a recorded return cannot change")
     return ReturnResult(row["return_id"], False, describe(conn, row["return_id"]))
@@ -120,12 +130,12 @@ def validate(conn: psycopg.Connection, req: ReturnRequest) -> tuple[dict, dict, 
     store = conn.execute("SELECT store_id, country_code::text AS country_code, active FROM ref.location "
                          "WHERE store_id = %s", (req.store_id,)).fetchone()
     if store is None:
-        raise ReturnError(422, "unknown_store", f"unknown store {req.store_id!r}")
+        raise ReturnRefused("unknown_store", f"unknown store {req.store_id!r}")
     order = conn.execute(ORDER_SQL, (req.order_increment_id,)).fetchone()
     if order is None:
-        raise ReturnError(404, "unknown_order", f"unknown order {req.order_increment_id!r}")
+        raise ReturnNotFound("unknown_order", f"unknown order {req.order_increment_id!r}")
     if order["country_code"] != store["country_code"]:
-        raise ReturnError(422, "wrong_country",
+        raise ReturnRefused("wrong_country",
                           f"order {req.order_increment_id} was sold in {order['country_code']}; store "
                           f"{req.store_id} is in {store['country_code']}: return it in a store of that country")
     lines = conn.execute(LINES_SQL, (req.order_increment_id,)).fetchall()
@@ -136,23 +146,23 @@ def validate(conn: psycopg.Connection, req: ReturnRequest) -> tuple[dict, dict, 
         if line.line_key is not None:
             row = by_key.get(line.line_key)
             if row is None or (line.sku is not None and row["sku"] != line.sku):
-                raise ReturnError(422, "unknown_line",
+                raise ReturnRefused("unknown_line",
                                   f"order {req.order_increment_id} has no line {line.line_key!r}"
                                   + (f" with sku {line.sku!r}" if line.sku else ""), index)
         else:
             rows = [r for r in lines if r["sku"] == line.sku]
             if not rows:
-                raise ReturnError(422, "unknown_line",
+                raise ReturnRefused("unknown_line",
                                   f"order {req.order_increment_id} has no line with sku {line.sku!r}", index)
             if len(rows) > 1:
-                raise ReturnError(422, "ambiguous_line",
+                raise ReturnRefused("ambiguous_line",
                                   f"order {req.order_increment_id} has {len(rows)} lines with sku {line.sku!r}; "
                                   f"name the line_key ({', '.join(r['line_key'] for r in rows)})", index)
             row = rows[0]
         asked[row["line_key"]] = asked.get(row["line_key"], Decimal(0)) + line.qty
         returnable = row["qty_shipped"] - row["returned_qty"]
         if asked[row["line_key"]] > returnable:
-            raise ReturnError(422, "more_than_shipped",
+            raise ReturnRefused("more_than_shipped",
                               f"line {row['line_key']} ({row['sku']}): {asked[row['line_key']].normalize()} asked, "
                               f"{row['qty_shipped'].normalize()} shipped, {row['returned_qty'].normalize()} returned "
                               f"before: at most {returnable.normalize()} can be returned", index)
@@ -175,7 +185,7 @@ def create_return(conn: psycopg.Connection, req: ReturnRequest, *, kind: str = "
         unknown = [x.sku for x in req.exchange
                    if conn.execute("SELECT 1 FROM ref.sku WHERE sku = %s", (x.sku,)).fetchone() is None]
         if unknown:
-            raise ReturnError(422, "unknown_sku", f"unknown exchange sku(s) {unknown}")
+            raise ReturnRefused("unknown_sku", f"unknown exchange sku(s) {unknown}")
     return_id = conn.execute(
         """INSERT INTO oms.customer_return (client_return_id, kind, order_increment_id, order_entity_id, country_code,
                                             store_id, currency_code, status, refund_due, request_hash, request,

@@ -140,7 +140,7 @@ def restock_rto(conn: psycopg.Connection, waybill: str, order_increment_id: str,
     order = conn.execute("SELECT currency_code FROM marts.fct_orders WHERE increment_id = %s",
                          (order_increment_id,)).fetchone()
     if order is None:
-        raise returns.ReturnError(404, "unknown_order", f"unknown order {order_increment_id!r}")
+        raise returns.ReturnNotFound("unknown_order", f"unknown order {order_increment_id!r}")
     order_lines = {r["line_key"]: r for r in conn.execute(
         "SELECT line_key, sku, qty_ordered, qty_shipped, unit_price, row_total, discount_amount, tax_amount "
         "FROM marts.fct_order_lines WHERE increment_id = %s AND requires_fulfilment", (order_increment_id,))}
@@ -150,7 +150,7 @@ def restock_rto(conn: psycopg.Connection, waybill: str, order_increment_id: str,
     for item in wanted:
         line = order_lines.get(item["line_key"])
         if line is None:
-            raise returns.ReturnError(422, "unknown_line", f"order {order_increment_id} has no line {item['line_key']!r}")
+            raise returns.ReturnRefused("unknown_line", f"order {order_increment_id} has no line {item['line_key']!r}")
         qty = Decimal(str(item["qty"]))
         share = qty / line["qty_ordered"] if line["qty_ordered"] else Decimal(0)
         posted = postings.record_restocked_return(

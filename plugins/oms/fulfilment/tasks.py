@@ -1,6 +1,6 @@
 """Store tasks: one per shipment of an allocating routing decision (oms.fulfilment_task).
 
-kinds and their transitions (anything else is refused with TransitionError → HTTP 409):
+kinds and their transitions (anything else is refused with TransitionError, a conflict):
 
     ship                open → accepted → packed            (the shipment is then Clickpost's)
     transfer_to_pickup  open → accepted → packed            (sent to the pickup store)
@@ -28,6 +28,7 @@ from psycopg.types.json import Jsonb
 
 from oms import notifications
 from oms.aftersale import magento_sync
+from oms.errors import Conflict, DomainError, NotFound, Refused
 from oms.fulfilment import holds
 from oms.fulfilment import orders as order_source
 from oms.inventory import movements, postings, reservations
@@ -59,20 +60,24 @@ def exclusion_days() -> float:
     return float(os.environ.get("OMS_STORE_EXCLUSION_DAYS", "2"))
 
 
-class TaskError(Exception):
-    status_code = 409
+class TaskError(DomainError):
+    """A task operation the platform refuses."""
 
 
-class TaskNotFound(TaskError):
-    status_code = 404
+class TaskNotFound(TaskError, NotFound):
+    code = "unknown_task"
 
 
-class TransitionError(TaskError):
-    status_code = 409
+class TransitionError(TaskError, Conflict):
+    """The task's kind or state does not allow the action."""
+
+    code = "transition_not_allowed"
 
 
-class TaskRequestError(TaskError):
-    status_code = 422
+class TaskRequestError(TaskError, Refused):
+    """The request names a reason or lines the task does not have."""
+
+    code = "invalid_rejection"
 
 
 TASK_COLUMNS = """t.task_id, t.order_increment_id, t.decision_id, t.shipment_no, t.store_id, t.country_code, t.kind,

@@ -63,6 +63,10 @@ class AirflowApi:
         response.raise_for_status()
         return response.json() if response.content else None
 
+    def monitor(self, timeout: float = 5) -> dict[str, Any]:
+        """Airflow's own component health (`/api/v2/monitor/health`, open, no login)."""
+        return monitor_health(self.base_url, timeout)
+
     def wait_for_dags(self, dag_ids: tuple[str, ...], timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         missing = set(dag_ids)
@@ -100,6 +104,56 @@ class AirflowApi:
             return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value")["value"]
         except httpx.HTTPStatusError:
             return None
+
+
+# --------------------------------------------------------------------------- component health
+# The monitor endpoint's names → the components' command names.
+MONITORED = {"scheduler": "scheduler", "dag_processor": "dag-processor", "triggerer": "triggerer"}
+
+
+@dataclass(frozen=True)
+class ComponentHealth:
+    name: str                    # scheduler | dag-processor | triggerer | metadatabase
+    healthy: bool
+    status: str | None           # as Airflow says it: healthy, unhealthy, or None (never started)
+    last_heartbeat: str | None   # ISO time of the component's latest heartbeat, when it had one
+
+    def down_reason(self) -> str:
+        if self.name == "metadatabase":
+            return "Airflow's metadata database unreachable"
+        since = f"since {self.last_heartbeat[:19].replace('T', ' ')} UTC (last heartbeat)" if self.last_heartbeat \
+            else "(no heartbeat ever)"
+        return f"{self.name} down {since}"
+
+
+def monitor_health(base_url: str, timeout: float = 5) -> dict[str, Any]:
+    response = httpx.get(f"{base_url.rstrip('/')}/api/v2/monitor/health", timeout=timeout)
+    response.raise_for_status()
+    return response.json()
+
+
+def component_health(body: dict[str, Any]) -> list[ComponentHealth]:
+    """The monitor endpoint's answer, one entry per component, the scheduler first."""
+    found = []
+    for key, name in MONITORED.items():
+        part = body.get(key) or {}
+        found.append(ComponentHealth(name, part.get("status") == "healthy", part.get("status"),
+                                     part.get(f"latest_{key}_heartbeat")))
+    database = (body.get("metadatabase") or {}).get("status")
+    return [*found, ComponentHealth("metadatabase", database == "healthy", database, None)]
+
+
+def scheduler_down_reason(base_url: str, timeout: float = 5) -> str | None:
+    """Why no DAG run would start now (Airflow unreachable, or no live scheduler); None when a scheduler is alive."""
+    try:
+        body = monitor_health(base_url, timeout)
+    except httpx.HTTPError as exc:
+        return f"Airflow is not reachable at {base_url} ({type(exc).__name__})"
+    found = {c.name: c for c in component_health(body)}
+    for name in ("metadatabase", "scheduler"):  # without its database Airflow cannot tell a scheduler's heartbeat
+        if not found[name].healthy:
+            return found[name].down_reason()
+    return None
 
 
 # Time-windowed ingestion DAGs: what `oms backfill --all` covers after an outage.
@@ -173,3 +227,31 @@ def backfill_progress(api: AirflowApi, backfill: dict[str, Any], planned: list[s
             states[logical_date] = match["state"]
     completed = backfill_get(api, backfill["id"]).get("completed_at") is not None
     return BackfillProgress(dag_id, len(planned), states, completed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """A container healthcheck by Airflow's own monitor endpoint: exit 0 when the named component is
+    healthy, 1 when not (or when the api-server does not answer).
+
+    python -m oms.integrations.airflow --component scheduler --url http://airflow-apiserver:8080
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m oms.integrations.airflow")
+    parser.add_argument("--component", required=True, choices=[*MONITORED.values(), "api-server"])
+    parser.add_argument("--url", required=True, help="The api-server's base URL.")
+    args = parser.parse_args(argv)
+    try:
+        found = {c.name: c for c in component_health(monitor_health(args.url, timeout=5))}
+    except (httpx.HTTPError, ValueError) as exc:
+        print(f"Airflow api-server not answering at {args.url}: {exc}")
+        return 1
+    if args.component == "api-server":
+        return 0
+    component = found[args.component]
+    print(f"{component.name}: {component.status} (last heartbeat {component.last_heartbeat})")
+    return 0 if component.healthy else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,58 +1,217 @@
-"""Order demand → reservations, after each build of the order marts.
+"""Landing an order reserves its stock: order versions → each stock line's hold, in the landing
+transaction (the 10-minute pull, oms.tasks.magento_orders_ingest.land, and the push,
+oms.magento.push). GET /v1/atp/{sku} shows it in the next request, with no dbt build between.
 
-dbt's fct_order_lines is the one place that knows a Magento order's stock lines (configurable
-children, bundle components, no virtual lines), so reservations are synced from it rather than
-from raw payloads. Open orders (awaiting payment, ready to fulfil, on hold — Magento reserves for
-all of these too, so the 'physical' publishing contract stays exact) hold their open quantity:
-click & collect at the pickup store, others at country level until routing allocates them.
-Fulfilled, closed and cancelled orders release. Idempotent: a replay changes nothing.
+Per order, the version that counts is its latest landed version that is well-formed (the gate's
+structural checks) and not quarantined, as dbt's base_magento__orders_current picks it. Its stock
+lines are read the way dbt's int_order_lines__stock reads them (configurable and bundle parents
+carry no stock; virtual and downloadable lines need none); tests/ledger/test_order_landing.py
+checks the two agree. Each line's target hold is
+
+    open      = qty_ordered − max(qty_shipped, shipped_by_platform, qty_refunded) − qty_canceled  (≥ 0)
+    in_flight = units of the line in the platform's Clickpost shipments (manifested or shipped in
+                Magento) that have not left yet: no `shipment` posting for them
+    target    = (open while the order is open, else 0) + in_flight
+
+`shipped_by_platform` counts the platform's own shipments and click & collect hand-overs, so a
+version that predates them (an older or lagging pull) does not hold the shipped units again;
+`in_flight` keeps the units of a parcel Magento already shows shipped (we ship in Magento at the
+manifest) held until the courier's pickup scan moves them to a `shipment` sales posting
+(oms.shipping.postings). Open = Magento state new, pending_payment, payment_review, processing or
+holded; a line of an expired click & collect pickup is not open, nor is an order routing cancelled
+(its holds were released then; Magento may still show it open until the cancellation reaches it). sync_order_demand brings the
+holds to the targets, race-safe; replaying the same versions changes nothing.
 """
 
 from __future__ import annotations
 
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from oms.inventory.reservations import OrderDemand, sync_order_demand
-from oms.transform import run_dbt
-from oms.warehouse import connect
+import psycopg
+from psycopg.rows import dict_row
 
-# The ATP marts' reservation inputs and everything downstream of them: rebuilt once the sync has
-# changed reservations, so the marts (and the publish that follows) count today's open orders.
-RESERVATION_DEPENDENTS = ("int_inventory__store_holds+", "int_inventory__unallocated_reservations+")
+from oms.inventory.reservations import DemandResult, OrderDemand, sync_order_demand
+from oms.magento.landing import parse_int, text_or_none
+from oms.validation.magento_orders import structural_problems
 
-OPEN_STATUSES = ("awaiting_payment", "ready_to_fulfil", "on_hold")
+log = logging.getLogger(__name__)
 
-DEMAND_SQL = """
-SELECT l.increment_id, l.line_key, o.country_code, o.pickup_store_id, l.sku, l.qty_open,
-       o.fulfilment_status = ANY(%(open)s) AND NOT expired.yes AS is_open
-FROM marts.fct_order_lines l
-JOIN marts.fct_orders o ON o.increment_id = l.increment_id
--- a click & collect order nobody collected in time, and an order routing cancelled, hold nothing
--- any more (docs/fulfilment.md), even while Magento still shows them open
-CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM oms.fulfilment_task t
-                                   WHERE t.order_increment_id = l.increment_id AND t.status = 'pickup_expired'
-                                     AND t.lines @> jsonb_build_array(jsonb_build_object('line_key', l.line_key)))
-                           OR EXISTS (SELECT 1 FROM oms.routing_decision d
-                                      WHERE d.order_increment_id = l.increment_id AND d.outcome = 'cancelled')
-                    AS yes) expired
-WHERE l.requires_fulfilment AND l.is_known_sku AND o.country_code IS NOT NULL
-  AND (o.fulfilment_status = ANY(%(open)s) AND NOT expired.yes
-       OR EXISTS (SELECT 1 FROM oms.reservation r
-                  WHERE r.order_increment_id = l.increment_id AND r.line_key = l.line_key AND r.status = 'active'))
-ORDER BY o.created_at, l.increment_id, l.line_key
+OPEN_STATES = frozenset({"new", "pending_payment", "payment_review", "processing", "holded"})
+NO_STOCK_PARENTS = frozenset({"configurable", "bundle"})
+NO_FULFILMENT_TYPES = frozenset({"virtual", "downloadable"})
+
+VERSIONS_SQL = """
+SELECT m.record_key, m.entity_id, m.increment_id, m.store_id, m.payload
+FROM raw.magento_order m
+WHERE m.entity_id = ANY(%(ids)s) AND m.updated_at IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM raw.quarantine q
+                  WHERE q.source = 'magento_order' AND q.record_key = m.record_key AND q.resolved_at IS NULL)
+ORDER BY m.entity_id, m.updated_at DESC, m.record_key DESC
+"""
+# What the platform itself has done to the orders' lines: units in live Clickpost shipments (by
+# Magento item id), units posted as shipped (by shipment) or collected, lines of expired pickups.
+SHIPMENTS_SQL = """
+SELECT s.order_increment_id, (i ->> 'order_item_id')::bigint AS item_id, sum((i ->> 'qty')::numeric) AS qty
+FROM oms.shipment s CROSS JOIN LATERAL jsonb_array_elements(s.line_items) AS i
+WHERE s.order_increment_id = ANY(%(orders)s) AND s.state IN ('manifested', 'magento_shipped')
+GROUP BY 1, 2
+"""
+POSTED_SQL = """
+SELECT order_increment_id, line_key, posting_type, sum(qty) AS qty FROM oms.sales_posting
+WHERE order_increment_id = ANY(%(orders)s) AND posting_type IN ('shipment', 'collection')
+GROUP BY 1, 2, 3
+"""
+EXPIRED_SQL = """
+SELECT t.order_increment_id, l ->> 'line_key' AS line_key
+FROM oms.fulfilment_task t CROSS JOIN LATERAL jsonb_array_elements(t.lines) AS l
+WHERE t.order_increment_id = ANY(%(orders)s) AND t.status = 'pickup_expired'
+"""
+CANCELLED_SQL = """
+SELECT DISTINCT order_increment_id FROM oms.routing_decision
+WHERE order_increment_id = ANY(%(orders)s) AND outcome = 'cancelled'
 """
 
 
-def sync_from_order_marts(dsn: str) -> dict[str, Any]:
-    with connect(dsn) as conn:
-        demands = [OrderDemand(r["increment_id"], r["line_key"], r["country_code"], r["pickup_store_id"], r["sku"],
-                               r["qty_open"], r["is_open"])
-                   for r in conn.execute(DEMAND_SQL, {"open": list(OPEN_STATUSES)}).fetchall()]
-        results = sync_order_demand(conn, demands)
-    outcome = run_dbt(dsn, "build", "--select", *RESERVATION_DEPENDENTS)
-    by_status: dict[str, int] = {}
+@dataclass(frozen=True)
+class StockLine:
+    line_key: str
+    item_id: int
+    sku: str
+    qty_ordered: Decimal
+    qty_shipped: Decimal
+    qty_canceled: Decimal
+    qty_refunded: Decimal
+
+
+def _qty(value: Any) -> Decimal:
+    """A quantity as dbt's safe cast reads it: absent or unreadable is 0."""
+    if value is None or isinstance(value, bool):
+        return Decimal(0)
+    try:
+        qty = Decimal(str(value).strip())
+    except InvalidOperation:
+        return Decimal(0)
+    return qty if qty.is_finite() else Decimal(0)
+
+
+def _flag(value: Any) -> bool:
+    return str(value).strip().lower() in ("1", "true") if value is not None else False
+
+
+def stock_lines(payload: dict[str, Any]) -> list[StockLine]:
+    """The order's stock lines that need fulfilment (int_order_lines__stock, requires_fulfilment)."""
+    entity_id = parse_int(payload.get("entity_id"))
+    out = []
+    for item in payload.get("items") or []:
+        if not isinstance(item, dict):
+            continue
+        product_type = text_or_none(item.get("product_type")) or "simple"
+        item_id = parse_int(item.get("item_id"))
+        sku = text_or_none(item.get("sku"))
+        if product_type in NO_STOCK_PARENTS or item_id is None or sku is None:
+            continue
+        if _flag(item.get("is_virtual")) or product_type in NO_FULFILMENT_TYPES:
+            continue
+        out.append(StockLine(f"{entity_id}-{item_id}", item_id, sku, _qty(item.get("qty_ordered")),
+                             _qty(item.get("qty_shipped")), _qty(item.get("qty_canceled")),
+                             _qty(item.get("qty_refunded"))))
+    return out
+
+
+def current_versions(conn: psycopg.Connection, entity_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """Per order, its latest well-formed version without an open quarantine entry."""
+    current: dict[int, dict[str, Any]] = {}
+    rows = conn.cursor(row_factory=dict_row).execute(VERSIONS_SQL, {"ids": sorted(set(entity_ids))}).fetchall()
+    for row in rows:
+        if row["entity_id"] in current:
+            continue
+        if not any(structural_problems(row["payload"]).values()):
+            current[row["entity_id"]] = row
+    return current
+
+
+def demands_for(conn: psycopg.Connection, entity_ids: Iterable[int]) -> list[OrderDemand]:
+    """Each stock line's demand (see the module's docstring) for the orders' current versions."""
+    versions = current_versions(conn, entity_ids)
+    if not versions:
+        return []
+    cur = conn.cursor(row_factory=dict_row)
+    channels = {r["magento_store_id"]: r["country_code"] for r in cur.execute(
+        "SELECT magento_store_id, country_code::text AS country_code FROM ref.channel"
+        " WHERE active AND magento_store_id IS NOT NULL").fetchall()}
+    pickup = {r["magento_source_code"]: r["store_id"] for r in cur.execute(
+        "SELECT magento_source_code, store_id FROM ref.location WHERE magento_source_code IS NOT NULL").fetchall()}
+    orders = sorted({text_or_none(v["payload"].get("increment_id")) or "" for v in versions.values()})
+    shipped: dict[tuple[str, int], Decimal] = {
+        (r["order_increment_id"], r["item_id"]): r["qty"] for r in cur.execute(SHIPMENTS_SQL, {"orders": orders})}
+    posted: dict[tuple[str, str, str], Decimal] = {
+        (r["order_increment_id"], r["line_key"], r["posting_type"]): r["qty"]
+        for r in cur.execute(POSTED_SQL, {"orders": orders})}
+    expired = {(r["order_increment_id"], r["line_key"]) for r in cur.execute(EXPIRED_SQL, {"orders": orders})}
+    cancelled = {r["order_increment_id"] for r in cur.execute(CANCELLED_SQL, {"orders": orders})}
+    lines_by_order = {eid: stock_lines(v["payload"]) for eid, v in versions.items()}
+    skus = sorted({line.sku for lines in lines_by_order.values() for line in lines})
+    known = {r["sku"] for r in cur.execute("SELECT sku FROM ref.sku WHERE sku = ANY(%s)", (skus,))}
+
+    demands = []
+    zero = Decimal(0)
+    for entity_id, version in sorted(versions.items()):
+        payload = version["payload"]
+        increment_id = text_or_none(payload.get("increment_id"))
+        country = channels.get(parse_int(payload.get("store_id")))
+        if increment_id is None or country is None:   # an unknown channel: an order exception, no stock
+            continue
+        code = text_or_none((payload.get("extension_attributes") or {}).get("pickup_location_code"))
+        pickup_store = pickup.get(code) if code else None
+        order_open = text_or_none(payload.get("state")) in OPEN_STATES and increment_id not in cancelled
+        for line in lines_by_order[entity_id]:
+            if line.sku not in known:                    # an unknown SKU: an order exception, no stock
+                continue
+            in_shipments = shipped.get((increment_id, line.item_id), zero)
+            collected = posted.get((increment_id, line.line_key, "collection"), zero)
+            in_flight = max(in_shipments - posted.get((increment_id, line.line_key, "shipment"), zero), zero)
+            open_qty = max(line.qty_ordered - max(line.qty_shipped, in_shipments + collected, line.qty_refunded)
+                           - line.qty_canceled, zero)
+            line_open = order_open and (increment_id, line.line_key) not in expired
+            target = (open_qty if line_open else zero) + in_flight
+            demands.append(OrderDemand(increment_id, line.line_key, country, pickup_store, line.sku, target,
+                                       line_open or in_flight > 0))
+    return demands
+
+
+def marts_ready(conn: psycopg.Connection) -> bool:
+    """Live ATP rests on the ATP marts; before the first ATP build there is nothing to reserve
+    against (routing reserves the order's lines when it allocates them)."""
+    row = conn.execute("SELECT to_regclass('marts.fct_atp_country') IS NOT NULL AND "
+                       "to_regclass('marts.fct_atp_store') IS NOT NULL AS ready").fetchone()
+    return bool(row["ready"] if isinstance(row, dict) else row[0])
+
+
+def reserve_orders(conn: psycopg.Connection, entity_ids: Iterable[int]) -> list[DemandResult]:
+    """Bring the orders' holds to their current versions' demand, on the caller's transaction."""
+    ids = sorted({int(i) for i in entity_ids if i is not None})
+    if not ids:
+        return []
+    if not marts_ready(conn):
+        log.warning("no ATP marts yet: %d order(s) landed without a reservation (routing reserves them)", len(ids))
+        return []
+    # One landing per order at a time (the pull and a push of the same order): the second waits,
+    # then reads the versions the first committed, so an older version never re-applies its
+    # demand after a newer one. Taken in id order, before any stock lock.
+    conn.execute("SELECT pg_advisory_xact_lock(1869442159, hashtext(x::text)) FROM unnest(%s::bigint[]) AS x"
+                 " ORDER BY x", (ids,))
+    return sync_order_demand(conn, demands_for(conn, ids))
+
+
+def summary(results: list[DemandResult]) -> dict[str, Any]:
+    by_status: dict[str, int] = defaultdict(int)
     for result in results:
-        by_status[result.status] = by_status.get(result.status, 0) + 1
-    return {"lines": len(results), "by_status": by_status, "dbt_rebuilt": outcome.passed,
+        by_status[result.status] += 1
+    return {"lines": len(results), "by_status": dict(by_status),
             "shortfall_lines": sum(1 for r in results if r.shortfall_qty and r.shortfall_qty > 0),
             "rejected": [f"{r.demand.line_key}: {r.error}" for r in results if r.status == "rejected"][:10]}

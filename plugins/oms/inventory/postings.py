@@ -23,13 +23,20 @@ from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from oms.errors import Refused
 
-class PostingError(ValueError):
+
+class PostingError(Refused, ValueError):
     """Unknown store or SKU, or a field out of range."""
 
+    code = "posting_refused"
 
-class PostingConflict(ValueError):
-    """The same (posting type, document, order line) was appended before with different content."""
+
+class PostingConflict(Refused, ValueError):
+    """The same (posting type, document, order line) was appended before with different content
+    (refused as the request that caused it, not as a conflict of the caller's own request)."""
+
+    code = "posting_refused"
 
 
 @dataclass(frozen=True)

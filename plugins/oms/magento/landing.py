@@ -30,6 +30,7 @@ class LandingResult:
     received: int
     inserted: int
     replaced: int
+    entity_ids: tuple[int, ...] = ()   # the orders received (keyed versions), for the reservation hook
 
 
 def parse_magento_timestamp(value: Any) -> datetime | None:
@@ -131,5 +132,8 @@ def land_orders(
             {"channel": channel_code, "batch": batch_id, "start": interval_start, "end": interval_end},
         )
         outcomes = [row["inserted"] for row in cur.fetchall()]
+        entity_ids = tuple(row["entity_id"] for row in cur.execute(
+            "SELECT DISTINCT entity_id FROM _magento_order_in WHERE entity_id IS NOT NULL ORDER BY 1").fetchall())
     inserted = sum(outcomes)
-    return LandingResult(batch_id=batch_id, received=received, inserted=inserted, replaced=len(outcomes) - inserted)
+    return LandingResult(batch_id=batch_id, received=received, inserted=inserted, replaced=len(outcomes) - inserted,
+                         entity_ids=entity_ids)

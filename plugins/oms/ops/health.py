@@ -233,6 +233,50 @@ def _parse(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
+# --------------------------------------------------------------------------- Airflow's components
+# An alert goes out when a scheduler, dag-processor or triggerer has not heartbeat for this long.
+JOB_COMPONENTS = ("scheduler", "dag-processor", "triggerer")
+
+
+def component_alert_after() -> timedelta:
+    return timedelta(minutes=float(os.environ.get("OMS_COMPONENT_ALERT_AFTER_MINUTES", "5")))
+
+
+def airflow_components(monitor: dict[str, Any] | None, error: str | None = None) -> list[dict[str, Any]]:
+    """Airflow's component health from its monitor endpoint (REST API v2), the scheduler first;
+    an api-server that does not answer is itself the one unhealthy component."""
+    from oms.integrations.airflow import component_health
+
+    if monitor is None:
+        return [{"component": "api-server", "status": "unreachable", "healthy": False, "last_heartbeat": None,
+                 "reason": f"Airflow api-server unreachable ({error})"}]
+    found = component_health(monitor)
+    # Without its database Airflow cannot read any heartbeat: that, not each component, is the cause.
+    database_down = not found[-1].healthy
+    return [{"component": c.name, "status": c.status, "healthy": c.healthy, "last_heartbeat": c.last_heartbeat,
+             "reason": c.down_reason() if c.status == "unhealthy" and (c.name == "metadatabase" or not database_down)
+             else None} for c in found]
+
+
+def component_reasons(components: list[dict[str, Any]]) -> list[str]:
+    return [c["reason"] for c in components if c["reason"]]
+
+
+def stuck_components(components: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    """Job components unhealthy with a last heartbeat older than the alert threshold."""
+    after = component_alert_after()
+    return [c for c in components if c["component"] in JOB_COMPONENTS and c["status"] == "unhealthy"
+            and (c["last_heartbeat"] is None or now - _parse(c["last_heartbeat"]) > after)]
+
+
+def alert_stuck_components(components: list[dict[str, Any]], now: datetime, dsn: str) -> list[dict[str, Any]]:
+    """Alert (oms.alerting: logged once per outage, then email/webhook) for each stuck component."""
+    from oms.alerting import component_alert, dispatch
+
+    return [dispatch(component_alert(c["component"], c["last_heartbeat"], c["reason"]), dsn=dsn)
+            for c in stuck_components(components, now)]
+
+
 # --------------------------------------------------------------------------- the verdict
 def judge(airflow: dict[str, Any], warehouse: dict[str, Any]) -> list[str]:
     """Reasons the pipeline is unhealthy; empty when healthy."""

@@ -1,8 +1,10 @@
 """What Magento should hold per (sku, MSI source), from the ATP marts and each channel's contract.
 
 - 'physical' channels: quantity = what is physically on the shelf: on hand − lines shipped but not
-  yet posted by the ERP (Magento deducted those at shipment) + returns restocked not yet in the ERP
-  − safety stock. Magento's own reservations hold open orders (subtracting ours as well would count
+  yet posted by the ERP (Magento deducted those at shipment) − lines Magento already shows
+  shipped whose parcel has not left yet (we create the Magento shipment at the manifest, and the
+  `shipment` posting comes with the courier's pickup scan: Magento has deducted those too) +
+  returns restocked not yet in the ERP − safety stock. Magento's own reservations hold open orders (subtracting ours as well would count
   every open order twice — MSI's classic bug).
 - 'sellable' channels: quantity = ATP (open orders already subtracted: store holds per source, and
   the country-level holds not yet routed taken with the buffer, below); Magento's reservations
@@ -20,6 +22,18 @@ Never negative; status 0 when nothing is sellable.
 # so a movement posted through the ERP API is published without waiting for the next dbt build.
 EXPECTED_SQL = """
 WITH skus AS (SELECT coalesce(array_agg(DISTINCT sku), '{}') AS all_skus FROM marts.fct_atp_store),
+shipped_not_left AS (
+    SELECT s.store_id, i ->> 'sku' AS sku,
+           sum(greatest((i ->> 'qty')::numeric - coalesce(p.qty, 0), 0)) AS qty
+    FROM oms.shipment s
+    CROSS JOIN LATERAL jsonb_array_elements(s.line_items) AS i
+    LEFT JOIN oms.sales_posting p
+           ON p.posting_type = 'shipment' AND p.source_ref = s.reference_number
+          AND p.order_increment_id = s.order_increment_id
+          AND p.line_key = s.magento_entity_id || '-' || (i ->> 'order_item_id')
+    WHERE s.state = 'magento_shipped'
+    GROUP BY 1, 2
+),
 base AS (
     SELECT s.country_code,
            s.sku,
@@ -28,10 +42,12 @@ base AS (
                                ELSE 0 END AS holdback,
            CASE WHEN NOT s.is_channel_eligible THEN 0
                 WHEN c.publish_mode = 'sellable' THEN s.atp_qty
-                ELSE greatest(s.on_hand_qty - s.awaiting_erp_qty + s.restocked_qty - s.safety_stock_qty, 0)
+                ELSE greatest(s.on_hand_qty - s.awaiting_erp_qty - coalesce(f.qty, 0) + s.restocked_qty
+                              - s.safety_stock_qty, 0)
            END AS qty
     FROM oms.atp_store_live((SELECT all_skus FROM skus)) s
     JOIN ref.channel c ON c.country_code = s.country_code AND c.active
+    LEFT JOIN shipped_not_left f ON f.store_id = s.store_id AND f.sku = s.sku
     LEFT JOIN oms.atp_country_live((SELECT all_skus FROM skus)) a ON a.country_code = s.country_code AND a.sku = s.sku
 ),
 ordered AS (

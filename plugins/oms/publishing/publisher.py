@@ -42,6 +42,16 @@ ORDER BY 1, 2
 """
 
 
+def record_magento_deduction(conn: psycopg.Connection, source_code: str, lines: list[dict[str, Any]]) -> None:
+    """Magento deducted a shipment's units from `source_code` itself when we created the shipment
+    (POST /V1/order/{id}/ship): the ledger follows, so it keeps saying what Magento holds and the
+    next publish sets the source back to the contract's quantity (else a quantity equal to the one
+    last sent would never be re-sent, and Magento would stay short by the shipment)."""
+    for line in lines:
+        conn.execute("UPDATE oms.publish_ledger SET quantity = greatest(quantity - %s, 0), published_at = now()"
+                     " WHERE sku = %s AND source_code = %s", (line["qty"], line["sku"], source_code))
+
+
 class PublishIncomplete(RuntimeError):
     """Some chunks were not accepted; the ledger holds only what was. A re-run sends the rest."""
 

@@ -16,6 +16,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
+from oms.errors import NotFound, Refused
 from oms.routing.rules import ProfileSpec, RoutingProfile, format_errors
 
 COLUMNS = ("profile_id, country_code, version, name, rules, settings, is_active, created_by, created_at, note, "
@@ -35,16 +36,17 @@ SELECT EXISTS (SELECT 1 FROM ref.channel WHERE country_code = %(country)s) AS co
 """
 
 
-class ProfileError(ValueError):
+class ProfileError(Refused, ValueError):
     """A profile that cannot be stored or activated; `problems` lists each reason."""
 
     def __init__(self, problems: list[str]):
-        super().__init__("; ".join(problems))
+        super().__init__("invalid routing profile: " + "; ".join(problems), code="invalid_routing_profile",
+                         details={"problems": problems})
         self.problems = problems
 
 
-class ProfileNotFound(LookupError):
-    pass
+class ProfileNotFound(NotFound, LookupError):
+    code = "unknown_profile_version"
 
 
 def parse_spec(data: Mapping[str, Any] | ProfileSpec) -> ProfileSpec:

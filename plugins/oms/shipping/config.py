@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from oms.settings import SANDBOX_SECRETS
+
 GCC = "AE,SA,QA,KW,BH,OM"
 
 
@@ -21,7 +23,8 @@ class ShippingSettings:
     # Countries whose shipments use Clickpost's international create-order body (v4); others use v3.
     v4_countries: frozenset[str] = field(default_factory=lambda: _set("OMS_CLICKPOST_V4_COUNTRIES", GCC))
     # The shared value Clickpost sends in the `webhook_key` (or `Authorization`) header.
-    webhook_key: str = field(default_factory=lambda: _env("OMS_CLICKPOST_WEBHOOK_KEY", "clickpost-webhook-key"))
+    webhook_key: str = field(default_factory=lambda: _env(
+        "OMS_CLICKPOST_WEBHOOK_KEY", SANDBOX_SECRETS["OMS_CLICKPOST_WEBHOOK_KEY"]))
     # ref.sku has weight_g but no dimensions: one box size per shipment, and a weight for unknown SKUs.
     default_item_weight_g: int = field(default_factory=lambda: int(_env("OMS_SHIP_DEFAULT_WEIGHT_G", "500")))
     box_cm: tuple[int, int, int] = field(default_factory=lambda: tuple(

@@ -38,6 +38,7 @@ from psycopg.types.json import Jsonb
 
 from oms.integrations.clickpost import ClickpostClient, cancelled
 from oms.integrations.magento import MagentoApiError, MagentoClient
+from oms.publishing.publisher import record_magento_deduction
 from oms.shipping import bodies
 from oms.shipping.config import ShippingSettings, get_shipping_settings
 from oms.shipping.faults import crash_point
@@ -390,6 +391,7 @@ def ship_to_magento(conn: psycopg.Connection, magento: MagentoClient, *, setting
             conn.execute("UPDATE oms.shipment SET state = 'magento_shipped', magento_shipment_id = %s, "
                          "magento_shipped_at = now(), last_error = NULL, updated_at = now() WHERE shipment_id = %s",
                          (magento_id, shipment_id))
+            record_magento_deduction(conn, row["source_code"], row["line_items"])
             report.magento_found += found
             report.magento_shipped += not found
     return report

@@ -1,5 +1,5 @@
-"""The atp_build DAG's tasks: the ATP (and order) marts rebuilt with dbt, the snapshot the API answers
-from recorded, then reservations brought to the open orders' demand (oms.inventory.order_demand)."""
+"""The atp_build DAG's task: the ATP (and order) marts rebuilt with dbt and the snapshot the API answers
+from recorded. Reservations are not synced here: orders reserve as they land (oms.inventory.order_demand)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from oms.integrations.connections import warehouse_dsn
-from oms.inventory.order_demand import sync_from_order_marts
 from oms.transform import run_dbt
 from oms.warehouse import connect
 
@@ -35,9 +34,12 @@ WHERE m.absorbed_at IS NULL
 """
 
 
-def build(dsn: str, dag_run_id: str | None, data_interval_end: datetime | None) -> dict[str, Any]:
+def build(dsn: str, dag_run_id: str | None, data_interval_end: datetime | None,
+          full_refresh: bool = False) -> dict[str, Any]:
+    """One dbt build of the ATP and order marts. The incremental models (docs/adr/0012) recompute
+    what changed since their last build; `full_refresh` rebuilds them whole (same rows)."""
     outcome = run_dbt(dsn, "build", "--select", *ATP_SELECTOR.split(), "--exclude", *ATP_EXCLUDE.split(),
-                      *SKIP_UNIT_TESTS)
+                      *SKIP_UNIT_TESTS, *(("--full-refresh",) if full_refresh else ()))
     with connect(dsn) as conn:
         row = conn.execute(
             """
@@ -51,12 +53,9 @@ def build(dsn: str, dag_run_id: str | None, data_interval_end: datetime | None) 
             (dag_run_id, data_interval_end),
         ).fetchone()
         absorbed = conn.execute(ABSORB_SQL).rowcount
-    return {"dbt_passed": outcome.passed, "dbt_failed": outcome.failed, **row, "movements_absorbed": absorbed}
+    return {"dbt_passed": outcome.passed, "dbt_failed": outcome.failed, **row, "movements_absorbed": absorbed,
+            "full_refresh": full_refresh, "models": outcome.models()}
 
 
-def dbt_build_atp(run_id: str | None, data_interval_end: datetime | None) -> dict[str, Any]:
-    return build(warehouse_dsn(), run_id, data_interval_end)
-
-
-def sync_order_reservations() -> dict[str, Any]:
-    return sync_from_order_marts(warehouse_dsn())
+def dbt_build_atp(run_id: str | None, data_interval_end: datetime | None, full_refresh: bool = False) -> dict[str, Any]:
+    return build(warehouse_dsn(), run_id, data_interval_end, full_refresh=full_refresh)

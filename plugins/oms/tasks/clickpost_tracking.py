@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from oms.integrations.connections import clickpost_client, magento_client, warehouse_dsn
-from oms.shipping import tracking
+from oms.shipping import postings, tracking
 from oms.warehouse import connect
 
 FEED_OVERLAP = timedelta(minutes=5)   # re-read scans are deduplicated: the overlap costs nothing
@@ -15,9 +15,13 @@ FEED_OVERLAP = timedelta(minutes=5)   # re-read scans are deduplicated: the over
 
 def push_to_magento() -> dict[str, Any]:
     with connect(warehouse_dsn()) as conn, magento_client() as magento:
+        # stock first: a parcel that left is a sales posting before anything else reads it
+        # (an RTO restock after it, the Magento comments)
+        posted = postings.post_shipped(conn)
+        conn.commit()
         pushed = tracking.push_to_magento(conn, magento)
         conn.commit()
-        return {**pushed, **tracking.settle_returns(conn)}
+        return {"sales_postings": posted, **pushed, **tracking.settle_returns(conn)}
 
 
 def read_updated_orders(data_interval_start: datetime, data_interval_end: datetime) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 
 from oms.integrations.connections import magento_client, warehouse_dsn
 from oms.integrations.magento import MagentoClient
+from oms.inventory import order_demand
 from oms.magento.landing import land_orders
 from oms.settings import Settings
 from oms.validation.magento_orders import read_watermark, validate_window
@@ -65,7 +66,8 @@ def land(
     dsn: str, magento: MagentoClient, pull: dict[str, Any], start: datetime, end: datetime,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """Land one partition of the window in one transaction: it lands whole or not at all."""
+    """Land one partition of the window in one transaction: it lands whole or not at all, and
+    its orders' stock lines are reserved in the same transaction (oms.inventory.order_demand)."""
     settings = settings or Settings()
     batch_id = batch_id_for(start, end)
     fetch_start = datetime.fromisoformat(pull["fetch_start"])
@@ -75,8 +77,10 @@ def land(
     )
     with connect(dsn) as conn:
         result = land_orders(conn, orders, batch_id, start, end, pull["channel_code"])
+        reserved = order_demand.reserve_orders(conn, result.entity_ids)
     return {"label": pull["label"], "fetch_start": pull["fetch_start"], "received": result.received,
-            "inserted": result.inserted, "replaced": result.replaced}
+            "inserted": result.inserted, "replaced": result.replaced,
+            "reservations": order_demand.summary(reserved)}
 
 
 def validate(

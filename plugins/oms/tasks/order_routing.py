@@ -7,6 +7,12 @@ reserving through the ledger (fulfilment.holds: country-level holds allocated to
 locations), and the decision's store tasks — one transaction per order. Idempotent over the data
 interval: the decision carries the run id (`order_routing/<interval end>`), an order decided by
 this run is not picked again, so a retried or re-run task routes and reserves nothing twice.
+
+A country whose active profile has mode "batch": its releasable delivery orders are solved as
+one window by the optimiser (service.solve_window, on one read of live ATP and capacity) after
+the orders routed one by one (click & collect, orders already holding units at a store), then
+each is recorded as above (service.record: capacity claim, reservation, decision with its
+`batch` note, store tasks); one that no longer fits is routed by the rule engine on live stock.
 Held and backordered orders are tried again by the next run; cancel_after_days is the engine's,
 counted from the order's created_at. A `cancelled` decision releases the order's holds in the same
 transaction and queues the cancellation for Magento (POST /V1/orders/{id}/cancel, with an order
@@ -30,7 +36,7 @@ from oms.fulfilment import holds, orders, tasks
 from oms.integrations.connections import warehouse_dsn
 from oms.inventory import reservations
 from oms.inventory.reservations import ReservationError
-from oms.routing import service
+from oms.routing import profiles, service
 from oms.routing.model import Decision, Order
 from oms.validation import order_exceptions
 from oms.warehouse import connect
@@ -47,39 +53,101 @@ def run_id_for(data_interval_end: datetime) -> str:
     return f"order_routing/{data_interval_end.isoformat()}"
 
 
+STORE_HELD_SQL = """
+SELECT DISTINCT order_increment_id FROM oms.reservation
+WHERE order_increment_id = ANY (%s) AND status = 'active' AND store_id IS NOT NULL
+"""
+
+
+def _batch_countries(conn: psycopg.Connection, pending: list[Order]) -> set[str]:
+    out = set()
+    for country in sorted({o.country_code for o in pending}):
+        profile = profiles.get_active(conn, country)
+        if profile is not None and profile.mode == "batch":
+            out.add(country)
+    return out
+
+
 def route_pending(dsn: str, data_interval_end: datetime) -> dict[str, Any]:
     run_id = run_id_for(data_interval_end)
     with connect(dsn) as conn:
         pending = orders.pending_orders(conn, run_id)
+        batch = _batch_countries(conn, pending)
+        # Orders already holding units at a store (click & collect at the pickup store, a line a
+        # re-route kept in place) see those units as their own (holds.atp_with_own_holds): the
+        # window's one stock read cannot, so they are routed one by one, before the window.
+        store_held = {r["order_increment_id"] for r in conn.execute(
+            STORE_HELD_SQL, ([o.increment_id for o in pending if o.country_code in batch],)).fetchall()} if batch else set()
+    windowed = [o for o in pending if o.country_code in batch and not o.is_pickup and o.increment_id not in store_held]
+    in_window = {o.increment_id for o in windowed}
     outcomes: Counter[str] = Counter()
     created = 0
     errors: list[str] = []
+    windows: list[dict[str, Any]] = []
+
+    def settle(conn: psycopg.Connection, order: Order, route: Any) -> None:
+        nonlocal created
+        try:
+            routed = route()
+            created += len(tasks.create_for_decision(conn, routed.decision_id, routed.decision))
+            if routed.decision.outcome == "cancelled":
+                cancel_order(conn, order.increment_id, routed.decision)
+            if order.pickup_store_id:
+                flag_pickup_store_stock(conn, order, routed.decision)
+            if routed.decision.allocated:
+                # Confirmed once the platform has placed it: queued once per order and channel
+                # (the outbox's key), in the same transaction as the decision.
+                notifications.enqueue(conn, "order_confirmed", order.increment_id)
+            conn.commit()
+        except (psycopg.Error, ReservationError, ValueError) as exc:
+            # one order's problem (e.g. a SKU the ledger refuses) must not stop the others:
+            # nothing of it is kept, it is reported here and tried again by the next run
+            conn.rollback()
+            log.warning("order %s not routed: %s", order.increment_id, exc)
+            errors.append(f"{order.increment_id}: {exc}")
+            outcomes["error"] += 1
+            return
+        outcomes[routed.decision.outcome] += 1
+
+    def one_by_one(conn: psycopg.Connection, order: Order):
+        return lambda: service.route_order(conn, order, data_interval_end, reserve=holds.reserve_decision,
+                                           atp=holds.atp_with_own_holds(order.increment_id), run_id=run_id)
+
     with connect(dsn) as conn:
         for order in pending:
-            try:
-                routed = service.route_order(conn, order, data_interval_end, reserve=holds.reserve_decision,
-                                             atp=holds.atp_with_own_holds(order.increment_id), run_id=run_id)
-                created += len(tasks.create_for_decision(conn, routed.decision_id, routed.decision))
-                if routed.decision.outcome == "cancelled":
-                    cancel_order(conn, order.increment_id, routed.decision)
-                if order.pickup_store_id:
-                    flag_pickup_store_stock(conn, order, routed.decision)
-                if routed.decision.allocated:
-                    # Confirmed once the platform has placed it: queued once per order and channel
-                    # (the outbox's key), in the same transaction as the decision.
-                    notifications.enqueue(conn, "order_confirmed", order.increment_id)
-                conn.commit()
-            except (psycopg.Error, ReservationError, ValueError) as exc:
-                # one order's problem (e.g. a SKU the ledger refuses) must not stop the others:
-                # nothing of it is kept, it is reported here and tried again by the next run
-                conn.rollback()
-                log.warning("order %s not routed: %s", order.increment_id, exc)
-                errors.append(f"{order.increment_id}: {exc}")
-                outcomes["error"] += 1
+            if order.increment_id not in in_window:
+                settle(conn, order, one_by_one(conn, order))
+        # Batch countries: one solve per country on one read of live stock, then each order
+        # recorded in its own transaction (a decision that no longer fits is re-routed by the
+        # rule engine on live stock: service.record).
+        for country in sorted(batch):
+            group = [o for o in windowed if o.country_code == country]
+            if not group:
                 continue
-            outcomes[routed.decision.outcome] += 1
-    return {"run_id": run_id, "orders": len(pending), "outcomes": dict(sorted(outcomes.items())),
-            "tasks_created": created, "errors": errors[:20]}
+            try:
+                window = service.solve_window(conn, country, group, data_interval_end)
+                conn.commit()
+            except (psycopg.Error, ValueError) as exc:
+                conn.rollback()
+                log.warning("batch window of %s not solved, routing its %d orders one by one: %s",
+                            country, len(group), exc)
+                errors.append(f"{country} window: {exc}")
+                for order in group:
+                    settle(conn, order, one_by_one(conn, order))
+                continue
+            windows.append({"country": country, "orders": len(group), "seconds": window.seconds,
+                            "windows": window.windows})
+            log.info("batch window %s: %d orders solved in %.3f s (%s)", country, len(group), window.seconds,
+                     ", ".join(f"{w['status']} {w['solve_seconds']} s" for w in window.windows))
+            for planned in window.planned:
+                settle(conn, planned.order, lambda p=planned: service.record(
+                    conn, p, data_interval_end, reserve=holds.reserve_decision,
+                    atp=holds.atp_with_own_holds(p.order.increment_id), run_id=run_id))
+    out = {"run_id": run_id, "orders": len(pending), "outcomes": dict(sorted(outcomes.items())),
+           "tasks_created": created, "errors": errors[:20]}
+    if windows:
+        out["batch"] = windows
+    return out
 
 
 CANCEL_MARKER = "[OMS routing cancel]"

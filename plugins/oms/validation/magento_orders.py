@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -125,19 +125,11 @@ def structural_problems(payload: Any) -> dict[str, str | None]:
     }
 
 
-def _window_records(
-    conn: psycopg.Connection, start: datetime, end: datetime, fetch_start: datetime
-) -> list[dict[str, Any]]:
-    """The versions this window pulled: updated in [fetch_start, end), or landed by this window
-    (a record without a readable updated_at is found that way).
-
-    The payload comes back cut down to the fields structural_problems reads (`.get` of a missing
-    key and of a null both give None, so the verdicts and details are the same); a non-object
-    payload, a non-array `items` and a non-object item come back whole. Decoding whole ~12 kB
-    orders in Python was about half of the gate's time (docs/benchmarks.md).
-    """
-    return conn.execute(
-        """
+# The payload cut down to the fields structural_problems reads (`.get` of a missing key and of a
+# null both give None, so the verdicts and details are the same); a non-object payload, a
+# non-array `items` and a non-object item come back whole. Decoding whole ~12 kB orders in
+# Python was about half of the gate's time (docs/benchmarks.md).
+_RECORD_COLUMNS = """
         SELECT record_key, entity_id,
                CASE WHEN jsonb_typeof(payload) = 'object' THEN jsonb_build_object(
                    'entity_id', payload -> 'entity_id', 'increment_id', payload -> 'increment_id',
@@ -151,12 +143,27 @@ def _window_records(
                    ELSE payload -> 'items' END)
                ELSE payload END AS payload
         FROM raw.magento_order
+"""
+
+
+def _window_records(
+    conn: psycopg.Connection, start: datetime, end: datetime, fetch_start: datetime
+) -> list[dict[str, Any]]:
+    """The versions this window pulled: updated in [fetch_start, end), or landed by this window
+    (a record without a readable updated_at is found that way)."""
+    return conn.execute(
+        _RECORD_COLUMNS + """
         WHERE (updated_at >= %(fetch_start)s AND updated_at < %(end)s)
            OR (data_interval_start = %(start)s AND data_interval_end = %(end)s)
         ORDER BY record_key
         """,
         {"fetch_start": fetch_start, "start": start, "end": end},
     ).fetchall()
+
+
+def _records_by_key(conn: psycopg.Connection, record_keys: Sequence[str]) -> list[dict[str, Any]]:
+    return conn.execute(_RECORD_COLUMNS + " WHERE record_key = ANY(%(keys)s) ORDER BY record_key",
+                        {"keys": list(record_keys)}).fetchall()
 
 
 def _malformed_checks():
@@ -187,6 +194,8 @@ WITH candidates AS (
     WHERE entity_id IS NOT NULL
       AND ((updated_at >= %(fetch_start)s AND updated_at < %(end)s)
            OR (data_interval_start = %(start)s AND data_interval_end = %(end)s))
+    UNION
+    SELECT unnest(%(entity_ids)s::bigint[])
     UNION
     SELECT entity_id FROM oms.order_exception WHERE resolved_at IS NULL
     UNION
@@ -309,10 +318,12 @@ def find_exceptions(
     fetch_start: datetime,
     as_of: datetime,
     payment_timeout: timedelta,
+    entity_ids: Sequence[int] = (),
 ) -> tuple[pd.DataFrame, list[Finding], bool]:
     rows = conn.execute(
         EXCEPTION_SQL,
         {
+            "entity_ids": list(entity_ids),
             "start": start,
             "end": end,
             "fetch_start": fetch_start,
@@ -353,29 +364,16 @@ def advance_watermark(conn: psycopg.Connection, end: datetime, source: str = SOU
     )
 
 
-def validate_window(
-    conn: psycopg.Connection,
-    batch_id: str,
-    start: datetime,
-    end: datetime,
-    fetch_start: datetime,
-    payment_timeout: timedelta,
-) -> ValidationResult:
-    """Gate the window [start, end) that was pulled from fetch_start; advance the watermark to end."""
-    conn.execute("SELECT pg_advisory_xact_lock(hashtext('oms.validate.magento_order'))")
-    records = _window_records(conn, start, end, fetch_start)
+def _gate(conn: psycopg.Connection, batch_id: str, records: list[dict[str, Any]], as_of: datetime,
+          exceptions: Callable[[datetime], tuple[pd.DataFrame, list[Finding], bool]]) -> ValidationResult:
     malformed, shape_ok = find_malformed(records) if records else ([], True)
     quarantine(conn, SOURCE, RAW_TABLE, batch_id, malformed)
     failing_shape = {(f.record_key, f.reason) for f in malformed}
     quarantine_resolved = resolve_passing(conn, SOURCE, [r["record_key"] for r in records], failing_shape)
-
-    watermark = read_watermark(conn)
-    as_of = max(end, watermark) if watermark else end
-    frame, findings, rules_ok = find_exceptions(conn, start, end, fetch_start, as_of, payment_timeout)
+    frame, findings, rules_ok = exceptions(as_of)
     opened = record_exceptions(conn, batch_id, findings)
     latest = dict(zip(frame["entity_id"], frame["record_key"], strict=True)) if not frame.empty else {}
     resolved = resolve_cleared(conn, latest, {(f.record_key, f.reason) for f in findings})
-    advance_watermark(conn, end)
     return ValidationResult(
         checked=len(records),
         quarantined_records=len({f.record_key for f in malformed}),
@@ -389,3 +387,36 @@ def validate_window(
         as_of=as_of,
         success=shape_ok and rules_ok,
     )
+
+
+def gate_versions(conn: psycopg.Connection, batch_id: str, record_keys: Sequence[str],
+                  payment_timeout: timedelta, now: datetime) -> ValidationResult:
+    """The same gate for versions pushed to the platform (POST /v1/magento/orders) rather than
+    pulled in a window: the watermark stays where the pull left it (it says which windows were
+    pulled), and time is the watermark, or `now` before the first pull."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext('oms.validate.magento_order'))")
+    records = _records_by_key(conn, record_keys)
+    as_of = read_watermark(conn) or now
+    entity_ids = sorted({r["entity_id"] for r in records if r["entity_id"] is not None})
+    never = datetime.min.replace(tzinfo=now.tzinfo)   # no window: only the pushed orders (and the open queue)
+    return _gate(conn, batch_id, records, as_of,
+                 lambda at: find_exceptions(conn, never, never, never, at, payment_timeout, entity_ids))
+
+
+def validate_window(
+    conn: psycopg.Connection,
+    batch_id: str,
+    start: datetime,
+    end: datetime,
+    fetch_start: datetime,
+    payment_timeout: timedelta,
+) -> ValidationResult:
+    """Gate the window [start, end) that was pulled from fetch_start; advance the watermark to end."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext('oms.validate.magento_order'))")
+    records = _window_records(conn, start, end, fetch_start)
+    watermark = read_watermark(conn)
+    as_of = max(end, watermark) if watermark else end
+    result = _gate(conn, batch_id, records, as_of,
+                   lambda at: find_exceptions(conn, start, end, fetch_start, at, payment_timeout))
+    advance_watermark(conn, end)
+    return result

@@ -1,14 +1,77 @@
 -- The ERP's last word per (store, SKU): the latest usable stock row by modified_at, ties
 -- broken by record_key. Rows without keys, timestamp or a numeric quantity cannot be placed
 -- and are skipped (staging warns about them), so the previous good row stands.
--- Issue 3 adds the ERP movements posted since this snapshot on top of it.
+-- int_stock__on_hand adds the ERP movements posted since this snapshot on top of it.
+--
+-- Incremental (docs/adr/0012-incremental-marts.md): a run recomputes only the (store, SKU) pairs
+-- whose answer can have changed since the rows it holds were built: pairs with a row landed since
+-- (loaded_at after the newest loaded_at held, less a look-back for landings still committing),
+-- pairs with a quarantine entry resolved since (a released row may now win), and pairs whose
+-- held row is quarantined now (the previous good row stands, or none: the post-hook then deletes
+-- the pair). `--full-refresh` rebuilds it whole, with the same rows (tests/test_incremental.py).
+{{ config(
+    materialized='incremental',
+    unique_key=['store_id', 'sku'],
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+    indexes=[{'columns': ['store_id', 'sku'], 'unique': true}, {'columns': ['record_key']}],
+    post_hook=[
+        "delete from {{ this }} held using {{ ref('stg_quarantine__entries') }} q
+         where q.source_feed = 'erp_stock' and q.is_open and q.record_key = held.record_key",
+        "analyze {{ this }}",
+    ],
+) }}
+
 with
+
+{% if is_incremental() %}
+
+changed_pairs as (
+
+    -- (a landed row quarantined at once changes nothing: staging already leaves it out)
+    select store_id, sku
+    from {{ ref('stg_erp__stock') }}
+    where loaded_at > {{ incremental_since(this) }}
+
+    union
+
+    select landed.store_id, landed.sku
+    from {{ ref('stg_quarantine__entries') }} released
+    inner join {{ ref('stg_erp__stock') }} landed
+        on landed.record_key = released.record_key
+    where released.source_feed = 'erp_stock'
+      and released.resolved_at > {{ incremental_since(this) }}
+
+    union
+
+    select held.store_id, held.sku
+    from {{ this }} held
+    inner join {{ ref('stg_quarantine__entries') }} quarantined
+        on quarantined.record_key = held.record_key
+    where quarantined.source_feed = 'erp_stock'
+      and quarantined.is_open
+
+),
+
+stock as (
+
+    select stock.*
+    from {{ ref('stg_erp__stock') }} stock
+    inner join changed_pairs
+        on changed_pairs.store_id = stock.store_id
+        and changed_pairs.sku = stock.sku
+
+),
+
+{% else %}
 
 stock as (
 
     select * from {{ ref('stg_erp__stock') }}
 
 ),
+
+{% endif %}
 
 usable as (
 

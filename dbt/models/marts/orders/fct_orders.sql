@@ -13,7 +13,57 @@
 --   closed           → closed (refunded)
 --   canceled         → canceled
 --   anything else    → unknown
+--
+-- Incremental (docs/adr/0012-incremental-marts.md), by difference rather than by time: a run
+-- recomputes the orders whose current version is not the one held (source_record_key), and the
+-- held orders whose channel or pickup store lookup now answers differently (a store mapped to
+-- another channel, a channel deactivated, a pickup location re-coded); the post-hook deletes
+-- orders that no longer have a current version. `--full-refresh` gives the same rows.
+{{ config(
+    materialized='incremental',
+    unique_key='entity_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+    post_hook=[
+        "delete from {{ this }} held where not exists (select 1 from {{ ref('stg_magento__order_versions') }} cur
+         where cur.entity_id = held.entity_id and cur.record_key = held.source_record_key)",
+    ],
+) }}
 with
+
+{% if is_incremental() %}
+
+changed_orders as (
+
+    select cur.entity_id
+    from {{ ref('stg_magento__order_versions') }} cur
+    left join {{ this }} held
+        on held.entity_id = cur.entity_id
+    where held.source_record_key is distinct from cur.record_key
+
+    union
+
+    select held.entity_id
+    from {{ this }} held
+    left join {{ ref('stg_ref__channels') }} active_channels
+        on active_channels.magento_store_id = held.magento_store_id
+        and active_channels.is_active
+    left join {{ ref('stg_ref__locations') }} pickup
+        on pickup.magento_source_code = held.pickup_location_code
+    where held.channel_code is distinct from active_channels.channel_code
+       or held.country_code is distinct from active_channels.country_code
+       or held.pickup_store_id is distinct from pickup.store_id
+
+),
+
+orders as (
+
+    select * from {{ ref('stg_magento__orders') }}
+    where entity_id in (select entity_id from changed_orders)
+
+),
+
+{% else %}
 
 orders as (
 
@@ -21,9 +71,13 @@ orders as (
 
 ),
 
+{% endif %}
+
+-- The payment and address views parse every order's JSON: read only the changed orders'.
 payments as (
 
     select * from {{ ref('stg_magento__order_payments') }}
+    {% if is_incremental() %}where entity_id in (select entity_id from changed_orders){% endif %}
 
 ),
 
@@ -31,6 +85,7 @@ shipping_addresses as (
 
     select * from {{ ref('stg_magento__order_addresses') }}
     where address_type = 'shipping'
+    {% if is_incremental() %}and entity_id in (select entity_id from changed_orders){% endif %}
 
 ),
 
@@ -136,7 +191,10 @@ final as (
 
         ---------- timestamps
         created_at,
-        updated_at
+        updated_at,
+
+        ---------- lineage
+        record_key as source_record_key
 
     from joined
 

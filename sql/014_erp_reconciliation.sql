@@ -35,5 +35,6 @@ CREATE TABLE IF NOT EXISTS oms.erp_reconciliation_run (
 );
 
 -- Alerts raised by a condition a task found (stale unacknowledged postings), beside task failures.
+-- (every kind: this file runs after sql/013, which added component_down)
 ALTER TABLE oms.alert_log DROP CONSTRAINT IF EXISTS alert_log_kind_check;
-ALTER TABLE oms.alert_log ADD CONSTRAINT alert_log_kind_check CHECK (kind IN ('failure', 'retry', 'condition'));
+ALTER TABLE oms.alert_log ADD CONSTRAINT alert_log_kind_check CHECK (kind IN ('failure', 'retry', 'component_down', 'condition'));

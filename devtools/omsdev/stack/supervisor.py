@@ -1,0 +1,196 @@
+"""Airflow's components as supervised processes: one that exits is started again.
+
+`airflow standalone` starts the scheduler, dag-processor, triggerer and api-server once and never
+again: when the metadata database went away (a Postgres restart), the three job components exited
+on "connection refused" and stayed down while the api-server answered, so nothing ran any more.
+This supervisor runs the same four commands itself and restarts each one that exits, with a
+backoff (1 s doubling to OMS_SUPERVISOR_MAX_BACKOFF, 15 s by default, reset after a minute of
+uptime) so a component that cannot start yet (the database is still down) does not spin.
+
+It writes what it runs to `run/airflow-components.json` in the state folder (pid, start time,
+restarts, last exit) for `oms status` and `oms up`. `oms up` restarts a component that is alive
+but unhealthy by Airflow's monitor endpoint with SIGTERM to that component's pid (the supervisor
+starts it again at once), and with SIGUSR1 to the supervisor makes every component waiting out a
+backoff start now.
+
+Run as `python -m omsdev.stack.supervisor STATE_DIR` with Airflow's environment (the stack's
+`airflow` service does that); SIGTERM stops every component and then the supervisor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
+STATE_FILE = "airflow-components.json"
+STABLE_AFTER = 60.0  # seconds of uptime after which a component's backoff starts again from 1 s
+STOP_GRACE = 15.0
+
+
+@dataclass
+class Component:
+    name: str
+    pid: int | None = None
+    started_at: str | None = None
+    restarts: int = 0
+    last_exit_code: int | None = None
+    last_exit_at: str | None = None
+    next_start_at: float = 0.0       # monotonic; 0 = start now
+    backoff: float = 1.0
+    process: subprocess.Popen | None = field(default=None, repr=False)
+    started_mono: float = 0.0
+
+
+def state_path(state_dir: Path) -> Path:
+    return Path(state_dir) / "run" / STATE_FILE
+
+
+def read_state(state_dir: Path) -> dict:
+    """The supervisor's last written view: {"supervisor_pid": …, "components": {name: {...}}}."""
+    try:
+        return json.loads(state_path(state_dir).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Supervisor:
+    def __init__(self, state_dir: Path, airflow_bin: str, max_backoff: float):
+        self.state_dir = Path(state_dir)
+        self.airflow_bin = airflow_bin
+        self.max_backoff = max_backoff
+        self.components = {name: Component(name) for name in COMPONENTS}
+        self.stopping = False
+        self.wake = False
+
+    def log(self, message: str) -> None:
+        print(f"{_now()} supervisor: {message}", flush=True)
+
+    def write_state(self) -> None:
+        path = state_path(self.state_dir)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        body = {"supervisor_pid": os.getpid(), "written_at": _now(), "components": {
+            c.name: {"pid": c.pid, "started_at": c.started_at, "restarts": c.restarts,
+                     "last_exit_code": c.last_exit_code, "last_exit_at": c.last_exit_at}
+            for c in self.components.values()}}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(body, indent=1))
+        tmp.replace(path)
+
+    def migrate(self) -> None:
+        """`airflow db migrate` until it succeeds (what standalone does first), with the same backoff."""
+        delay = 1.0
+        while not self.stopping:
+            result = subprocess.run([self.airflow_bin, "db", "migrate"], stdin=subprocess.DEVNULL)
+            if result.returncode == 0:
+                return
+            self.log(f"db migrate exited {result.returncode}; again in {delay:.0f}s")
+            self._sleep(delay)
+            delay = min(delay * 2, self.max_backoff)
+
+    def start(self, component: Component) -> None:
+        # Same process group as the supervisor: stopping the `airflow` service's group stops
+        # every component and the task processes they forked, even after a component was killed.
+        component.process = subprocess.Popen([self.airflow_bin, component.name], stdin=subprocess.DEVNULL)
+        if component.started_at is not None:
+            component.restarts += 1
+        component.pid = component.process.pid
+        component.started_at = _now()
+        component.started_mono = time.monotonic()
+        self.log(f"{component.name} started (pid {component.pid}, restarts {component.restarts})")
+
+    def reap(self, component: Component) -> bool:
+        """True when the component's process has exited (and schedules its restart)."""
+        if component.process is None:
+            return False
+        code = component.process.poll()
+        if code is None:
+            return False
+        uptime = time.monotonic() - component.started_mono
+        if uptime > STABLE_AFTER:
+            component.backoff = 1.0
+        component.last_exit_code, component.last_exit_at = code, _now()
+        component.process, component.pid = None, None
+        # Stopped on request (SIGTERM from `oms up`): start again at once.
+        delay = 0.0 if code in (-signal.SIGTERM, 128 + signal.SIGTERM) else component.backoff
+        component.next_start_at = time.monotonic() + delay
+        component.backoff = min(component.backoff * 2, self.max_backoff)
+        self.log(f"{component.name} exited with {code} after {uptime:.0f}s; restart in {delay:.0f}s")
+        return True
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.stopping and not self.wake and time.monotonic() < deadline:
+            time.sleep(min(0.2, max(deadline - time.monotonic(), 0)))
+
+    def run(self) -> None:
+        self.write_state()
+        self.migrate()
+        while not self.stopping:
+            changed = False
+            if self.wake:
+                self.wake = False
+                for component in self.components.values():
+                    component.next_start_at = 0.0
+            for component in self.components.values():
+                changed |= self.reap(component)
+                if component.process is None and time.monotonic() >= component.next_start_at and not self.stopping:
+                    self.start(component)
+                    changed = True
+            if changed:
+                self.write_state()
+            self._sleep(0.5)
+
+    def serve(self) -> None:
+        try:
+            self.run()
+        finally:  # a supervisor that fails must not leave its components running unsupervised
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        running = [c for c in self.components.values() if c.process is not None]
+        for component in running:
+            component.process.terminate()
+        deadline = time.monotonic() + STOP_GRACE
+        for component in running:
+            try:
+                component.process.wait(max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                component.process.kill()
+        for component in self.components.values():
+            component.process, component.pid = None, None
+        self.write_state()
+        self.log("stopped")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = argv if argv is not None else sys.argv[1:]
+    state_dir = Path(args[0])
+    airflow_bin = str(Path(sys.executable).parent / "airflow")
+    supervisor = Supervisor(state_dir, airflow_bin, float(os.environ.get("OMS_SUPERVISOR_MAX_BACKOFF", "15")))
+
+    def stop(signum, frame) -> None:
+        supervisor.stopping = True
+
+    def wake(signum, frame) -> None:
+        supervisor.wake = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGUSR1, wake)
+    supervisor.serve()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""Incremental builds give the same rows as a full refresh (real Postgres, real dbt).
+
+The dbt project's fixture (tests/test_dbt_project.py) is built whole; then what happens between
+two builds happens — new ERP rows and order versions land, a held row is quarantined, a pair's
+only row is quarantined, a quarantined row is released, an entry is re-opened — and an
+incremental build must leave every model byte-identical to a `--full-refresh` build of the same
+data. The look-back is 0 here, so the incremental run really works from its watermark (the
+default 15 minutes would recompute everything this test landed seconds ago).
+"""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from .test_dbt_project import FIXTURE_SQL, MAGENTO_FIXTURE_SQL, REPO
+
+SELECT = ("+fct_atp_store", "+fct_atp_country", "+fct_orders", "+fct_order_lines")
+NO_LOOKBACK = ("--vars", "{incremental_lookback_minutes: 0}")
+MODELS = ["intermediate.int_stock__latest_snapshot", "staging.base_magento__orders_current",
+          "intermediate.int_stock__on_hand", "marts.fct_atp_store", "marts.fct_atp_country",
+          "marts.fct_orders", "marts.fct_order_lines"]
+
+CHANGES_SQL = """
+-- New ERP rows: a newer quantity for a held pair, an older row that must not win, a new pair.
+INSERT INTO raw.erp_stock (record_key, store_id, sku, modified_at, payload, batch_id,
+                           data_interval_start, data_interval_end)
+SELECT k, s, i, t::timestamptz,
+       jsonb_build_object('itemNumber', i, 'locationCode', s, 'variantCode', '', 'inventory', q,
+                          'unitOfMeasureCode', 'PCS', 'lastModifiedDateTime', t),
+       'batch-2', '2026-11-23T00:00:00Z', '2026-11-24T00:00:00Z'
+FROM (VALUES
+    ('ae-st01-tshirt-new', 'AE-ST-01', 'TSHIRT-BLK-M', '2026-11-23T00:00:00Z', '40'::jsonb),
+    ('ae-st02-tshirt-old', 'AE-ST-02', 'TSHIRT-BLK-M', '2026-11-01T00:00:00Z', '99'),
+    ('sa-st01-jeans-new',  'SA-ST-01', 'JEANS-BLU-32', '2026-11-23T00:00:00Z', '6')
+) AS v (k, s, i, t, q);
+
+-- The held row of (AE-WH-01, TSHIRT) is quarantined: the older row (20) stands again.
+-- The only row of (SA-ST-02, SKU-1) is quarantined: the pair leaves the snapshot.
+INSERT INTO raw.quarantine (source, record_key, batch_id, reason, detail, payload)
+SELECT 'erp_stock', record_key, 'batch-2', 'operator_hold', 'held by a test', payload
+FROM raw.erp_stock WHERE record_key IN ('ae-wh01-tshirt', 'sa-st02-sku1');
+
+-- A quarantined row is released (the store is known after all): XX-ST-99's row is accepted.
+UPDATE raw.quarantine SET resolved_at = now() WHERE record_key = 'xx-st99-tshirt';
+
+-- A resolved entry is re-opened (validation's ON CONFLICT … SET resolved_at = NULL keeps the old
+-- detected_at): (SA-WH-01, TSHIRT)'s held row is quarantined again.
+UPDATE raw.quarantine SET resolved_at = NULL WHERE record_key = 'sa-wh01-tshirt';
+
+-- Orders: a new version of order 1 (cancelled) and a new order 3.
+INSERT INTO raw.magento_order (record_key, entity_id, updated_at, increment_id, store_id, channel_code, payload,
+                               batch_id, data_interval_start, data_interval_end)
+SELECT v.entity_id || '@' || v.updated_at, v.entity_id, v.updated_at::timestamptz, v.payload ->> 'increment_id',
+       1, 'ae_web', v.payload, 'batch-2', '2026-11-22T00:00:00Z', '2026-11-23T00:00:00Z'
+FROM (VALUES
+    (1, '2026-11-22T10:00:00Z', jsonb_build_object('entity_id', 1, 'increment_id', 'AE1', 'state', 'canceled',
+        'created_at', '2026-11-21 08:00:00', 'updated_at', '2026-11-22 10:00:00', 'items', jsonb_build_array(
+            jsonb_build_object('item_id', 1, 'sku', 'TSHIRT-BLK-M', 'product_type', 'simple', 'qty_ordered', 2,
+                               'qty_canceled', 2)))),
+    (3, '2026-11-22T11:00:00Z', jsonb_build_object('entity_id', 3, 'increment_id', 'AE3', 'state', 'new',
+        'created_at', '2026-11-22 11:00:00', 'updated_at', '2026-11-22 11:00:00', 'items', jsonb_build_array(
+            jsonb_build_object('item_id', 31, 'sku', 'SKU-1', 'product_type', 'simple', 'qty_ordered', 1))))
+) AS v (entity_id, updated_at, payload);
+"""
+
+# The second order change: order 1's newest version is quarantined, so its previous one stands.
+ORDER_HOLD_SQL = """
+INSERT INTO raw.quarantine (source, record_key, batch_id, reason, detail, payload)
+SELECT 'magento_order', record_key, 'batch-3', 'operator_hold', 'held by a test', payload
+FROM raw.magento_order WHERE entity_id = 1 AND updated_at = '2026-11-22T10:00:00Z';
+"""
+
+
+def _digests(conn) -> dict[str, tuple[int, str]]:
+    out = {}
+    for model in MODELS:
+        row = conn.execute(f"SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) "
+                           f"FROM {model} t").fetchone()
+        out[model] = (row[0], row[1])
+    return out
+
+
+def _run(dsn: str, *args: str):
+    from oms.transform import run_dbt
+
+    return run_dbt(dsn, "run", "--select", *SELECT, *NO_LOOKBACK, *args,
+                   target_path=REPO / ".oms" / "test" / "dbt-target-incremental")
+
+
+@pytest.fixture(scope="module")
+def dsn(pg_cluster):
+    from oms.warehouse import apply_ddl
+
+    from .conftest import fresh_database
+
+    database_dsn = fresh_database(pg_cluster, "oms_test_incremental")
+    apply_ddl(database_dsn)
+    with psycopg.connect(database_dsn, autocommit=True) as conn, conn.transaction():
+        conn.execute(FIXTURE_SQL)
+        conn.execute(MAGENTO_FIXTURE_SQL)
+    return database_dsn
+
+
+def test_incremental_builds_equal_a_full_refresh(dsn):
+    _run(dsn, "--full-refresh")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        first = _digests(conn)
+        conn.execute(CHANGES_SQL)
+
+    outcome = _run(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        incremental = _digests(conn)
+        held = {(r[0], r[1]): (r[2], str(r[3])) for r in conn.execute(
+            "SELECT store_id, sku, record_key, on_hand_qty FROM intermediate.int_stock__latest_snapshot")}
+    # Only the changed slice was written: 6 pairs of 14 (3 landed, 1 released, 2 quarantined
+    # held rows, one of which has no row left) and 2 orders of 2.
+    rows = {m["model"]: m["rows"] for m in outcome.models()}
+    assert rows["int_stock__latest_snapshot"] == 5
+    assert rows["base_magento__orders_current"] == 2
+    assert rows["fct_orders"] == 2
+    assert held[("AE-WH-01", "TSHIRT-BLK-M")] == ("ae-wh01-tshirt-old", "20")
+    assert held[("AE-ST-01", "TSHIRT-BLK-M")] == ("ae-st01-tshirt-new", "40")
+    assert held[("AE-ST-02", "TSHIRT-BLK-M")][0] == "ae-st02-tshirt"
+    assert held[("XX-ST-99", "TSHIRT-BLK-M")][0] == "xx-st99-tshirt"
+    assert ("SA-ST-02", "SKU-1") not in held and ("SA-WH-01", "TSHIRT-BLK-M") not in held
+    assert incremental != first
+
+    _run(dsn, "--full-refresh")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert _digests(conn) == incremental
+        conn.execute(ORDER_HOLD_SQL)
+
+    _run(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        after_hold = _digests(conn)
+        state = conn.execute("SELECT updated_at FROM staging.base_magento__orders_current WHERE entity_id = 1"
+                             ).fetchone()[0]
+    assert str(state.date()) == "2026-11-21"
+    _run(dsn, "--full-refresh")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert _digests(conn) == after_hold
+        # Reference data: the UAE channel is switched off, so its orders lose channel and country.
+        conn.execute("UPDATE ref.channel SET active = false WHERE channel_code = 'ae_web'")
+
+    _run(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        after_channel = _digests(conn)
+        channels = {r[0] for r in conn.execute("SELECT channel_code FROM marts.fct_orders")}
+    assert channels == {None}
+    _run(dsn, "--full-refresh")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert _digests(conn) == after_channel

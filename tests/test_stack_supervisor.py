@@ -1,0 +1,90 @@
+"""The local stack's supervisor (omsdev.stack.supervisor): it migrates first, starts the four
+Airflow components, starts again one that exits (killed or crashed), starts at once one stopped on
+request (SIGTERM, what `oms up` sends to an unhealthy one), and stops them all when it stops.
+Real processes: a stand-in `airflow` executable that records its calls and sleeps (or exits, for
+the migration). The stack with the real Airflow is tests/test_chaos.py."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from omsdev.stack import supervisor
+
+FAKE_AIRFLOW = """#!/bin/sh
+echo "$@" >> "{calls}"
+if [ "$1" = db ]; then exit 0; fi
+exec sleep 300
+"""
+
+
+def wait(condition, timeout: float = 20):
+    deadline = time.monotonic() + timeout
+    while not (found := condition()):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.fixture
+def running(tmp_path):
+    calls = tmp_path / "calls"
+    fake = tmp_path / "airflow"
+    fake.write_text(FAKE_AIRFLOW.format(calls=calls))
+    fake.chmod(0o755)
+    sup = supervisor.Supervisor(tmp_path / "state", str(fake), max_backoff=2)
+    thread = threading.Thread(target=sup.serve, daemon=True)
+    thread.start()
+    yield sup, calls, tmp_path / "state"
+    sup.stopping = True
+    thread.join(30)
+
+
+def components(state_dir: Path) -> dict:
+    return supervisor.read_state(state_dir).get("components", {})
+
+
+def test_migrates_then_starts_every_component_and_restarts_one_that_dies(running):
+    sup, calls, state_dir = running
+    first = wait(lambda: all(c["pid"] for c in components(state_dir).values()) and components(state_dir))
+    assert set(first) == set(supervisor.COMPONENTS)
+    lines = calls.read_text().splitlines()
+    assert lines[0] == "db migrate" and set(lines[1:]) == set(supervisor.COMPONENTS)
+
+    os.kill(first["scheduler"]["pid"], signal.SIGKILL)  # as the OOM killer, or a crash
+    again = wait(lambda: components(state_dir)["scheduler"]["pid"] not in (None, first["scheduler"]["pid"])
+                 and components(state_dir))
+    assert again["scheduler"]["restarts"] == 1 and again["scheduler"]["last_exit_code"] == -signal.SIGKILL
+    assert alive(again["scheduler"]["pid"])
+    assert again["triggerer"]["pid"] == first["triggerer"]["pid"]  # the others untouched
+
+    os.kill(again["triggerer"]["pid"], signal.SIGTERM)  # `oms up` restarting an unhealthy one
+    third = wait(lambda: components(state_dir)["triggerer"]["restarts"] == 1 and components(state_dir)["triggerer"]["pid"]
+                 and components(state_dir), timeout=5)
+    assert third["triggerer"]["last_exit_code"] == -signal.SIGTERM
+
+
+def test_stopping_stops_every_component(running):
+    sup, _, state_dir = running
+    pids = [c["pid"] for c in wait(lambda: all(c["pid"] for c in components(state_dir).values())
+                                   and components(state_dir)).values()]
+    sup.stopping = True
+    wait(lambda: not any(alive(pid) for pid in pids), timeout=30)
+    wait(lambda: all(c["pid"] is None for c in components(state_dir).values()))
