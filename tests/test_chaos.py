@@ -28,7 +28,7 @@ from unittest import mock
 import httpx
 import pytest
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
 
 REPO = Path(__file__).resolve().parents[1]
 OMS = str(Path(sys.executable).parent / "oms")
