@@ -36,8 +36,8 @@ changed_pairs as (
     union
 
     select landed.store_id, landed.sku
-    from {{ ref('stg_quarantine__entries') }} released
-    inner join {{ ref('stg_erp__stock') }} landed
+    from {{ ref('stg_quarantine__entries') }} as released
+    inner join {{ ref('stg_erp__stock') }} as landed
         on landed.record_key = released.record_key
     where released.source_feed = 'erp_stock'
       and released.resolved_at > {{ incremental_since(this) }}
@@ -45,8 +45,8 @@ changed_pairs as (
     union
 
     select held.store_id, held.sku
-    from {{ this }} held
-    inner join {{ ref('stg_quarantine__entries') }} quarantined
+    from {{ this }} as held
+    inner join {{ ref('stg_quarantine__entries') }} as quarantined
         on quarantined.record_key = held.record_key
     where quarantined.source_feed = 'erp_stock'
       and quarantined.is_open
@@ -56,7 +56,7 @@ changed_pairs as (
 stock as (
 
     select stock.*
-    from {{ ref('stg_erp__stock') }} stock
+    from {{ ref('stg_erp__stock') }} as stock
     inner join changed_pairs
         on changed_pairs.store_id = stock.store_id
         and changed_pairs.sku = stock.sku

@@ -36,19 +36,19 @@ with
 changed_orders as (
 
     select cur.entity_id
-    from {{ ref('stg_magento__order_versions') }} cur
-    left join {{ this }} held
+    from {{ ref('stg_magento__order_versions') }} as cur
+    left join {{ this }} as held
         on held.entity_id = cur.entity_id
     where held.source_record_key is distinct from cur.record_key
 
     union
 
     select held.entity_id
-    from {{ this }} held
-    left join {{ ref('stg_ref__channels') }} active_channels
+    from {{ this }} as held
+    left join {{ ref('stg_ref__channels') }} as active_channels
         on active_channels.magento_store_id = held.magento_store_id
         and active_channels.is_active
-    left join {{ ref('stg_ref__locations') }} pickup
+    left join {{ ref('stg_ref__locations') }} as pickup
         on pickup.magento_source_code = held.pickup_location_code
     where held.channel_code is distinct from active_channels.channel_code
        or held.country_code is distinct from active_channels.country_code
@@ -58,8 +58,8 @@ changed_orders as (
 
 orders as (
 
-    select * from {{ ref('stg_magento__orders') }}
-    where entity_id in (select entity_id from changed_orders)
+    select landed_orders.* from {{ ref('stg_magento__orders') }} as landed_orders
+    where landed_orders.entity_id in (select changed_orders.entity_id from changed_orders)
 
 ),
 
@@ -76,16 +76,21 @@ orders as (
 -- The payment and address views parse every order's JSON: read only the changed orders'.
 payments as (
 
-    select * from {{ ref('stg_magento__order_payments') }}
-    {% if is_incremental() %}where entity_id in (select entity_id from changed_orders){% endif %}
+    select order_payments.* from {{ ref('stg_magento__order_payments') }} as order_payments
+    {% if is_incremental() %}
+        where order_payments.entity_id in (select changed_orders.entity_id from changed_orders)
+    {% endif %}
 
 ),
 
 shipping_addresses as (
 
-    select * from {{ ref('stg_magento__order_addresses') }}
-    where address_type = 'shipping'
-    {% if is_incremental() %}and entity_id in (select entity_id from changed_orders){% endif %}
+    select order_addresses.* from {{ ref('stg_magento__order_addresses') }} as order_addresses
+    where
+        order_addresses.address_type = 'shipping'
+        {% if is_incremental() %}
+            and order_addresses.entity_id in (select changed_orders.entity_id from changed_orders)
+        {% endif %}
 
 ),
 
