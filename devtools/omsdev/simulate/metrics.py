@@ -51,6 +51,9 @@ class Metrics:
         self.drift_samples: list[dict[str, Any]] = []
         self.incidents: list[dict[str, Any]] = []
         self.checked_decisions: set[int] = set()
+        # units of placed orders not yet allocated to a location, per (country, sku): promised to
+        # someone already, so not free for the next shopper even though they are on a shelf
+        self.pending: dict[tuple[str, str], float] = defaultdict(float)
         self.per_day: dict[str, Counter] = defaultdict(Counter)
         self.kpi_check: dict[str, Any] = {}
         self.ledger_check: dict[str, Any] = {}
@@ -60,7 +63,9 @@ class Metrics:
         self.demand_units += sum(qty for _, qty in lines)
         self.per_day[event["at"].date().isoformat()]["demand_units"] += sum(qty for _, qty in lines)
 
-    def placed(self, order: dict[str, Any], event: dict[str, Any]) -> None:
+    def placed(self, order: dict[str, Any], event: dict[str, Any], lines: list[tuple[str, float]]) -> None:
+        for sku, qty in lines:
+            self.pending[(event["country"], sku)] += qty
         method = (order.get("payment") or {}).get("method")
         pickup = (order.get("extension_attributes") or {}).get("pickup_location_code")
         self.orders["placed"] += 1
@@ -75,13 +80,18 @@ class Metrics:
                 if loc["country_code"] == country and loc.get("active", True)
                 and (loc["location_type"] == "warehouse" or loc.get("ship_from_store"))}
 
+    def _available(self, country: str, sku: str, free: dict[str, float]) -> float:
+        """Units of the country's eligible locations free beyond safety stock, less what placed
+        orders not yet allocated already count on."""
+        return sum(max(units, 0.0) for units in free.values()) - self.pending[(country, sku)]
+
     def refused_by_magento(self, sim, event: dict[str, Any], order: dict[str, Any],
                            refused: list[tuple[str, float]]) -> None:
         self.orders["refused_by_magento"] += 1
         for sku, qty in refused:
             self.refused_units += qty
             free = self._free_in_country(sim, event["country"], sku)
-            if max(free.values(), default=0) >= qty:
+            if self._available(event["country"], sku, free) >= qty:
                 self.undersold_units += qty
                 self.per_day[event["at"].date().isoformat()]["undersold_units"] += qty
                 self.incident("undersell", event["at"], sku=sku, qty=qty, country=event["country"],
@@ -100,6 +110,8 @@ class Metrics:
             for allocation in row["allocations"]:
                 store_id, sku, qty = allocation["store_id"], allocation["sku"], float(allocation["qty"])
                 self.allocated_lines += 1
+                pending_key = (row["country_code"].strip(), sku)
+                self.pending[pending_key] = max(0.0, self.pending[pending_key] - qty)
                 if self.world.free(store_id, sku) + 1e-9 < qty:
                     self.oversold_lines += 1
                     self.per_day[at.date().isoformat()]["oversold_lines"] += 1
@@ -110,7 +122,7 @@ class Metrics:
             if row["outcome"] in ("backordered", "cancelled"):
                 for line in row["unallocated"]:
                     free = self._free_in_country(sim, row["country_code"].strip(), line["sku"])
-                    if max(free.values(), default=0) >= float(line["qty"]):
+                    if self._available(row["country_code"].strip(), line["sku"], free) >= float(line["qty"]):
                         self.undersold_units += float(line["qty"])
                         self.per_day[at.date().isoformat()]["undersold_units"] += float(line["qty"])
                         self.incident("undersell", at, order=row["order_increment_id"], sku=line["sku"],

@@ -189,7 +189,7 @@ class Simulation:
             return
         self.sandboxes.magento.state.sandbox.sales.load_orders([order])
         self.placed[order["increment_id"]] = order
-        self.metrics.placed(order, event)
+        self.metrics.placed(order, event, lines)
         if self.push_path:
             started = time.perf_counter()
             response = self.api.post("/v1/magento/orders", json=order,
