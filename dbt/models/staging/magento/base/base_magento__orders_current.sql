@@ -4,10 +4,9 @@
 -- to the orders in fct_orders with a nested loop (quadratic in the number of orders).
 -- Analysed after the build, so the planner knows its size.
 --
--- Incremental (docs/adr/0012-incremental-marts.md), keyed on entity_id: a run re-ranks only the
--- orders with a version landed since the newest loaded_at it holds (less the look-back), with a
--- quarantine entry resolved since, or whose held version is quarantined now (the post-hook
--- deletes an order left with no accepted version). `--full-refresh` gives the same rows.
+-- Incremental (docs/adr/0012-incremental-marts.md), keyed on entity_id: a run rewrites only the
+-- orders whose current version differs from the one held (the post-hook deletes an order left with
+-- no accepted version). `--full-refresh` gives the same rows.
 {{ config(
     materialized='incremental',
     unique_key='entity_id',
@@ -15,8 +14,8 @@
     on_schema_change='fail',
     indexes=[{'columns': ['entity_id'], 'unique': true}, {'columns': ['record_key']}],
     post_hook=[
-        "delete from {{ this }} held using {{ ref('base_quarantine__records') }} q
-         where q.source_feed = 'magento_order' and q.is_open and q.record_key = held.record_key",
+        "delete from {{ this }} held where not exists (select 1 from {{ source('magento', 'magento_order_current') }} c
+         where c.entity_id = held.entity_id)",
         "analyze {{ this }}",
     ],
 ) }}
@@ -25,37 +24,19 @@
 -- 'magento_order' quarantine entry) is decided once, by the view raw.magento_order_current
 -- (sql/012, docs/adr/0011-one-reading-of-the-magento-order.md), which the order gate and the
 -- shipping planner read too.
--- depends_on: {{ ref('base_magento__orders') }}
--- depends_on: {{ ref('base_quarantine__records') }}
 with
 
 {% if is_incremental() %}
 
+-- The orders whose current version (the view's choice) is not the one held: a newer version
+-- landed, a quarantine entry was released (an older version stands again) or opened on the held one.
 changed_orders as (
 
-    select landed.entity_id
-    from {{ ref('base_magento__orders') }} as landed
-    where landed.loaded_at > {{ incremental_since(this) }}
-
-    union
-
-    select landed.entity_id
-    from {{ ref('base_quarantine__records') }} as released
-    inner join {{ ref('base_magento__orders') }} as landed
-        on released.record_key = landed.record_key
-    where
-        released.source_feed = 'magento_order'
-        and released.resolved_at > {{ incremental_since(this) }}
-
-    union
-
-    select held.entity_id
-    from {{ this }} as held
-    inner join {{ ref('base_quarantine__records') }} as quarantined
-        on held.record_key = quarantined.record_key
-    where
-        quarantined.source_feed = 'magento_order'
-        and quarantined.is_open
+    select current_orders.entity_id
+    from {{ source('magento', 'magento_order_current') }} as current_orders
+    left join {{ this }} as held
+        on current_orders.entity_id = held.entity_id
+    where held.record_key is distinct from current_orders.record_key
 
 ),
 
