@@ -41,6 +41,7 @@ class Metrics:
         self.orders = Counter()                    # by kind
         self.demand_units = 0.0
         self.refused_units = 0.0
+        self.outage_units = 0.0
         self.undersold_units = 0.0
         self.oversold_lines = 0
         self.allocated_lines = 0
@@ -84,6 +85,11 @@ class Metrics:
         """Units of the country's eligible locations free beyond safety stock, less what placed
         orders not yet allocated already count on."""
         return sum(max(units, 0.0) for units in free.values()) - self.pending[(country, sku)]
+
+    def lost_to_outage(self, event: dict[str, Any], lines: list[tuple[str, float]]) -> None:
+        """Demand that met a Magento outage: lost, but not refused by the promise."""
+        self.orders["lost_to_magento_outage"] += 1
+        self.outage_units += sum(qty for _, qty in lines)
 
     def refused_by_magento(self, sim, event: dict[str, Any], order: dict[str, Any],
                            refused: list[tuple[str, float]]) -> None:
@@ -203,6 +209,7 @@ class Metrics:
                 "undersell_share_of_demand": round(self.undersold_units / max(self.demand_units, 1), 5),
                 "undersold_units": self.undersold_units, "demand_units": self.demand_units,
                 "refused_units": self.refused_units,
+                "units_lost_to_magento_outage": self.outage_units,
                 "drift_share_between_reconciles": round(drift_between, 5),
                 "drift_after_reconcile": drift_after,
                 "lag_erp_movement_to_api_s": percentiles(self.lags["erp_movement_to_api"]),

@@ -183,7 +183,11 @@ class Simulation:
         self.metrics.demand(event, lines)
         if order["state"] == "canceled":
             return   # a checkout that failed before Magento placed it: no demand reached the platform
-        refused = [(sku, qty) for sku, qty in lines if self._salable(sku, country["stock_id"]) < qty]
+        salable = {sku: self._salable(sku, country["stock_id"]) for sku, _ in lines}
+        if any(value is None for value in salable.values()):
+            self.metrics.lost_to_outage(event, lines)   # the web store is down: nobody can check out
+            return
+        refused = [(sku, qty) for sku, qty in lines if salable[sku] < qty]
         if refused:
             self.metrics.refused_by_magento(self, event, order, refused)
             return
@@ -207,11 +211,12 @@ class Simulation:
         self._pending_cancels = getattr(self, "_pending_cancels", [])
         self._pending_cancels.append((at, order))
 
-    def _salable(self, sku: str, stock_id: int) -> float:
+    def _salable(self, sku: str, stock_id: int) -> float | None:
+        """Magento's salable quantity as the storefront sees it; None while Magento is down."""
         response = self.magento.get(f"/inventory/get-product-salable-quantity/{sku}/{stock_id}")
-        if response.status_code != 200:
-            return 0.0
-        return float(response.json())
+        if response.status_code >= 500:
+            return None
+        return float(response.json()) if response.status_code == 200 else 0.0
 
     # ------------------------------------------------------------------ the ERP
     def on_till_sale(self, event: dict[str, Any]) -> None:
