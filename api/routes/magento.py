@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from api.auth import Caller, require
 from api.db import run_sync
 from api.deps import AnswerCache, Events, Pool
-from api.errors import ApiError
+from api.errors import ApiError, error_response
 from oms.magento import push
 from oms.settings import get_settings
 
@@ -83,8 +83,8 @@ ORDER_SCHEMA = {"type": "object", "description": "a Magento order as GET /V1/ord
     response_model=PushAnswer,
     responses={
         207: {"model": PushAnswer, "description": "some orders quarantined: see orders[].quarantine; the others landed"},
-        422: {"description": "every order was quarantined (the answer is a PushAnswer), or the body is not an "
-                             "order or a list of orders (nothing was kept)"},
+        422: {"description": "every order was quarantined (error.details is the PushAnswer), or the body is not "
+                             "an order or a list of orders (nothing was kept)"},
     },
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
         "oneOf": [ORDER_SCHEMA, {"type": "array", "minItems": 1, "maxItems": push.MAX_ORDERS, "items": ORDER_SCHEMA}],
@@ -111,5 +111,8 @@ async def post_orders(request: Request, background: BackgroundTasks, pool: Pool,
         orders=[OrderResult.model_validate(o, from_attributes=True) for o in result.orders])
     if answer.landed or answer.replaced:
         background.add_task(events.emit, RAW_MAGENTO_ORDER_URI, {"source": "magento_push"})
-    status = 200 if not answer.quarantined else 422 if answer.quarantined == answer.received else 207
-    return JSONResponse(answer.model_dump(mode="json"), status_code=status)
+    if answer.quarantined and answer.quarantined == answer.received:
+        # nothing landed: a refusal, in the one error envelope, with every order's answer as details
+        return error_response(422, "orders_quarantined", "every order was quarantined: see details.orders",
+                              answer.model_dump(mode="json"))
+    return JSONResponse(answer.model_dump(mode="json"), status_code=207 if answer.quarantined else 200)

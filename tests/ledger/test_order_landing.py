@@ -93,7 +93,8 @@ def test_a_list_is_answered_per_order_and_a_malformed_order_is_quarantined(clean
     assert both.json()["orders"][1]["lines"] == []
 
     alone = api_client.post("/v1/magento/orders", json=broken, headers=auth(push_token))
-    assert alone.status_code == 422 and alone.json()["orders"][0]["status"] == "quarantined"
+    assert alone.status_code == 422 and alone.json()["error"]["code"] == "orders_quarantined"
+    assert alone.json()["error"]["details"]["orders"][0]["status"] == "quarantined"
     with connect(clean_ledger) as conn:
         kept = conn.execute("SELECT reason, payload FROM raw.quarantine WHERE source = 'magento_order'"
                             " AND record_key = %s AND resolved_at IS NULL", ("910003@" + broken["updated_at"]
