@@ -74,7 +74,10 @@ class PushAnswer(BaseModel):
 
 
 ORDER_SCHEMA = {"type": "object", "description": "a Magento order as GET /V1/orders/{id} returns it",
-                "required": ["entity_id", "increment_id", "updated_at", "created_at", "items"]}
+                "required": ["entity_id", "increment_id", "updated_at", "created_at", "items"],
+                "properties": {"entity_id": {"type": "integer", "minimum": 1}, "increment_id": {"type": "string"},
+                               "updated_at": {"type": "string"}, "created_at": {"type": "string"},
+                               "items": {"type": "array", "items": {"type": "object"}}}}
 
 
 @router.post(
