@@ -211,8 +211,7 @@ def world(world_dsn):
     """Demo data through the real landing, validation, dbt build and demand sync; a batch profile
     per country (warehouse first, mode batch)."""
     from oms.erp.landing import land_stock_rows
-    from oms.inventory.order_demand import DEMAND_SQL, OPEN_STATUSES
-    from oms.inventory.reservations import OrderDemand, sync_order_demand
+    from oms.inventory import order_demand
     from oms.magento.landing import land_orders
     from oms.tasks import atp_build as atp
     from oms.transform import profile_env
@@ -236,10 +235,9 @@ def world(world_dsn):
         built = atp.build(world_dsn, "batch", end)
     assert built["dbt_passed"] and not built["dbt_failed"]
     with connect(world_dsn) as conn:
-        demands = [OrderDemand(r["increment_id"], r["line_key"], r["country_code"], r["pickup_store_id"], r["sku"],
-                               r["qty_open"], r["is_open"])
-                   for r in conn.execute(DEMAND_SQL, {"open": list(OPEN_STATUSES)}).fetchall()]
-        sync_order_demand(conn, demands)
+        # the landing transaction's hook, run once the marts exist (as tests/test_fulfilment.py does)
+        order_demand.reserve_orders(conn, [r["entity_id"] for r in conn.execute(
+            "SELECT DISTINCT entity_id FROM raw.magento_order WHERE entity_id IS NOT NULL")])
         base = json.loads((EXAMPLES / "warehouse_first.json").read_text())
         for country in ("AE", "QA"):
             profiles.create_version(conn, {**base, "country_code": country, "mode": "batch"}, "test", activate=True)
