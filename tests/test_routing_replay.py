@@ -230,7 +230,8 @@ def test_replay_api_answers_kpi_readers_and_admins(dsn, month):
 
     with connect(dsn) as conn:
         analyst = tokens.create_token(conn, "analyst", ["kpis:read"])
-        store = tokens.create_token(conn, "store-x", ["store"])
+        a_store = conn.execute("SELECT store_id FROM ref.location ORDER BY store_id LIMIT 1").fetchone()["store_id"]
+        store = tokens.create_token(conn, "store-x", ["store"], stores=[a_store])
     before = _counts(dsn)
     params = {"country": "ae", "from": (NOW - timedelta(days=31)).isoformat(), "to": (NOW - timedelta(days=20)).isoformat()}
     with TestClient(create_app(dsn)) as client:
