@@ -62,6 +62,9 @@ class Simulation:
         # when it pulls the platform's sales posting): a count must not "find" them missing
         self.picked_unposted: dict[tuple[str, str], float] = defaultdict(float)
         self.rto_back: list[tuple[datetime, str, list[tuple[str, float]], str]] = []
+        # planned for later moments: transfers arriving, payment failures cancelling their orders
+        self._arrivals: list[tuple[datetime, dict[str, Any]]] = []
+        self._pending_cancels: list[tuple[datetime, dict[str, Any]]] = []
         self.settled_postings: set[int] = set()
         self.push_path = True
         self.api = httpx.Client(base_url=settings.api_url, timeout=60)
@@ -208,7 +211,6 @@ class Simulation:
 
     def traffic_cancel(self, order: dict[str, Any], at: datetime) -> None:
         self.metrics.cancellations += 1
-        self._pending_cancels = getattr(self, "_pending_cancels", [])
         self._pending_cancels.append((at, order))
 
     def _salable(self, sku: str, stock_id: int) -> float | None:
@@ -243,7 +245,6 @@ class Simulation:
         arrival = event["at"] + timedelta(hours=20)
         self._post_erp([self._line("transfer_out", event["store_id"], event["sku"], -event["qty"], event["at"])],
                        event["at"])
-        self._arrivals = getattr(self, "_arrivals", [])
         self._arrivals.append((arrival, event))
 
     def on_shrinkage(self, event: dict[str, Any]) -> None:
@@ -296,10 +297,10 @@ class Simulation:
     def due(self, at: datetime) -> None:
         """What was planned for until `at`, at its own moment: transfers arrive (posted by the ERP),
         payment failures cancel their orders in Magento."""
-        planned = [(when, "arrival", item) for when, item in getattr(self, "_arrivals", []) if when <= at]
-        planned += [(when, "cancel", item) for when, item in getattr(self, "_pending_cancels", []) if when <= at]
-        self._arrivals = [a for a in getattr(self, "_arrivals", []) if a[0] > at]
-        self._pending_cancels = [c for c in getattr(self, "_pending_cancels", []) if c[0] > at]
+        planned = [(when, "arrival", item) for when, item in self._arrivals if when <= at]
+        planned += [(when, "cancel", item) for when, item in self._pending_cancels if when <= at]
+        self._arrivals = [a for a in self._arrivals if a[0] > at]
+        self._pending_cancels = [c for c in self._pending_cancels if c[0] > at]
         for when, kind, item in sorted(planned, key=lambda p: (p[0], p[1])):
             self.clock.set(when)
             if kind == "arrival":
