@@ -1,9 +1,12 @@
 -- One row per (Magento order, address type): the billing address (billing_address) and the
 -- shipping address (extension_attributes.shipping_assignments[0].shipping.address; for click &
 -- collect Magento puts the pickup store's address there).
+--
+-- `not materialized`: the CTE is read twice, which would make Postgres materialise it, every order
+-- parsed, before a caller's filter on entity_id (fct_orders' incremental slice) could reach it.
 with
 
-orders as (
+orders as not materialized (
 
     select * from {{ ref('base_magento__orders_current') }}
 
