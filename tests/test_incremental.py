@@ -151,3 +151,55 @@ def test_incremental_builds_equal_a_full_refresh(dsn):
     _run(dsn, "--full-refresh")
     with psycopg.connect(dsn, autocommit=True) as conn:
         assert _digests(conn) == after_channel
+
+
+# Rows the gate should have stopped (the staging tests warn about them): an order in a state Magento
+# does not have and an ERP row without a SKU, landed a day before the rows the fixture landed, and
+# the same again landed now.
+BAD_ROWS_SQL = """
+INSERT INTO raw.magento_order (record_key, entity_id, updated_at, increment_id, store_id, channel_code, payload,
+                               batch_id, data_interval_start, data_interval_end, loaded_at)
+SELECT '{id}@2026-11-22T12:00:00Z', {id}, '2026-11-22T12:00:00Z', 'AE{id}', 1, 'ae_web',
+       jsonb_build_object('entity_id', {id}, 'increment_id', 'AE{id}', 'state', 'bogus', 'created_at', '2026-11-22 12:00:00', 'items', '[]'::jsonb),
+       'batch-bad', '2026-11-22T00:00:00Z', '2026-11-23T00:00:00Z', now() + %(offset)s::interval;
+INSERT INTO raw.erp_stock (record_key, store_id, sku, modified_at, payload, batch_id,
+                           data_interval_start, data_interval_end, loaded_at)
+SELECT 'bad-null-sku-{id}', 'AE-ST-01', NULL, '2026-11-23T00:00:00Z',
+       jsonb_build_object('locationCode', 'AE-ST-01', 'inventory', 1, 'lastModifiedDateTime', '2026-11-23T00:00:00Z'),
+       'batch-bad', '2026-11-23T00:00:00Z', '2026-11-24T00:00:00Z', now() + %(offset)s::interval;
+"""
+SLICED_TESTS = ("test.oms.accepted_values_stg_magento__orders_state", "test.oms.not_null_stg_erp__stock_sku")
+
+
+def _sliced_test_statuses(dsn: str, *args: str, env: dict[str, str] | None = None) -> dict[str, str]:
+    from oms.transform import run_dbt
+
+    outcome = run_dbt(dsn, "build", "--select", "stg_magento__orders", "stg_erp__stock", *NO_LOOKBACK, *args,
+                      env=env, target_path=REPO / ".oms" / "test" / "dbt-target-incremental")
+    return {prefix: next(status for node, status in outcome.nodes.items() if node.startswith(prefix))
+            for prefix in SLICED_TESTS}
+
+
+def test_data_tests_on_landed_history_read_the_changed_slice(dsn):
+    """On an incremental build the order staging and ERP stock tests read what the incremental
+    models recompute (rows landed after their watermark); a full refresh reads every row."""
+    from oms.tasks.atp_build import data_test_slice_env
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for statement in filter(str.strip, BAD_ROWS_SQL.format(id=4).split(";\n")):
+            conn.execute(statement, {"offset": "-1 day"})
+    _run(dsn, "--full-refresh")
+    env = data_test_slice_env(dsn)
+    assert set(env) == {"OMS_DBT_TEST_SINCE_ORDERS", "OMS_DBT_TEST_SINCE_STOCK"}
+
+    every_row = {prefix: "warn" for prefix in SLICED_TESTS}
+    assert _sliced_test_statuses(dsn) == every_row
+    assert _sliced_test_statuses(dsn, env=env) == {prefix: "pass" for prefix in SLICED_TESTS}
+    assert _sliced_test_statuses(dsn, "--full-refresh", env=env) == every_row
+
+    # The same mistake landed after the watermark is in the slice.
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for statement in filter(str.strip, BAD_ROWS_SQL.format(id=5).split(";\n")):
+            conn.execute(statement, {"offset": "0 seconds"})
+    _run(dsn)
+    assert _sliced_test_statuses(dsn, env=env) == every_row

@@ -64,10 +64,10 @@ def profile_env(dsn: str) -> dict[str, str]:
 
 
 @contextmanager
-def _profile_environment(dsn: str) -> Iterator[None]:
-    """profiles.yml reads OMS_PG_*; set them for this invocation only, so the caller's own
-    settings (which read the same variables) are not redirected to dbt's database afterwards."""
-    values = profile_env(dsn)
+def _profile_environment(dsn: str, extra: dict[str, str] | None = None) -> Iterator[None]:
+    """profiles.yml reads OMS_PG_*; set them (and `extra`) for this invocation only, so the caller's
+    own settings (which read the same variables) are not redirected to dbt's database afterwards."""
+    values = {**profile_env(dsn), **(extra or {})}
     saved = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
     try:
@@ -80,7 +80,8 @@ def _profile_environment(dsn: str) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def run_dbt(dsn: str, command: str, *args: str, target_path: Path | None = None) -> DbtOutcome:
+def run_dbt(dsn: str, command: str, *args: str, target_path: Path | None = None,
+            env: dict[str, str] | None = None) -> DbtOutcome:
     from dbt.cli.main import dbtRunner
 
     target = target_path or Path(os.environ.get("OMS_DBT_TARGET_PATH", REPO_ROOT / ".oms" / "dbt-target"))
@@ -92,7 +93,7 @@ def run_dbt(dsn: str, command: str, *args: str, target_path: Path | None = None)
         "--log-path", str(target / "logs"),
         *args,
     ]
-    with _profile_environment(dsn):
+    with _profile_environment(dsn, env):
         result = dbtRunner().invoke(cli_args)
     nodes: dict[str, str] = {}
     runs: list[NodeRun] = []
