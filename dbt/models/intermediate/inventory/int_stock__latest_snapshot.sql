@@ -53,13 +53,21 @@ changed_pairs as (
 
 ),
 
+-- The changed pairs' rows, read pair by pair through raw.erp_stock's (store_id, sku, modified_at)
+-- index: as a join, Postgres hashed the pairs and scanned every landed row, parsing each in the
+-- scan (EXPLAIN ANALYZE at S, 1,000 of 100,000 pairs changed: 0.51 s, 0.05 s pair by pair). `offset
+-- 0` keeps the lateral subquery from being flattened back into that join.
 stock as (
 
     select stock.*
-    from {{ ref('stg_erp__stock') }} as stock
-    inner join changed_pairs
-        on changed_pairs.store_id = stock.store_id
-        and changed_pairs.sku = stock.sku
+    from changed_pairs
+    cross join lateral (
+        select landed.*
+        from {{ ref('stg_erp__stock') }} as landed
+        where landed.store_id = changed_pairs.store_id
+          and landed.sku = changed_pairs.sku
+        offset 0  -- noqa: AM09 (skips no row: an optimisation fence, not a page)
+    ) as stock
 
 ),
 
