@@ -70,6 +70,24 @@ CREATE TABLE IF NOT EXISTS oms.reservation (
 CREATE INDEX IF NOT EXISTS reservation_live_idx
     ON oms.reservation (sku, store_id) INCLUDE (country_code, qty) WHERE status = 'active';
 
+-- What an order line's demand asked for at its last sync and stock could not give: the line keeps
+-- its claim. sync_order_demand writes it (qty = target - held, the row gone once nothing is
+-- missing); oms.inventory.order_demand.refill_shortfalls syncs these orders again when stock comes
+-- in (each ATP build, each ERP movement batch before it is published), so a backordered line takes
+-- new units before they are offered to anyone else. Every writer holds the (country, sku) lock.
+CREATE TABLE IF NOT EXISTS oms.reservation_shortfall (
+    order_increment_id  text NOT NULL,
+    line_key            text NOT NULL,
+    country_code        text NOT NULL,
+    sku                 text NOT NULL,
+    pickup_store_id     text,
+    qty                 numeric(18, 4) NOT NULL CHECK (qty > 0),
+    since               timestamptz NOT NULL DEFAULT now(),
+    updated_at          timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (order_increment_id, line_key)
+);
+CREATE INDEX IF NOT EXISTS reservation_shortfall_key_idx ON oms.reservation_shortfall (country_code, sku);
+
 -- ---------------------------------------------------------------------------------------------
 -- The sales-posting outbox the ERP pulls (GET /v1/erp/sales-postings, then ack). posting_id is
 -- the cursor and the idempotency key the ERP posts under (docs/erp-integration.md). A posting
@@ -518,6 +536,7 @@ DECLARE
     v_taken numeric;
     v_status text;
     v_shortfall numeric;
+    v_before numeric;
     v_results jsonb := '[]'::jsonb;
 BEGIN
     IF current_setting('transaction_isolation') <> 'read committed' THEN
@@ -541,6 +560,8 @@ BEGIN
             CONTINUE;
         END IF;
         IF NOT (SELECT is_stock_managed FROM ref.sku WHERE sku = d.sku) THEN
+            DELETE FROM oms.reservation_shortfall
+            WHERE order_increment_id = d.order_increment_id AND line_key = d.line_key;
             v_results := v_results || jsonb_build_object('idx', d.idx, 'status', 'not_stock_managed',
                                                          'reserved_qty', 0, 'shortfall_qty', 0);
             CONTINUE;
@@ -549,6 +570,7 @@ BEGIN
         v_target := CASE WHEN d.is_open THEN d.open_qty ELSE 0 END;
         SELECT coalesce(sum(r.qty), 0) INTO v_current FROM oms.reservation r
         WHERE r.order_increment_id = d.order_increment_id AND r.line_key = d.line_key AND r.status = 'active';
+        v_before := v_current;
         IF v_target < v_current THEN
             v_taken := oms.reduce_line_holds(d.order_increment_id, d.line_key, d.country_code, d.sku,
                                              v_current - v_target, NULL, false,
@@ -566,8 +588,21 @@ BEGIN
         ELSE
             v_status := 'unchanged';
         END IF;
+        IF v_shortfall > 0 THEN
+            INSERT INTO oms.reservation_shortfall AS s (order_increment_id, line_key, country_code, sku,
+                                                        pickup_store_id, qty)
+            VALUES (d.order_increment_id, d.line_key, d.country_code, d.sku, d.pickup_store_id, v_shortfall)
+            ON CONFLICT (order_increment_id, line_key) DO UPDATE
+                SET qty = excluded.qty, country_code = excluded.country_code, sku = excluded.sku,
+                    pickup_store_id = excluded.pickup_store_id, updated_at = now()
+                WHERE (s.qty, s.country_code, s.sku, s.pickup_store_id)
+                      IS DISTINCT FROM (excluded.qty, excluded.country_code, excluded.sku, excluded.pickup_store_id);
+        ELSE
+            DELETE FROM oms.reservation_shortfall
+            WHERE order_increment_id = d.order_increment_id AND line_key = d.line_key;
+        END IF;
         v_results := v_results || jsonb_build_object('idx', d.idx, 'status', v_status, 'reserved_qty', v_current,
-                                                     'shortfall_qty', v_shortfall);
+                                                     'shortfall_qty', v_shortfall, 'changed', v_current <> v_before);
     END LOOP;
     RETURN v_results;
 END

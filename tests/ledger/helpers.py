@@ -56,6 +56,7 @@ STOCK = {
     "PUSH-CAP": {"AE-WH-01": 4},
     "PUSH-BAG": {"AE-WH-01": 5, "AE-ST-01": 2},
     "PUSH-SOCK": {"AE-WH-01": 5},
+    "BACK-CAP": {"AE-WH-01": 3},
     # shipments post sales (tests/ledger/test_shipment_postings.py)
     "SHIP-POLO": {"AE-WH-01": 5, "AE-ST-01": 3},
     "LIFE-PHYSICAL": {"AE-WH-01": 5, "AE-ST-01": 3},

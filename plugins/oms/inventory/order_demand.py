@@ -33,7 +33,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
+from psycopg.types.json import Jsonb
 
 from oms.inventory.reservations import DemandResult, OrderDemand, sync_order_demand
 from oms.magento.landing import parse_int, text_or_none
@@ -206,6 +207,30 @@ def reserve_orders(conn: psycopg.Connection, entity_ids: Iterable[int]) -> list[
     conn.execute("SELECT pg_advisory_xact_lock(1869442159, hashtext(x::text)) FROM unnest(%s::bigint[]) AS x"
                  " ORDER BY x", (ids,))
     return sync_order_demand(conn, demands_for(conn, ids))
+
+
+SHORT_ORDERS_SQL = """
+SELECT DISTINCT m.entity_id
+FROM raw.magento_order m
+JOIN (SELECT DISTINCT order_increment_id FROM oms.reservation_shortfall
+      WHERE %(keys)s::jsonb IS NULL
+         OR (country_code, sku) IN (SELECT k ->> 'country_code', k ->> 'sku'
+                                    FROM jsonb_array_elements(%(keys)s::jsonb) AS k)) s
+  ON s.order_increment_id = m.increment_id
+WHERE m.entity_id IS NOT NULL
+"""
+
+
+def refill_shortfalls(conn: psycopg.Connection, keys: Iterable[tuple[str, str]] | None = None) -> list[DemandResult]:
+    """Sync again the orders whose lines hold less than their demand (oms.reservation_shortfall),
+    for every (country, sku) or the given ones, on the caller's transaction. Called where stock
+    comes in: after an ATP build, and before ERP movements are published to Magento, so the
+    oldest claims take the new units first (sync_order_demand serves lines in (country, sku,
+    order) order). Each order's demand is read again from its current version: a line cancelled,
+    shipped or routed since its shortfall was noted asks for what it needs now, not then."""
+    params = {"keys": None if keys is None else Jsonb([{"country_code": c, "sku": s} for c, s in sorted(set(keys))])}
+    ids = [r[0] for r in conn.cursor(row_factory=tuple_row).execute(SHORT_ORDERS_SQL, params).fetchall()]
+    return reserve_orders(conn, ids) if ids else []
 
 
 def summary(results: list[DemandResult]) -> dict[str, Any]:
