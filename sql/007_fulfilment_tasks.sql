@@ -62,9 +62,9 @@ CREATE TABLE IF NOT EXISTS oms.fulfilment_task_event (
 CREATE OR REPLACE VIEW oms.stock_in_transit AS
 SELECT o.posting_id, o.source_ref, o.order_increment_id, o.line_key, o.country_code, o.store_id AS from_store_id,
        t.deliver_to_store_id AS to_store_id, o.sku, o.qty, o.occurred_at AS dispatched_at
-FROM oms.sales_posting o
-LEFT JOIN oms.fulfilment_task t ON o.source_ref = 'transfer-task-' || t.task_id
+FROM oms.sales_posting AS o
+LEFT JOIN oms.fulfilment_task AS t ON o.source_ref = 'transfer-task-' || t.task_id
 WHERE o.posting_type = 'transfer_out'
-  AND NOT EXISTS (SELECT 1 FROM oms.sales_posting i
+  AND NOT EXISTS (SELECT 1 FROM oms.sales_posting AS i
                   WHERE i.posting_type = 'transfer_in' AND i.source_ref = o.source_ref
                     AND i.order_increment_id = o.order_increment_id AND i.line_key = o.line_key);

@@ -78,9 +78,9 @@ def shipping_address(payload: dict[str, Any]) -> dict[str, Any]:
     raise ValueError(f"order {payload.get('increment_id')} has no shipping address")
 
 
-def store_address(location: dict[str, Any]) -> dict[str, Any]:
+def store_address(location: dict[str, Any], default_phone: str) -> dict[str, Any]:
     """A location as a Magento-shaped address: the drop of a transfer to a pickup store."""
-    return {"firstname": str(location["name"]), "lastname": "", "telephone": location.get("phone") or "",
+    return {"firstname": str(location["name"]), "lastname": "", "telephone": location.get("phone") or default_phone,
             "street": [location.get("address_line") or location["name"]], "city": location.get("city") or "",
             "region": location.get("city") or "", "postcode": location.get("postcode") or "",
             "country_id": str(location["country_code"]).strip(), "email": location.get("email") or ""}

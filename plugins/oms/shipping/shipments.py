@@ -199,7 +199,7 @@ def plan_shipments(conn: psycopg.Connection, clickpost: ClickpostClient, now: da
                     if target is None:
                         raise ValueError(f"order {order['increment_id']}: unknown pickup store "
                                          f"{s.get('deliver_to_store_id')}")
-                    drop = bodies.store_address(target)
+                    drop = bodies.store_address(target, settings.default_phone)
                 planned.append((s, location, lines, sum(x.unit_value * x.qty for x in lines), drop))
             if any(drop is None for *_, drop in planned):
                 bodies.shipping_address(payload)
