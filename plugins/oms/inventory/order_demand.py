@@ -11,7 +11,9 @@ checks the two agree. Each line's target hold is
     open      = qty_ordered − max(qty_shipped, shipped_by_platform, qty_refunded) − qty_canceled  (≥ 0)
     in_flight = units of the line in the platform's Clickpost shipments (manifested or shipped in
                 Magento) that have not left yet: no `shipment` posting for them
-    target    = (open while the order is open, else 0) + in_flight
+    in_transit = units of the line on their way to its pickup store: a `transfer_out` posting and
+                no `transfer_in` yet (the transfer's posting holds them, not a reservation)
+    target    = (open − in_transit while the order is open, else 0) + in_flight
 
 `shipped_by_platform` counts the platform's own shipments and click & collect hand-overs, so a
 version that predates them (an older or lagging pull) does not hold the shipped units again;
@@ -60,11 +62,13 @@ SHIPMENTS_SQL = """
 SELECT s.order_increment_id, (i ->> 'order_item_id')::bigint AS item_id, sum((i ->> 'qty')::numeric) AS qty
 FROM oms.shipment s CROSS JOIN LATERAL jsonb_array_elements(s.line_items) AS i
 WHERE s.order_increment_id = ANY(%(orders)s) AND s.state IN ('manifested', 'magento_shipped')
+  AND s.deliver_to_store_id IS NULL     -- a transfer's parcel goes to the pickup store, not the customer
 GROUP BY 1, 2
 """
 POSTED_SQL = """
 SELECT order_increment_id, line_key, posting_type, sum(qty) AS qty FROM oms.sales_posting
-WHERE order_increment_id = ANY(%(orders)s) AND posting_type IN ('shipment', 'collection')
+WHERE order_increment_id = ANY(%(orders)s)
+  AND posting_type IN ('shipment', 'collection', 'transfer_out', 'transfer_in')
 GROUP BY 1, 2, 3
 """
 EXPIRED_SQL = """
@@ -178,8 +182,10 @@ def demands_for(conn: psycopg.Connection, entity_ids: Iterable[int]) -> list[Ord
             in_flight = max(in_shipments - posted.get((increment_id, line.line_key, "shipment"), zero), zero)
             open_qty = max(line.qty_ordered - max(line.qty_shipped, in_shipments + collected, line.qty_refunded)
                            - line.qty_canceled, zero)
+            in_transit = max(posted.get((increment_id, line.line_key, "transfer_out"), zero)
+                             - posted.get((increment_id, line.line_key, "transfer_in"), zero), zero)
             line_open = order_open and (increment_id, line.line_key) not in expired
-            target = (open_qty if line_open else zero) + in_flight
+            target = (max(open_qty - in_transit, zero) if line_open else zero) + in_flight
             demands.append(OrderDemand(increment_id, line.line_key, country, pickup_store, line.sku, target,
                                        line_open or in_flight > 0))
     return demands

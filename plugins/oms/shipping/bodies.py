@@ -78,6 +78,14 @@ def shipping_address(payload: dict[str, Any]) -> dict[str, Any]:
     raise ValueError(f"order {payload.get('increment_id')} has no shipping address")
 
 
+def store_address(location: dict[str, Any], default_phone: str) -> dict[str, Any]:
+    """A location as a Magento-shaped address: the drop of a transfer to a pickup store."""
+    return {"firstname": str(location["name"]), "lastname": "", "telephone": location.get("phone") or default_phone,
+            "street": [location.get("address_line") or location["name"]], "city": location.get("city") or "",
+            "region": location.get("city") or "", "postcode": location.get("postcode") or "",
+            "country_id": str(location["country_code"]).strip(), "email": location.get("email") or ""}
+
+
 def _street(address: dict[str, Any]) -> str:
     street = address.get("street")
     return ", ".join(str(s) for s in street if s) if isinstance(street, list) else str(street or "")
@@ -85,8 +93,10 @@ def _street(address: dict[str, Any]) -> str:
 
 def build_body(*, payload: dict[str, Any], location: dict[str, Any], lines: list[Line], reference: str,
                shipment_value: float, is_cod: bool, version: int, courier: dict[str, Any] | None, now: datetime,
-               settings: ShippingSettings) -> dict[str, Any]:
-    address = shipping_address(payload)
+               settings: ShippingSettings, drop: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`drop`: where the parcel goes when it is not the order's shipping address (a transfer's
+    pickup store, store_address)."""
+    address = drop or shipping_address(payload)
     length, breadth, height = settings.box_cm
     weight = int(round(sum(line.weight_g * line.qty for line in lines)))
     order_type = "COD" if is_cod else "PREPAID"
