@@ -1,7 +1,7 @@
 -- The stock lines of each Magento order with what is left to fulfil and whether ref.sku knows
 -- the sku. Which rows are stock lines and which row carries a line's money (configurable and
 -- bundle parents are no lines; a configurable child's money is its parent's; virtual and
--- downloadable lines need no fulfilment) is the view raw.magento_order_line's rule (sql/015),
+-- downloadable lines need no fulfilment) is raw.magento_order_lines' rule (sql/015),
 -- read through stg_magento__order_lines: the order gate, the shipment body builder and the
 -- landing's order demand read the same view.
 with
