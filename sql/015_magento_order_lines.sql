@@ -58,7 +58,10 @@ $$;
 
 -- One row per items[] row of every landed version (item_position: its place in items[], from 1).
 CREATE OR REPLACE VIEW raw.magento_order_item AS
-SELECT m.record_key, m.entity_id, m.increment_id, i.*
+SELECT m.record_key, m.entity_id, m.increment_id,
+       i.item_position, i.order_item_key, i.item_id, i.parent_item_id, i.product_id, i.sku, i.product_name,
+       i.product_type, i.qty_ordered, i.qty_invoiced, i.qty_shipped, i.qty_canceled, i.qty_refunded,
+       i.price, i.row_total, i.discount_amount, i.tax_amount, i.weight, i.is_virtual
 FROM raw.magento_order AS m
 CROSS JOIN LATERAL raw.magento_order_items(m.entity_id, m.payload) AS i;
 
@@ -104,6 +107,9 @@ $$;
 
 -- One row per stock line of every landed version.
 CREATE OR REPLACE VIEW raw.magento_order_line AS
-SELECT m.record_key, m.entity_id, m.increment_id, l.*
+SELECT m.record_key, m.entity_id, m.increment_id,
+       l.line_key, l.item_id, l.parent_item_id, l.sku, l.product_name, l.product_type, l.parent_product_type,
+       l.qty_ordered, l.qty_invoiced, l.qty_shipped, l.qty_canceled, l.qty_refunded,
+       l.unit_price, l.row_total, l.discount_amount, l.tax_amount, l.weight, l.requires_fulfilment
 FROM raw.magento_order AS m
 CROSS JOIN LATERAL raw.magento_order_lines(m.entity_id, m.payload) AS l;

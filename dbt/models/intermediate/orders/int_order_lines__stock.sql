@@ -21,7 +21,25 @@ skus as (
 final as (
 
     select
-        lines.*,
+        lines.line_key,
+        lines.entity_id,
+        lines.increment_id,
+        lines.item_id,
+        lines.parent_item_id,
+        lines.sku,
+        lines.product_name,
+        lines.product_type,
+        lines.parent_product_type,
+        lines.qty_ordered,
+        lines.qty_invoiced,
+        lines.qty_shipped,
+        lines.qty_canceled,
+        lines.qty_refunded,
+        lines.unit_price,
+        lines.row_total,
+        lines.discount_amount,
+        lines.tax_amount,
+        lines.requires_fulfilment,
         -- Magento's own rule for what is left to do (Order\Item::getSimpleQtyToShip): a refund
         -- of unshipped units closes them too, and a return after shipping is not counted twice.
         -- Lines that need no fulfilment are done when invoiced.
