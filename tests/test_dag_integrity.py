@@ -94,7 +94,7 @@ def test_every_dags_time_schedule_is_the_one_in_oms_schedules(dagbag):
         if isinstance(expected, str):
             assert timetable.expression == expected, dag_id
         else:
-            assert timetable._delta == expected, dag_id
+            assert timetable.delta == expected, dag_id
     assert DAG_CADENCE == {dag_id: schedules.cadence(dag_id) for dag_id in dagbag.dags}
     assert (DAG_CADENCE["erp_stock_ingest"], DAG_CADENCE["atp_build"], DAG_CADENCE["kpi_build"],
             DAG_CADENCE["erp_reconciliation"], DAG_CADENCE["notifications_send"]) == (
