@@ -4,9 +4,11 @@ oms.magento.push). GET /v1/atp/{sku} shows it in the next request, with no dbt b
 
 Per order, the version that counts is its latest landed version that is well-formed (the gate's
 structural checks) and not quarantined, as dbt's base_magento__orders_current picks it. Its stock
-lines are read the way dbt's int_order_lines__stock reads them (configurable and bundle parents
-carry no stock; virtual and downloadable lines need none); tests/ledger/test_order_landing.py
-checks the two agree. Each line's target hold is
+lines are the view raw.magento_order_line (sql/015), which dbt's order lines read too
+(configurable and bundle parents carry no stock; virtual and downloadable lines need none);
+tests/ledger/test_order_landing.py checks the holds agree with fct_order_lines. The view reads the
+raw tables, so it sees the version this landing transaction has just inserted. Each line's target
+hold is
 
     open      = qty_ordered − max(qty_shipped, shipped_by_platform, qty_refunded) − qty_canceled  (≥ 0)
     in_flight = units of the line in the platform's Clickpost shipments (manifested or shipped in
@@ -30,8 +32,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -45,8 +46,6 @@ from oms.validation.magento_orders import structural_problems
 log = logging.getLogger(__name__)
 
 OPEN_STATES = frozenset({"new", "pending_payment", "payment_review", "processing", "holded"})
-NO_STOCK_PARENTS = frozenset({"configurable", "bundle"})
-NO_FULFILMENT_TYPES = frozenset({"virtual", "downloadable"})
 
 VERSIONS_SQL = """
 SELECT m.record_key, m.entity_id, m.increment_id, m.store_id, m.payload
@@ -55,6 +54,13 @@ WHERE m.entity_id = ANY(%(ids)s) AND m.updated_at IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM raw.quarantine q
                   WHERE q.source = 'magento_order' AND q.record_key = m.record_key AND q.resolved_at IS NULL)
 ORDER BY m.entity_id, m.updated_at DESC, m.record_key DESC
+"""
+# The stock lines that need fulfilment of the versions picked (sql/015: the one reading of items[]).
+LINES_SQL = """
+SELECT record_key, line_key, item_id, sku, qty_ordered, qty_shipped, qty_canceled, qty_refunded
+FROM raw.magento_order_line
+WHERE record_key = ANY(%(keys)s) AND requires_fulfilment AND item_id IS NOT NULL AND sku IS NOT NULL
+ORDER BY record_key, item_id
 """
 # What the platform itself has done to the orders' lines: units in live Clickpost shipments (by
 # Magento item id), units posted as shipped (by shipment) or collected, lines of expired pickups.
@@ -80,52 +86,6 @@ CANCELLED_SQL = """
 SELECT DISTINCT order_increment_id FROM oms.routing_decision
 WHERE order_increment_id = ANY(%(orders)s) AND outcome = 'cancelled'
 """
-
-
-@dataclass(frozen=True)
-class StockLine:
-    line_key: str
-    item_id: int
-    sku: str
-    qty_ordered: Decimal
-    qty_shipped: Decimal
-    qty_canceled: Decimal
-    qty_refunded: Decimal
-
-
-def _qty(value: Any) -> Decimal:
-    """A quantity as dbt's safe cast reads it: absent or unreadable is 0."""
-    if value is None or isinstance(value, bool):
-        return Decimal(0)
-    try:
-        qty = Decimal(str(value).strip())
-    except InvalidOperation:
-        return Decimal(0)
-    return qty if qty.is_finite() else Decimal(0)
-
-
-def _flag(value: Any) -> bool:
-    return str(value).strip().lower() in ("1", "true") if value is not None else False
-
-
-def stock_lines(payload: dict[str, Any]) -> list[StockLine]:
-    """The order's stock lines that need fulfilment (int_order_lines__stock, requires_fulfilment)."""
-    entity_id = parse_int(payload.get("entity_id"))
-    out = []
-    for item in payload.get("items") or []:
-        if not isinstance(item, dict):
-            continue
-        product_type = text_or_none(item.get("product_type")) or "simple"
-        item_id = parse_int(item.get("item_id"))
-        sku = text_or_none(item.get("sku"))
-        if product_type in NO_STOCK_PARENTS or item_id is None or sku is None:
-            continue
-        if _flag(item.get("is_virtual")) or product_type in NO_FULFILMENT_TYPES:
-            continue
-        out.append(StockLine(f"{entity_id}-{item_id}", item_id, sku, _qty(item.get("qty_ordered")),
-                             _qty(item.get("qty_shipped")), _qty(item.get("qty_canceled")),
-                             _qty(item.get("qty_refunded"))))
-    return out
 
 
 def current_versions(conn: psycopg.Connection, entity_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
@@ -159,13 +119,15 @@ def demands_for(conn: psycopg.Connection, entity_ids: Iterable[int]) -> list[Ord
         for r in cur.execute(POSTED_SQL, {"orders": orders})}
     expired = {(r["order_increment_id"], r["line_key"]) for r in cur.execute(EXPIRED_SQL, {"orders": orders})}
     cancelled = {r["order_increment_id"] for r in cur.execute(CANCELLED_SQL, {"orders": orders})}
-    lines_by_order = {eid: stock_lines(v["payload"]) for eid, v in versions.items()}
-    skus = sorted({line.sku for lines in lines_by_order.values() for line in lines})
+    lines_by_version: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in cur.execute(LINES_SQL, {"keys": sorted(v["record_key"] for v in versions.values())}):
+        lines_by_version[row["record_key"]].append(row)
+    skus = sorted({line["sku"] for lines in lines_by_version.values() for line in lines})
     known = {r["sku"] for r in cur.execute("SELECT sku FROM ref.sku WHERE sku = ANY(%s)", (skus,))}
 
     demands = []
     zero = Decimal(0)
-    for entity_id, version in sorted(versions.items()):
+    for version in (versions[entity_id] for entity_id in sorted(versions)):
         payload = version["payload"]
         increment_id = text_or_none(payload.get("increment_id"))
         country = channels.get(parse_int(payload.get("store_id")))
@@ -174,19 +136,20 @@ def demands_for(conn: psycopg.Connection, entity_ids: Iterable[int]) -> list[Ord
         code = text_or_none((payload.get("extension_attributes") or {}).get("pickup_location_code"))
         pickup_store = pickup.get(code) if code else None
         order_open = text_or_none(payload.get("state")) in OPEN_STATES and increment_id not in cancelled
-        for line in lines_by_order[entity_id]:
-            if line.sku not in known:                    # an unknown SKU: an order exception, no stock
+        for line in lines_by_version[version["record_key"]]:
+            if line["sku"] not in known:                 # an unknown SKU: an order exception, no stock
                 continue
-            in_shipments = shipped.get((increment_id, line.item_id), zero)
-            collected = posted.get((increment_id, line.line_key, "collection"), zero)
-            in_flight = max(in_shipments - posted.get((increment_id, line.line_key, "shipment"), zero), zero)
-            open_qty = max(line.qty_ordered - max(line.qty_shipped, in_shipments + collected, line.qty_refunded)
-                           - line.qty_canceled, zero)
-            in_transit = max(posted.get((increment_id, line.line_key, "transfer_out"), zero)
-                             - posted.get((increment_id, line.line_key, "transfer_in"), zero), zero)
-            line_open = order_open and (increment_id, line.line_key) not in expired
+            line_key, sku = line["line_key"], line["sku"]
+            in_shipments = shipped.get((increment_id, line["item_id"]), zero)
+            collected = posted.get((increment_id, line_key, "collection"), zero)
+            in_flight = max(in_shipments - posted.get((increment_id, line_key, "shipment"), zero), zero)
+            done = max(line["qty_shipped"], in_shipments + collected, line["qty_refunded"])
+            open_qty = max((line["qty_ordered"] or zero) - done - line["qty_canceled"], zero)
+            in_transit = max(posted.get((increment_id, line_key, "transfer_out"), zero)
+                             - posted.get((increment_id, line_key, "transfer_in"), zero), zero)
+            line_open = order_open and (increment_id, line_key) not in expired
             target = (max(open_qty - in_transit, zero) if line_open else zero) + in_flight
-            demands.append(OrderDemand(increment_id, line.line_key, country, pickup_store, line.sku, target,
+            demands.append(OrderDemand(increment_id, line_key, country, pickup_store, sku, target,
                                        line_open or in_flight > 0))
     return demands
 

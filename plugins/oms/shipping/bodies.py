@@ -49,21 +49,24 @@ class Line:
     weight_g: float
 
 
-def order_lines(payload: dict[str, Any], line_qty: dict[int, float], weights: dict[str, int | None],
-                settings: ShippingSettings) -> list[Line]:
-    """The shipment's stock rows with their money: a configurable child's money is on its parent row."""
-    items = {int(i["item_id"]): i for i in payload.get("items") or [] if isinstance(i, dict) and i.get("item_id")}
+def _money(value: Any) -> float:
+    return float(value) if value is not None else 0.0
+
+
+def order_lines(increment_id: str, stock_lines: dict[int, dict[str, Any]], line_qty: dict[int, float],
+                weights: dict[str, int | None], settings: ShippingSettings) -> list[Line]:
+    """The shipment's stock rows with their money. `stock_lines` are the order version's rows of the
+    view raw.magento_order_line (sql/015) by item_id: the view gives a configurable child the
+    money of its parent row."""
     lines = []
     for item_id, qty in sorted(line_qty.items()):
-        item = items.get(item_id)
-        if item is None:
-            raise ValueError(f"order {payload.get('increment_id')}: no item {item_id} in the landed order")
-        parent = items.get(int(item["parent_item_id"])) if item.get("parent_item_id") else None
-        money = parent if parent is not None and parent.get("product_type") == "configurable" else item
-        ordered = _f(money.get("qty_ordered")) or 1.0
-        unit = (_f(money.get("row_total")) + _f(money.get("tax_amount")) - _f(money.get("discount_amount"))) / ordered
-        weight = weights.get(item["sku"]) or (_f(item.get("weight")) * 1000) or settings.default_item_weight_g
-        lines.append(Line(item_id, item["sku"], str(item.get("name") or item["sku"]), qty, round(unit, 3),
+        line = stock_lines.get(item_id)
+        if line is None:
+            raise ValueError(f"order {increment_id}: no item {item_id} in the landed order")
+        ordered = _money(line["qty_ordered"]) or 1.0
+        unit = (_money(line["row_total"]) + _money(line["tax_amount"]) - _money(line["discount_amount"])) / ordered
+        weight = weights.get(line["sku"]) or (_money(line["weight"]) * 1000) or settings.default_item_weight_g
+        lines.append(Line(item_id, line["sku"], str(line["product_name"] or line["sku"]), qty, round(unit, 3),
                           float(weight)))
     return lines
 

@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 READY_SQL = """
 WITH latest_order AS (  -- each order's current version: the latest one not in quarantine (sql/012)
-    SELECT entity_id, increment_id, payload
+    SELECT record_key, entity_id, increment_id, payload
     FROM raw.magento_order_current
     WHERE increment_id IS NOT NULL
 ),
@@ -60,7 +60,7 @@ latest_decision AS (
     FROM oms.routing_decision
     ORDER BY order_increment_id, decision_id DESC
 )
-SELECT o.entity_id, o.increment_id, o.payload, d.decision_id, d.country_code, d.shipments, d.allocations,
+SELECT o.record_key, o.entity_id, o.increment_id, o.payload, d.decision_id, d.country_code, d.shipments, d.allocations,
        EXISTS (SELECT 1 FROM oms.shipment s WHERE s.order_increment_id = o.increment_id) AS replanned
 FROM latest_order o
 JOIN latest_decision d ON d.order_increment_id = o.increment_id
@@ -108,6 +108,15 @@ class Report:
 
 def _rows(conn: psycopg.Connection, sql: str, params: Any = None) -> list[dict[str, Any]]:
     return conn.cursor(row_factory=dict_row).execute(sql, params).fetchall()
+
+
+def version_lines(conn: psycopg.Connection, record_keys: list[str]) -> dict[str, dict[int, dict[str, Any]]]:
+    """Per order version, its stock lines by item_id: the view raw.magento_order_line (sql/015), the
+    one reading of an order's items[], for the versions READY_SQL picked."""
+    by_version: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
+    for row in _rows(conn, "SELECT * FROM raw.magento_order_line WHERE record_key = ANY(%s)", (record_keys,)):
+        by_version[row["record_key"]][row["item_id"]] = row
+    return by_version
 
 
 def _item_id(line_key: str) -> int:
@@ -175,6 +184,7 @@ def plan_shipments(conn: psycopg.Connection, clickpost: ClickpostClient, now: da
     skus = sorted({str(a["sku"]) for o in ready for a in o["allocations"]})
     weights = {r["sku"]: r["weight_g"] for r in _rows(conn, "SELECT sku, weight_g FROM ref.sku WHERE sku = ANY(%s)",
                                                         (skus,))}
+    stock_lines = version_lines(conn, [o["record_key"] for o in ready])
     for order in ready:
         payload = order["payload"]
         is_cod = (payload.get("payment") or {}).get("method") == "cashondelivery"
@@ -192,7 +202,8 @@ def plan_shipments(conn: psycopg.Connection, clickpost: ClickpostClient, now: da
                 location = locations.get(s["store_id"])
                 if location is None:
                     raise ValueError(f"order {order['increment_id']}: unknown location {s['store_id']}")
-                lines = bodies.order_lines(payload, per_shipment[int(s["shipment_no"])], weights, settings)
+                lines = bodies.order_lines(order["increment_id"], stock_lines.get(order["record_key"], {}),
+                                           per_shipment[int(s["shipment_no"])], weights, settings)
                 drop = None
                 if s.get("fulfilment") == "transfer_to_pickup":
                     target = locations.get(s.get("deliver_to_store_id"))
