@@ -1,4 +1,4 @@
--- The inventory ledger (issue 3). Four parts, all in the oms schema (written by the platform and
+-- The inventory ledger. Four parts, all in the oms schema (written by the platform and
 -- the API, never by dbt):
 --   oms.erp_movement   what the ERP pushes: sales, adjustments, transfers, receipts, return receipts
 --   oms.reservation    units held for order lines, per store or (unallocated) per country

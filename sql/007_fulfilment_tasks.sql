@@ -1,4 +1,4 @@
--- Fulfilment tasks (issue 5, items 3 and 4): what a location does for a routing decision.
+-- Fulfilment tasks: what a location does for a routing decision.
 --   oms.fulfilment_task        one per shipment of an allocating decision: a pick task at a store
 --                              or warehouse, a click & collect hand-over at the pickup store, or a
 --                              transfer of missing lines to the pickup store

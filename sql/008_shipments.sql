@@ -1,4 +1,4 @@
--- Shipments (issue 5 items 5-7): the Clickpost / Magento shipment ledger and tracking.
+-- Shipments: the Clickpost / Magento shipment ledger and tracking.
 --   oms.shipment              one row per shipment (order + location + sequence); the ledger of
 --                             every external effect: intent → manifested (Clickpost AWB) → magento_shipped
 --   raw.clickpost_webhook     every webhook delivery as received (duplicates included), never dropped

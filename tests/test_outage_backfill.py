@@ -1,4 +1,4 @@
-"""Issue 7, done-when: Magento and the ERP go down for several intervals (runs fail and retry,
+"""Magento and the ERP go down for several intervals (runs fail and retry,
 alerts fire), come back, the missed intervals are backfilled, and the warehouse ends byte-identical
 to a run that saw no outage — no order and no stock row lost or counted twice.
 

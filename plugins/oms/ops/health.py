@@ -186,7 +186,7 @@ async def _column_exists(conn, schema: str, table: str, column: str) -> bool:
 
 async def _unsent_notifications(conn) -> int | None:
     """Customer notifications queued and not sent yet (oms.notification, status pending; sql/009).
-    None when the table does not exist (a warehouse migrated before issue 6)."""
+    None when the table does not exist (a warehouse created before the after-sale tables)."""
     if not await _column_exists(conn, "oms", "notification", "status"):
         return None
     return await _scalar(conn, "SELECT count(*) FROM oms.notification WHERE status = 'pending'")

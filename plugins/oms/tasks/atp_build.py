@@ -11,11 +11,11 @@ from oms.inventory import order_demand
 from oms.transform import run_dbt
 from oms.warehouse import connect
 
-# The order marts are built with the ATP marts: reservations (issue 3) make ATP depend on them.
+# The order marts are built with the ATP marts: reservations make ATP depend on them.
 # The KPI marts hang off the order marts (fct_orders+) but are kpi_build's: kept out of the ATP
 # critical path, which runs on every stock and order batch.
 ATP_EXCLUDE = "path:models/intermediate/fulfilment path:models/marts/kpis"
-# The customer marts (issue 6) are children of the order marts; +dim_customers brings their other
+# The customer marts are children of the order marts; +dim_customers brings their other
 # parent (the returns staging model) along.
 ATP_SELECTOR = "+fct_atp_store+ +fct_atp_country+ +fct_orders+ +fct_order_lines+ +dim_customers"
 # dbt unit tests check the SQL, not the data: they run in the test suite (tests/test_dbt_project.py)
