@@ -71,7 +71,7 @@ bench-publish: install
 # order against "nearest location with stock, SKU by SKU". No database. bench/results/routing.json.
 bench-routing: install
 	$(BIN)/python bench/routing.py $(BENCH_ARGS)
-# Not tests: the benchmark suite (issue 8): ingestion vs COPY, ATP full/incremental rebuild, API,
+# Not tests: the benchmark suite: ingestion vs COPY, ATP full/incremental rebuild, API,
 # publish, routing, memory at scales S and M (BENCH_ARGS="--scales S,M,L --freshness ..."), on a
 # Postgres cluster of its own (.oms/bench-suite, port 5666). Table in bench/results/bench-latest.json.
 bench: install

@@ -1,4 +1,5 @@
-"""Telling Airflow that something happened, through its REST API v2 (never its database).
+"""Telling Airflow that something happened, through its REST API v2 (never its database), with
+the one Airflow client (oms.integrations.airflow.AirflowApi).
 
 The API records an ERP movement itself; the outbound effect (publishing to Magento) stays an
 Airflow task, scheduled by this asset event. Off unless OMS_AIRFLOW_URL is set (the embedded
@@ -7,52 +8,33 @@ stack sets it); a failure is logged and left to the publish DAG's 30-minute sche
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-from pathlib import Path
 
 import httpx
+
+from oms.integrations.airflow import ADMIN_USER, AirflowApi
 
 log = logging.getLogger(__name__)
 
 
 class AirflowEvents:
-    def __init__(self, base_url: str | None, username: str = "admin", password_file: str | None = None):
-        self.base_url = base_url.rstrip("/") if base_url else None
-        self.username = username
-        self.password_file = password_file
-        self._token: str | None = None
-        self._asset_ids: dict[str, int] = {}
+    def __init__(self, base_url: str | None, username: str = ADMIN_USER, password_file: str | None = None):
+        # One client for the API's life: its login token and asset ids are kept between requests.
+        self.api = AirflowApi(base_url, username=username, password_file=password_file) if base_url else None
+
+    @property
+    def base_url(self) -> str | None:
+        return self.api.base_url if self.api else None
 
     @classmethod
     def from_env(cls) -> AirflowEvents:
         return cls(os.environ.get("OMS_AIRFLOW_URL"), password_file=os.environ.get("OMS_AIRFLOW_PASSWORDS_FILE"))
 
-    async def _headers(self, client: httpx.AsyncClient) -> dict[str, str]:
-        if self._token is None:
-            password = json.loads(Path(self.password_file).read_text())[self.username] if self.password_file else ""
-            answer = await client.post(f"{self.base_url}/auth/token",
-                                       json={"username": self.username, "password": password})
-            answer.raise_for_status()
-            self._token = answer.json()["access_token"]
-        return {"Authorization": f"Bearer {self._token}"}
-
     async def emit(self, asset_uri: str, extra: dict) -> None:
-        if not self.base_url:
+        if self.api is None:
             return
         try:
-            async with httpx.AsyncClient(timeout=5) as client:
-                headers = await self._headers(client)
-                if asset_uri not in self._asset_ids:
-                    found = await client.get(f"{self.base_url}/api/v2/assets", headers=headers,
-                                             params={"uri_pattern": asset_uri, "limit": 5})
-                    found.raise_for_status()
-                    self._asset_ids[asset_uri] = next(a["id"] for a in found.json()["assets"] if a["uri"] == asset_uri)
-                answer = await client.post(f"{self.base_url}/api/v2/assets/events", headers=headers,
-                                           json={"asset_id": self._asset_ids[asset_uri], "extra": extra})
-                if answer.status_code == 401:
-                    self._token = None
-                answer.raise_for_status()
+            await self.api.emit_asset_event(asset_uri, extra)
         except (httpx.HTTPError, StopIteration, OSError, KeyError, ValueError) as exc:
             log.warning("could not tell Airflow about %s: %s (the scheduled run will pick it up)", asset_uri, exc)

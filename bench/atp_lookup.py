@@ -20,7 +20,7 @@ constant endpoint on the same uvicorn settings.
    The floor app (bench/floor_app.py) is the API's own stack — token check, pool, one prepared
    statement — around the cheapest query: what any look-up that asks Postgres costs at least.
 
-Prints a table and writes bench/results/atp_lookup-<time>.json. Targets (issue 3): 4 clients
+Prints a table and writes bench/results/atp_lookup-<time>.json. Targets: 4 clients
 p99 <= 5 ms for one SKU and <= 20 ms for 100 SKUs; 50 connections >= 0.7x the bare endpoint.
 """
 

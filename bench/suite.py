@@ -1,4 +1,4 @@
-"""The benchmark suite (issue 8): one table of figures per data scale, not a test.
+"""The benchmark suite: one table of figures per data scale, not a test.
 
     make bench                                  # --scales S,M
     make bench BENCH_ARGS="--scales S --skip api,publish"
@@ -30,7 +30,7 @@ port 5666, fsync off like bench/atp_lookup.py):
    suite starts, sampled from /proc.
 
 Prints one table and writes bench/results/bench-<time>.json and bench/results/bench-latest.json.
-Targets (issue 8): ingestion >= 0.5 x COPY; full ATP <= 300 s at M; incremental <= 5 % of full.
+Targets: ingestion >= 0.5 x COPY; full ATP <= 300 s at M; incremental <= 5 % of full.
 """
 
 from __future__ import annotations

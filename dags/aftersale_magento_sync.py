@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import dag, task
 
+from oms import schedules
 from oms.dag_defaults import default_args
 
 DOC = """
@@ -19,7 +20,7 @@ docs/returns.md.
 
 @dag(
     dag_id="aftersale_magento_sync",
-    schedule=timedelta(minutes=5),
+    schedule=schedules.every("aftersale_magento_sync"),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
+from oms import schedules
 from oms.assets import ATP_MARTS, RAW_ERP_STOCK, RAW_MAGENTO_ORDER
 from oms.dag_defaults import default_args
 
@@ -30,7 +31,8 @@ status, seconds and rows written in this run (XCom tab).
 @dag(
     dag_id="atp_build",
     schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable("0 * * * *", timezone="UTC"), assets=RAW_ERP_STOCK | RAW_MAGENTO_ORDER
+        timetable=CronTriggerTimetable(schedules.cron("atp_build"), timezone="UTC"),
+        assets=RAW_ERP_STOCK | RAW_MAGENTO_ORDER,
     ),
     start_date=datetime(2026, 1, 1),
     catchup=False,

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
+from oms import schedules
 from oms.assets import RAW_MAGENTO_ORDER, ROUTING_DECISIONS
 from oms.dag_defaults import default_args
 
@@ -23,8 +24,10 @@ MSI source, after checking `GET /V1/shipments` for a shipment already carrying t
 
 @dag(
     dag_id="clickpost_shipments",
-    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("*/5 * * * *", timezone="UTC"),
-                                 assets=RAW_MAGENTO_ORDER | ROUTING_DECISIONS),
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable(schedules.cron("clickpost_shipments"), timezone="UTC"),
+        assets=RAW_MAGENTO_ORDER | ROUTING_DECISIONS,
+    ),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable, CronTriggerTimetable, dag, task
 
+from oms import schedules
 from oms.assets import SHIPMENT_TRACKING
 from oms.dag_defaults import default_args
 
@@ -15,8 +16,10 @@ DEFAULT_ARGS = default_args("fulfilment")
 
 @dag(
     dag_id="clickpost_tracking",
-    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("*/10 * * * *", timezone="UTC"),
-                                 assets=SHIPMENT_TRACKING),
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable(schedules.cron("clickpost_tracking"), timezone="UTC"),
+        assets=SHIPMENT_TRACKING,
+    ),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
@@ -44,7 +47,7 @@ def clickpost_tracking():
 
 @dag(
     dag_id="clickpost_tracking_backstop",
-    schedule=CronDataIntervalTimetable("*/15 * * * *", timezone="UTC"),
+    schedule=CronDataIntervalTimetable(schedules.cron("clickpost_tracking_backstop"), timezone="UTC"),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

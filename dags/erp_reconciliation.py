@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import CronTriggerTimetable, dag, task
 
+from oms import schedules
 from oms.dag_defaults import default_args
 
 DOC = """
@@ -23,7 +24,7 @@ docs/inventory-ledger.md.
 
 @dag(
     dag_id="erp_reconciliation",
-    schedule=CronTriggerTimetable("15 3 * * *", timezone="UTC"),
+    schedule=CronTriggerTimetable(schedules.cron("erp_reconciliation"), timezone="UTC"),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
+from oms import schedules
 from oms.assets import RAW_ERP_STOCK
 from oms.dag_defaults import default_args
 
@@ -22,7 +23,7 @@ schedules `atp_build`. Backfill any range with `oms backfill` / `airflow backfil
 
 @dag(
     dag_id="erp_stock_ingest",
-    schedule=CronDataIntervalTimetable("*/15 * * * *", timezone="UTC"),
+    schedule=CronDataIntervalTimetable(schedules.cron("erp_stock_ingest"), timezone="UTC"),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

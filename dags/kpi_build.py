@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
+from oms import schedules
 from oms.assets import KPI_MARTS, ROUTING_DECISIONS
 from oms.dag_defaults import default_args
 
@@ -21,7 +22,10 @@ Read by `GET /v1/kpis` and the KPI page `GET /dashboard` (dbt exposure `kpi_dash
 
 @dag(
     dag_id="kpi_build",
-    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("30 * * * *", timezone="UTC"), assets=ROUTING_DECISIONS),
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable(schedules.cron("kpi_build"), timezone="UTC"),
+        assets=ROUTING_DECISIONS,
+    ),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

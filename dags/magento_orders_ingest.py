@@ -6,6 +6,7 @@ from datetime import datetime
 
 from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task
 
+from oms import schedules
 from oms.assets import RAW_MAGENTO_ORDER
 from oms.dag_defaults import default_args
 
@@ -33,7 +34,7 @@ Settings: `OMS_MAGENTO_OVERLAP_MINUTES` (10), `OMS_MAGENTO_PAGE_SIZE` (100),
 
 @dag(
     dag_id="magento_orders_ingest",
-    schedule=CronDataIntervalTimetable("*/10 * * * *", timezone="UTC"),
+    schedule=CronDataIntervalTimetable(schedules.cron("magento_orders_ingest"), timezone="UTC"),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
+from oms import schedules
 from oms.assets import ATP_MARTS, ERP_MOVEMENTS
 from oms.dag_defaults import default_args
 
@@ -26,8 +27,10 @@ the retry sends exactly the rest. Attempts are in `oms.publish_attempt`.
 
 @dag(
     dag_id="magento_stock_publish",
-    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("*/30 * * * *", timezone="UTC"),
-                                 assets=ATP_MARTS | ERP_MOVEMENTS),
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable(schedules.cron("magento_stock_publish"), timezone="UTC"),
+        assets=ATP_MARTS | ERP_MOVEMENTS,
+    ),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

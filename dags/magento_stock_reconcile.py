@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import CronTriggerTimetable, dag, task
 
+from oms import schedules
 from oms.dag_defaults import default_args
 
 DOC = """
@@ -20,7 +21,7 @@ channel) is the task's return value.
 
 @dag(
     dag_id="magento_stock_reconcile",
-    schedule=CronTriggerTimetable("30 2 * * *", timezone="UTC"),
+    schedule=CronTriggerTimetable(schedules.cron("magento_stock_reconcile"), timezone="UTC"),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import dag, task
 
+from oms import schedules
 from oms.dag_defaults import default_args
 
 DOC = """
@@ -18,7 +19,7 @@ Failed sends are retried with back-off (up to 5 attempts). docs/notifications.md
 
 @dag(
     dag_id="notifications_send",
-    schedule=timedelta(minutes=1),
+    schedule=schedules.every("notifications_send"),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
+from oms import schedules
 from oms.assets import ATP_MARTS, ROUTING_DECISIONS
 from oms.dag_defaults import default_args
 
@@ -25,7 +26,10 @@ releases their stock. Decisions: `oms routing explain <order>` or `GET /v1/routi
 
 @dag(
     dag_id="order_routing",
-    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("*/15 * * * *", timezone="UTC"), assets=ATP_MARTS),
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable(schedules.cron("order_routing"), timezone="UTC"),
+        assets=ATP_MARTS,
+    ),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

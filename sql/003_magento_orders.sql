@@ -26,6 +26,8 @@ CREATE TABLE IF NOT EXISTS raw.magento_order (
 );
 CREATE INDEX IF NOT EXISTS magento_order_updated_idx ON raw.magento_order (updated_at);
 CREATE INDEX IF NOT EXISTS magento_order_interval_idx ON raw.magento_order (data_interval_end, data_interval_start);
+-- Look-ups by the order number customers, stores and the reservation ledger use.
+CREATE INDEX IF NOT EXISTS magento_order_increment_idx ON raw.magento_order (increment_id);
 CREATE INDEX IF NOT EXISTS magento_order_pending_idx ON raw.magento_order (entity_id)
     WHERE payload ->> 'state' IN ('pending_payment', 'payment_review');
 

@@ -1,4 +1,4 @@
--- The inventory ledger (issue 3). Four parts, all in the oms schema (written by the platform and
+-- The inventory ledger. Four parts, all in the oms schema (written by the platform and
 -- the API, never by dbt):
 --   oms.erp_movement   what the ERP pushes: sales, adjustments, transfers, receipts, return receipts
 --   oms.reservation    units held for order lines, per store or (unallocated) per country
@@ -70,14 +70,33 @@ CREATE TABLE IF NOT EXISTS oms.reservation (
 CREATE INDEX IF NOT EXISTS reservation_live_idx
     ON oms.reservation (sku, store_id) INCLUDE (country_code, qty) WHERE status = 'active';
 
+-- What an order line's demand asked for at its last sync and stock could not give: the line keeps
+-- its claim. sync_order_demand writes it (qty = target - held, the row gone once nothing is
+-- missing); oms.inventory.order_demand.refill_shortfalls syncs these orders again when stock comes
+-- in (each ATP build, each ERP movement batch before it is published), so a backordered line takes
+-- new units before they are offered to anyone else. Every writer holds the (country, sku) lock.
+CREATE TABLE IF NOT EXISTS oms.reservation_shortfall (
+    order_increment_id  text NOT NULL,
+    line_key            text NOT NULL,
+    country_code        text NOT NULL,
+    sku                 text NOT NULL,
+    pickup_store_id     text,
+    qty                 numeric(18, 4) NOT NULL CHECK (qty > 0),
+    since               timestamptz NOT NULL DEFAULT now(),
+    updated_at          timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (order_increment_id, line_key)
+);
+CREATE INDEX IF NOT EXISTS reservation_shortfall_key_idx ON oms.reservation_shortfall (country_code, sku);
+
 -- ---------------------------------------------------------------------------------------------
 -- The sales-posting outbox the ERP pulls (GET /v1/erp/sales-postings, then ack). posting_id is
 -- the cursor and the idempotency key the ERP posts under (docs/erp-integration.md). A posting
 -- never changes after insert except for delivery bookkeeping, the ack, and erp_settled_qty.
 CREATE TABLE IF NOT EXISTS oms.sales_posting (
     posting_id          bigserial PRIMARY KEY,
-    posting_type        text NOT NULL CHECK (posting_type IN ('shipment', 'collection', 'return_restock')),
-    source_ref          text NOT NULL,                     -- the OMS document: shipment, pickup or return id
+    posting_type        text NOT NULL CONSTRAINT sales_posting_type_ck CHECK (posting_type IN
+                            ('shipment', 'collection', 'return_restock', 'transfer_out', 'transfer_in')),
+    source_ref          text NOT NULL,                     -- the OMS document: shipment, pickup, return or transfer
     order_increment_id  text NOT NULL,
     line_key            text NOT NULL,
     country_code        text NOT NULL,
@@ -106,6 +125,11 @@ CREATE TABLE IF NOT EXISTS oms.sales_posting (
     CONSTRAINT sales_posting_document_line_uq UNIQUE (posting_type, source_ref, order_increment_id, line_key),
     CONSTRAINT sales_posting_settled_ck CHECK (erp_settled_qty >= 0 AND erp_settled_qty <= qty)
 );
+-- Databases made before transfers were posted: the same check as above.
+ALTER TABLE oms.sales_posting DROP CONSTRAINT IF EXISTS sales_posting_posting_type_check;
+ALTER TABLE oms.sales_posting DROP CONSTRAINT IF EXISTS sales_posting_type_ck;
+ALTER TABLE oms.sales_posting ADD CONSTRAINT sales_posting_type_ck CHECK (posting_type IN
+    ('shipment', 'collection', 'return_restock', 'transfer_out', 'transfer_in'));
 CREATE INDEX IF NOT EXISTS sales_posting_pending_idx ON oms.sales_posting (posting_id) WHERE acked_at IS NULL;
 CREATE INDEX IF NOT EXISTS sales_posting_pending_store_idx
     ON oms.sales_posting (store_id, posting_id) WHERE acked_at IS NULL;
@@ -127,7 +151,8 @@ RETURNS numeric LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 
 -- Per (store, sku) of the SKUs asked: ERP movements no snapshot counts yet, active store
--- reservations, shipped lines the ERP has not posted yet, restocked returns it has not received.
+-- reservations, shipped lines and transfers out the ERP has not posted yet (awaiting), restocked
+-- returns and transfers received that it has not received (restocked).
 -- Only (store, sku) pairs with such activity come out.
 CREATE OR REPLACE FUNCTION oms.store_adjustments(p_skus text[])
 RETURNS TABLE (store_id text, sku text, movement_qty numeric, last_movement_at timestamptz,
@@ -152,8 +177,8 @@ LANGUAGE sql STABLE AS $$
         WHERE r.sku = k.sku AND r.status = 'active' AND r.store_id IS NOT NULL
         UNION ALL
         SELECT p.store_id, p.sku, 0, NULL, 0,
-               CASE WHEN p.posting_type = 'return_restock' THEN 0 ELSE p.qty - p.erp_settled_qty END,
-               CASE WHEN p.posting_type = 'return_restock' THEN p.qty - p.erp_settled_qty ELSE 0 END
+               CASE WHEN p.posting_type IN ('return_restock', 'transfer_in') THEN 0 ELSE p.qty - p.erp_settled_qty END,
+               CASE WHEN p.posting_type IN ('return_restock', 'transfer_in') THEN p.qty - p.erp_settled_qty ELSE 0 END
         FROM oms.sales_posting p
         WHERE p.sku = k.sku AND p.erp_settled_qty < p.qty
     ) a
@@ -518,6 +543,7 @@ DECLARE
     v_taken numeric;
     v_status text;
     v_shortfall numeric;
+    v_before numeric;
     v_results jsonb := '[]'::jsonb;
 BEGIN
     IF current_setting('transaction_isolation') <> 'read committed' THEN
@@ -541,6 +567,8 @@ BEGIN
             CONTINUE;
         END IF;
         IF NOT (SELECT is_stock_managed FROM ref.sku WHERE sku = d.sku) THEN
+            DELETE FROM oms.reservation_shortfall
+            WHERE order_increment_id = d.order_increment_id AND line_key = d.line_key;
             v_results := v_results || jsonb_build_object('idx', d.idx, 'status', 'not_stock_managed',
                                                          'reserved_qty', 0, 'shortfall_qty', 0);
             CONTINUE;
@@ -549,6 +577,7 @@ BEGIN
         v_target := CASE WHEN d.is_open THEN d.open_qty ELSE 0 END;
         SELECT coalesce(sum(r.qty), 0) INTO v_current FROM oms.reservation r
         WHERE r.order_increment_id = d.order_increment_id AND r.line_key = d.line_key AND r.status = 'active';
+        v_before := v_current;
         IF v_target < v_current THEN
             v_taken := oms.reduce_line_holds(d.order_increment_id, d.line_key, d.country_code, d.sku,
                                              v_current - v_target, NULL, false,
@@ -566,8 +595,21 @@ BEGIN
         ELSE
             v_status := 'unchanged';
         END IF;
+        IF v_shortfall > 0 THEN
+            INSERT INTO oms.reservation_shortfall AS s (order_increment_id, line_key, country_code, sku,
+                                                        pickup_store_id, qty)
+            VALUES (d.order_increment_id, d.line_key, d.country_code, d.sku, d.pickup_store_id, v_shortfall)
+            ON CONFLICT (order_increment_id, line_key) DO UPDATE
+                SET qty = excluded.qty, country_code = excluded.country_code, sku = excluded.sku,
+                    pickup_store_id = excluded.pickup_store_id, updated_at = now()
+                WHERE (s.qty, s.country_code, s.sku, s.pickup_store_id)
+                      IS DISTINCT FROM (excluded.qty, excluded.country_code, excluded.sku, excluded.pickup_store_id);
+        ELSE
+            DELETE FROM oms.reservation_shortfall
+            WHERE order_increment_id = d.order_increment_id AND line_key = d.line_key;
+        END IF;
         v_results := v_results || jsonb_build_object('idx', d.idx, 'status', v_status, 'reserved_qty', v_current,
-                                                     'shortfall_qty', v_shortfall);
+                                                     'shortfall_qty', v_shortfall, 'changed', v_current <> v_before);
     END LOOP;
     RETURN v_results;
 END
@@ -577,7 +619,8 @@ $$;
 -- Settling holds with the ERP's own movements (the reconciliation rule). A `sale` that names an
 -- order line settles, up to its quantity: first the shipped/collected postings of that line
 -- still waiting for it, then the line's active reservations. A `return_receipt` that names an
--- order line settles that line's restocked-return postings. Each settled unit stops being held
+-- order line settles that line's restocked-return postings; a `transfer_out` / `transfer_in`
+-- that names one settles its postings of the same type. Each settled unit stops being held
 -- (or added) at the moment the movement subtracts (or adds) it: counted exactly once.
 CREATE OR REPLACE FUNCTION oms.settle_movement_holds(p_movement_ids bigint[])
 RETURNS numeric LANGUAGE plpgsql AS $$
@@ -593,7 +636,7 @@ BEGIN
                e.order_line_key, l.country_code::text AS country_code
         FROM oms.erp_movement e JOIN ref.location l ON l.store_id = e.store_id
         WHERE e.movement_id = ANY (p_movement_ids) AND e.order_increment_id IS NOT NULL
-          AND e.movement_type IN ('sale', 'return_receipt')
+          AND e.movement_type IN ('sale', 'return_receipt', 'transfer_out', 'transfer_in')
         ORDER BY l.country_code COLLATE "C", e.sku COLLATE "C", e.movement_id
     LOOP
         PERFORM oms.lock_stock(m.country_code, m.sku);
@@ -602,7 +645,9 @@ BEGIN
             SELECT sp.posting_id, sp.qty - sp.erp_settled_qty AS open_qty FROM oms.sales_posting sp
             WHERE sp.order_increment_id = m.order_increment_id AND sp.line_key = m.order_line_key
               AND sp.sku = m.sku AND sp.country_code = m.country_code AND sp.erp_settled_qty < sp.qty
-              AND (sp.posting_type = 'return_restock') = (m.movement_type = 'return_receipt')
+              AND sp.posting_type = ANY (CASE m.movement_type WHEN 'sale' THEN ARRAY['shipment', 'collection']
+                                                              WHEN 'return_receipt' THEN ARRAY['return_restock']
+                                                              ELSE ARRAY[m.movement_type] END)
             ORDER BY (sp.store_id = m.store_id) DESC, sp.posting_id
             FOR UPDATE
         LOOP
@@ -757,8 +802,12 @@ END
 $$;
 
 -- Fulfilment appends a posting: a shipped or collected line (its units move from the line's
--- reservation to the posting, still held until the ERP's sale movement for it arrives) or a
--- restocked return (its units count at once, until the ERP's return_receipt for it arrives).
+-- reservation to the posting, still held until the ERP's sale movement for it arrives), a
+-- restocked return (its units count at once, until the ERP's return_receipt for it arrives), or
+-- one side of a transfer to a pickup store: `transfer_out` at the source when it is dispatched
+-- (the line's hold there moves to the posting: in transit, in neither store's ATP) and
+-- `transfer_in` at the pickup store on receipt (the units count there at once and `hold_qty` of
+-- them become the line's reservation there), each until the ERP's movement of that type arrives.
 -- Idempotent on (posting_type, source_ref, order line): the same content again is a no-op,
 -- different content is refused.
 CREATE OR REPLACE FUNCTION oms.append_sales_posting(p jsonb)
@@ -768,6 +817,7 @@ DECLARE
     v_id bigint;
     v_existing oms.sales_posting;
     v_moved numeric := 0;
+    v_held numeric := 0;
 BEGIN
     SELECT l.country_code INTO v_country FROM ref.location l WHERE l.store_id = p->>'store_id';
     IF NOT FOUND THEN
@@ -801,12 +851,18 @@ BEGIN
                 p->>'posting_type', p->>'source_ref', p->>'order_increment_id', p->>'line_key', v_existing.posting_id
                 USING ERRCODE = '23505';
         END IF;
-        RETURN jsonb_build_object('posting_id', v_existing.posting_id, 'created', false, 'moved_from_reservation_qty', 0);
+        RETURN jsonb_build_object('posting_id', v_existing.posting_id, 'created', false, 'moved_from_reservation_qty', 0,
+                                  'held_at_store_qty', 0);
     END IF;
-    IF p->>'posting_type' IN ('shipment', 'collection') THEN
+    IF p->>'posting_type' IN ('shipment', 'collection', 'transfer_out') THEN
         v_moved := oms.reduce_line_holds(p->>'order_increment_id', p->>'line_key', v_country, p->>'sku',
                                          (p->>'qty')::numeric, p->>'store_id', true, p->>'posting_type');
+    ELSIF p->>'posting_type' = 'transfer_in' AND coalesce((p->>'hold_qty')::numeric, 0) > 0 THEN
+        PERFORM oms.add_hold(p->>'order_increment_id', p->>'line_key', v_country, p->>'sku', p->>'store_id',
+                             (p->>'hold_qty')::numeric, 'transfer_received');
+        v_held := (p->>'hold_qty')::numeric;
     END IF;
-    RETURN jsonb_build_object('posting_id', v_id, 'created', true, 'moved_from_reservation_qty', v_moved);
+    RETURN jsonb_build_object('posting_id', v_id, 'created', true, 'moved_from_reservation_qty', v_moved,
+                              'held_at_store_qty', v_held);
 END
 $$;

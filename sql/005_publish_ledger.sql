@@ -28,7 +28,7 @@ CREATE TABLE IF NOT EXISTS oms.publish_attempt (
 );
 CREATE INDEX IF NOT EXISTS publish_attempt_run_idx ON oms.publish_attempt (run_id);
 
--- How each channel publishes (issue 4 §2): 'physical' = quantity on hand per source less safety
+-- How each channel publishes: 'physical' = quantity on hand per source less safety
 -- stock, Magento's own reservations hold open orders; 'sellable' = ATP per source (open orders
 -- already subtracted), Magento's reservations switched off for the channel's stock.
 ALTER TABLE ref.channel ADD COLUMN IF NOT EXISTS publish_mode text NOT NULL DEFAULT 'physical';

@@ -1,4 +1,4 @@
--- Order routing (issue 5): rules as data, explanations as data.
+-- Order routing: rules as data, explanations as data.
 --   oms.routing_profile       versioned routing rules per country; exactly one active version
 --   oms.routing_decision      every decision with its candidates, scores and exclusion reasons
 --   oms.store_exclusion       a store that rejected a pick may not serve that SKU until `until`

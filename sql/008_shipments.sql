@@ -1,4 +1,4 @@
--- Shipments (issue 5 items 5-7): the Clickpost / Magento shipment ledger and tracking.
+-- Shipments: the Clickpost / Magento shipment ledger and tracking.
 --   oms.shipment              one row per shipment (order + location + sequence); the ledger of
 --                             every external effect: intent → manifested (Clickpost AWB) → magento_shipped
 --   raw.clickpost_webhook     every webhook delivery as received (duplicates included), never dropped
@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS oms.shipment (
     manifested_at        timestamptz,
     magento_shipped_at   timestamptz,
     cancelled_at         timestamptz,                -- cancelled at Clickpost (its task was rejected / superseded)
+    deliver_to_store_id  text,                       -- a transfer to this pickup store, not a delivery to the customer
     updated_at           timestamptz NOT NULL DEFAULT now(),
     -- a re-routed order plans the new decision's parcels beside the cancelled ones
     CONSTRAINT shipment_decision_store_seq_uq UNIQUE (decision_id, store_id, shipment_no),
@@ -47,6 +48,7 @@ CREATE TABLE IF NOT EXISTS oms.shipment (
 );
 -- Databases made before cancellation existed: the same shape as above.
 ALTER TABLE oms.shipment ADD COLUMN IF NOT EXISTS cancelled_at timestamptz;
+ALTER TABLE oms.shipment ADD COLUMN IF NOT EXISTS deliver_to_store_id text;
 ALTER TABLE oms.shipment DROP CONSTRAINT IF EXISTS shipment_state_check;
 ALTER TABLE oms.shipment ADD CONSTRAINT shipment_state_check
     CHECK (state IN ('intent', 'manifested', 'magento_shipped', 'failed', 'cancelled'));

@@ -1,4 +1,4 @@
--- After the sale (issue 6): returns (in store and from home), exchanges, the Magento outbox of
+-- After the sale: returns (in store and from home), exchanges, the Magento outbox of
 -- credit memos and comments, and the notification outbox. docs/returns.md, docs/notifications.md.
 
 -- One return: at a store (kind 'store', received at once) or from home (kind 'home', a Clickpost

@@ -1,4 +1,4 @@
--- Operations (issue 7 §3): every alert a DAG's failure/retry callback raised, one row per task
+-- Operations: every alert a DAG's failure/retry callback raised, one row per task
 -- instance try and kind. The row is written before anything is sent, so a callback that runs twice
 -- for the same try (a worker restarted mid-callback, a re-parsed callback) sends nothing twice;
 -- the delivery columns say what reached people, and the error if a channel refused.

@@ -77,3 +77,25 @@ def test_order_routing_follows_the_order_marts(dagbag):
     dag = dagbag.get_dag("order_routing")
     assert dag.timetable.asset_condition.name == ATP_MARTS.name
     assert [t.task_id for t in dag.topological_sort()] == ["route_orders", "expire_pickups"]
+
+
+def test_every_dags_time_schedule_is_the_one_in_oms_schedules(dagbag):
+    """The DAG files build their timetables from oms.schedules, and the pipeline health check judges
+    staleness by the same entries, so a schedule is written once."""
+    from datetime import timedelta
+
+    from oms import schedules
+    from oms.ops.health import DAG_CADENCE
+
+    assert set(schedules.SCHEDULES) == set(dagbag.dags)
+    for dag_id, dag in dagbag.dags.items():
+        timetable = getattr(dag.timetable, "timetable", dag.timetable)   # AssetOrTimeSchedule wraps one
+        expected = schedules.SCHEDULES[dag_id]
+        if isinstance(expected, str):
+            assert timetable.expression == expected, dag_id
+        else:
+            assert timetable.delta == expected, dag_id
+    assert DAG_CADENCE == {dag_id: schedules.cadence(dag_id) for dag_id in dagbag.dags}
+    assert (DAG_CADENCE["erp_stock_ingest"], DAG_CADENCE["atp_build"], DAG_CADENCE["kpi_build"],
+            DAG_CADENCE["erp_reconciliation"], DAG_CADENCE["notifications_send"]) == (
+        timedelta(minutes=15), timedelta(hours=1), timedelta(hours=1), timedelta(days=1), timedelta(minutes=1))

@@ -148,7 +148,7 @@ def test_stock_slice_end_to_end(settings, warehouse_dsn, dagbag, scenario):
     assert marts_hash(warehouse_dsn) == before
 
 
-# --- issue 3 + 4: a Magento order through the DAGs, the order API, live ATP, and Magento ------------
+# --- a Magento order through the DAGs, the order API, live ATP, and Magento ------------
 ORDER_WINDOW_END = datetime(2026, 3, 2, 10, 30, tzinfo=UTC)  # magento_orders_ingest */10: [10:20, 10:30)
 ORDER_TIME = datetime(2026, 3, 2, 10, 22, tzinfo=UTC)
 

@@ -5,7 +5,6 @@ the page loads, the charts render with data, a country filter changes them."""
 from __future__ import annotations
 
 import shutil
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,17 +12,10 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from oms import tokens
-from oms.magento.landing import land_orders
-from oms.tasks import kpi_build as kpi_pipeline
-from oms.tasks.atp_build import build as build_atp
-from oms.validation.magento_orders import validate_window
-from oms.warehouse import apply_ddl, connect
-from omsdev import demo_data
-from omsdev.demo import load_reference
+from oms.warehouse import connect
 
-from .conftest import fresh_database
 from .net import serve
-from .stock_scenario import WINDOW, land_and_build
+from .stock_scenario import demo_world
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / ".oms" / "test" / "artifacts"
@@ -31,18 +23,7 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / ".oms" / "test" / "artifacts"
 
 @pytest.fixture(scope="module")
 def scenario(pg_cluster):
-    dsn = fresh_database(pg_cluster, "oms_test_kpis")
-    apply_ddl(dsn)
-    as_of = WINDOW[1]
-    data = demo_data.generate(skus=40, stores_per_country=3, orders=80, seed=11, as_of=as_of)
-    load_reference(dsn, data)
-    land_and_build(dsn, data.stock_rows)
-    start, end = as_of - timedelta(days=15), as_of
-    with connect(dsn) as conn:
-        land_orders(conn, data.orders, "kpi-test", start, end, None)
-        validate_window(conn, "kpi-test", start, end, start, timedelta(hours=2))
-    build_atp(dsn, dag_run_id="kpi-test", data_interval_end=end)
-    kpi_pipeline.build(dsn)
+    dsn = demo_world(pg_cluster, "oms_test_kpis", "kpi-test", skus=40, stores_per_country=3, orders=80, seed=11)
     with connect(dsn) as conn:
         token = tokens.create_token(conn, "analyst", ["kpis:read"])
         stock_only = tokens.create_token(conn, "stock", ["stock:read"])

@@ -8,6 +8,7 @@ test tools. Read from the source's import statements, so a lazy import inside a 
 from __future__ import annotations
 
 import ast
+import re
 import tomllib
 from pathlib import Path
 
@@ -66,7 +67,8 @@ def test_production_image_installs_runtime_only():
 
 
 DAGS = REPO / "dags"
-DAG_SHARED = {"oms.assets", "oms.dag_defaults"}
+# what every DAG file may share: its assets, default args and schedule (written once in oms.schedules)
+DAG_SHARED = {"oms.assets", "oms.dag_defaults", "oms.schedules"}
 
 
 def oms_imports_of_dag(path: Path) -> set[str]:
@@ -75,8 +77,8 @@ def oms_imports_of_dag(path: Path) -> set[str]:
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and node.module.split(".")[0] == "oms":
-            if node.module == "oms.tasks":
-                names.update(f"oms.tasks.{alias.name}" for alias in node.names)
+            if node.module in ("oms", "oms.tasks"):   # `from oms import schedules` is oms.schedules
+                names.update(f"{node.module}.{alias.name}" for alias in node.names)
             else:
                 names.add(node.module)
         elif isinstance(node, ast.Import):
@@ -100,3 +102,39 @@ def test_task_module_check_sees_domain_imports(tmp_path):
     sample = tmp_path / "sample_dag.py"
     sample.write_text("def t():\n    from oms.tasks import kpi_build as tasks\n    from oms.shipping import tracking\n")
     assert oms_imports_of_dag(sample) == {"oms.tasks.kpi_build", "oms.shipping"}
+
+
+# Code and docs say what a thing is, not which work item asked for it: a reference like that means
+# nothing to the next reader and goes stale once the item is closed.
+WORK_ITEM = re.compile(r"\bissues?\s?#?\d+", re.IGNORECASE)
+NAMED_ROOTS = ("plugins", "api", "dags", "sql", "dbt/models", "devtools", "bench", "docs", "tests", "deploy")
+NAMED_FILES = ("README.md", "dbt/README.md", "Makefile", "Dockerfile", "docker-compose.yml", "pyproject.toml")
+TEXT_SUFFIXES = {".py", ".sql", ".md", ".yml", ".yaml", ".toml", ".sh", ".cfg", ".ini", ".txt", ""}
+
+
+def work_item_references(paths) -> list[str]:
+    found = []
+    for path in paths:
+        if path.suffix not in TEXT_SUFFIXES or not path.is_file() or "results" in path.parts:
+            continue
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            if WORK_ITEM.search(line):
+                found.append(f"{path.relative_to(REPO)}:{number}: {line.strip()[:80]}")
+    return found
+
+
+def test_code_and_docs_name_no_work_items():
+    paths = [REPO / f for f in NAMED_FILES]
+    for root in NAMED_ROOTS:
+        paths += sorted(p for p in (REPO / root).rglob("*") if "__pycache__" not in p.parts)
+    assert work_item_references(paths) == []
+
+
+def test_work_item_check_sees_a_reference(tmp_path):
+    note = REPO / "docs" / ".work-item-probe.md"
+    try:
+        heading = "# Returns (" + "issue" + " 6)"   # spelled apart, or this file would be found
+        note.write_text(heading + "\n")
+        assert work_item_references([note]) == [f"docs/.work-item-probe.md:1: {heading}"]
+    finally:
+        note.unlink()

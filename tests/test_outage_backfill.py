@@ -1,4 +1,4 @@
-"""Issue 7, done-when: Magento and the ERP go down for several intervals (runs fail and retry,
+"""Magento and the ERP go down for several intervals (runs fail and retry,
 alerts fire), come back, the missed intervals are backfilled, and the warehouse ends byte-identical
 to a run that saw no outage — no order and no stock row lost or counted twice.
 
@@ -145,11 +145,6 @@ def digest(dsn: str, sql: str) -> dict:
         return conn.execute(sql).fetchone()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known defect: since orders reserve as they land, an outage and its backfill leave other "
-    "oms.reservation rows than a clean run (124 against 147 content parts); raw rows, quarantine, "
-    "exceptions and marts are the subject of the rest of the test. Fix the reservation path, then drop "
-    "this mark (strict: it fails once it passes)"))
 def test_outage_then_backfill_leaves_the_marts_byte_identical(pg_cluster, settings, data, loaded_sandboxes, dags,
                                                               webhook_server, monkeypatch):  # noqa: F811
     bag, point = dags

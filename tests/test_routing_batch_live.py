@@ -13,12 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from oms import reference
 from oms.routing import profiles, service
 from oms.warehouse import apply_ddl, connect
 
 from .conftest import fresh_database
-from .test_routing_kit import EXAMPLES, NOW, SITES, order
+from .test_routing_kit import EXAMPLES, NOW, dubai_warehouse, order
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
 
@@ -56,16 +55,7 @@ class Ledger:
 
 @pytest.fixture(scope="module")
 def dsn(pg_cluster):
-    dsn = fresh_database(pg_cluster, "oms_test_routing_batch_live")
-    apply_ddl(dsn)
-    with connect(dsn) as conn:
-        reference.upsert_channels(conn, [dict(channel_code="ae_web", country_code="AE", name="AE", currency_code="AED",
-                                              magento_website_code="ae", magento_store_code="ae", magento_stock_id=2)])
-        reference.upsert_locations(conn, [
-            dict(store_id=sid, name=sid, country_code="AE", location_type=kind, latitude=lat, longitude=lon, city=city,
-                 ship_from_store=kind == "store", pickup_enabled=kind == "store")
-            for sid, (kind, lat, lon, city) in SITES.items()])
-    return dsn
+    return dubai_warehouse(pg_cluster, "oms_test_routing_batch_live")
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Builders shared by the routing tests (no tests here): a small Dubai network, orders, profiles."""
+"""Builders shared by the routing tests (no tests here): a small Dubai network, orders, profiles,
+and a warehouse holding that network."""
 
 from __future__ import annotations
 
@@ -6,7 +7,11 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+from oms import reference
 from oms.routing import Candidate, Order, OrderLine, RoutingContext, RoutingProfile
+from oms.warehouse import apply_ddl, connect
+
+from .conftest import fresh_database
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "plugins" / "oms" / "routing" / "examples"
 NOW = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)
@@ -20,6 +25,23 @@ SITES = {
     "AE-ST-03": ("store", 25.2637, 55.3270, "Dubai"),            # Deira, ~9 km
     "AE-ST-04": ("store", 24.4539, 54.3773, "Abu Dhabi"),        # ~125 km
 }
+
+AE_WEB = dict(channel_code="ae_web", country_code="AE", name="AE", currency_code="AED", magento_website_code="ae",
+              magento_store_code="ae", magento_stock_id=2)
+
+
+def dubai_warehouse(pg_cluster, database: str) -> str:
+    """A fresh warehouse database whose reference data is the AE web channel and the SITES network
+    (every store ships and takes pickups)."""
+    dsn = fresh_database(pg_cluster, database)
+    apply_ddl(dsn)
+    with connect(dsn) as conn:
+        reference.upsert_channels(conn, [AE_WEB])
+        reference.upsert_locations(conn, [
+            dict(store_id=sid, name=sid, country_code="AE", location_type=kind, latitude=lat, longitude=lon, city=city,
+                 ship_from_store=kind == "store", pickup_enabled=kind == "store")
+            for sid, (kind, lat, lon, city) in SITES.items()])
+    return dsn
 
 
 def cand(store_id: str, atp: dict[str, float] | None = None, **kw) -> Candidate:

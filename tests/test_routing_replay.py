@@ -19,7 +19,7 @@ from oms.routing.cli import app as routing_cli
 from oms.warehouse import apply_ddl, connect
 
 from .conftest import fresh_database
-from .test_routing_kit import EXAMPLES, NOW, SITES, order
+from .test_routing_kit import AE_WEB, EXAMPLES, NOW, SITES, dubai_warehouse, order
 
 SKUS = [f"SKU-{i}" for i in range(12)]
 CARDS = [dict(country_code="AE", courier="aramex", from_location_type=kind, min_km=lo, max_km=hi, cost=cost + extra,
@@ -34,15 +34,8 @@ def doc(name: str) -> dict:
 
 @pytest.fixture(scope="module")
 def dsn(pg_cluster):
-    dsn = fresh_database(pg_cluster, "oms_test_routing_replay")
-    apply_ddl(dsn)
+    dsn = dubai_warehouse(pg_cluster, "oms_test_routing_replay")
     with connect(dsn) as conn:
-        reference.upsert_channels(conn, [dict(channel_code="ae_web", country_code="AE", name="AE", currency_code="AED",
-                                              magento_website_code="ae", magento_store_code="ae", magento_stock_id=2)])
-        reference.upsert_locations(conn, [
-            dict(store_id=sid, name=sid, country_code="AE", location_type=kind, latitude=lat, longitude=lon, city=city,
-                 ship_from_store=kind == "store", pickup_enabled=kind == "store")
-            for sid, (kind, lat, lon, city) in SITES.items()])
         inputs.upsert_rate_cards(conn, CARDS)
     return dsn
 
@@ -297,8 +290,7 @@ def test_demo_like_history_replays_with_zero_differences(pg_cluster):
 
     backlog = _demo_orders(data)
     with connect(dsn) as conn:
-        reference.upsert_channels(conn, [dict(channel_code="ae_web", country_code="AE", name="AE", currency_code="AED",
-                                              magento_website_code="ae", magento_store_code="ae", magento_stock_id=2)])
+        reference.upsert_channels(conn, [AE_WEB])
         reference.upsert_locations(conn, data.locations)
         inputs.upsert_rate_cards(conn, CARDS)
         demo_profile = doc("warehouse_first")

@@ -159,8 +159,10 @@ def test_v3_body_for_countries_outside_the_v4_list_validates_against_clickpost_r
     settings, dsn = world
     [row] = shipment_rows(dsn, "000000101")
     with connect(dsn) as conn:
-        payload = conn.execute("SELECT payload FROM raw.magento_order WHERE entity_id = 101").fetchone()["payload"]
-    lines = bodies.order_lines(payload, {1011: 1}, {"SH-A": 300}, ShippingSettings())
+        record_key, payload = conn.execute(
+            "SELECT record_key, payload FROM raw.magento_order WHERE entity_id = 101").fetchone().values()
+        stock_lines = shipments.version_lines(conn, [record_key])[record_key]
+    lines = bodies.order_lines("000000101", stock_lines, {1011: 1}, {"SH-A": 300}, ShippingSettings())
     courier = {"cp_id": 4, "account_code": "Aramex Express"}
     location = w.LOCATIONS[0] | {"magento_source_code": "ae-wh-01"}
     for version in (3, 4):

@@ -18,8 +18,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from api.airflow_events import AirflowEvents
 from api.deps import Events, Pool
+from oms.integrations.airflow import AirflowApi
 from oms.ops import health as pipeline_health
 
 router = APIRouter(tags=["operations"])
@@ -38,51 +38,37 @@ class PipelineHealth(BaseModel):
     queues: dict[str, Any]
 
 
-class AirflowRuns(AirflowEvents):
-    """Reads DAGs and their runs through the REST API v2, with AirflowEvents' login."""
+async def airflow_components(api: AirflowApi | None) -> list[dict[str, Any]]:
+    """Airflow's component health from its open monitor endpoint."""
+    if api is None:
+        return []
+    try:
+        async with httpx.AsyncClient(timeout=5) as client:
+            return pipeline_health.airflow_components(await api.async_monitor(client))
+    except (httpx.HTTPError, ValueError) as exc:
+        return pipeline_health.airflow_components(None, type(exc).__name__)
 
-    async def get(self, client: httpx.AsyncClient, path: str, **params: Any) -> dict[str, Any]:
-        for attempt in (1, 2):
-            answer = await client.get(f"{self.base_url}/api/v2{path}", headers=await self._headers(client),
-                                      params=params)
-            if answer.status_code == 401 and attempt == 1:
-                self._token = None  # expired token: log in once more
-                continue
-            answer.raise_for_status()
-            return answer.json()
-        raise RuntimeError("unreachable")
 
-    async def components(self) -> list[dict[str, Any]]:
-        """Airflow's component health from its open monitor endpoint."""
-        if not self.base_url:
-            return []
-        try:
-            async with httpx.AsyncClient(timeout=5) as client:
-                answer = await client.get(f"{self.base_url}/api/v2/monitor/health")
-                answer.raise_for_status()
-                return pipeline_health.airflow_components(answer.json())
-        except (httpx.HTTPError, ValueError) as exc:
-            return pipeline_health.airflow_components(None, type(exc).__name__)
+async def dag_facts(api: AirflowApi | None, now: datetime) -> dict[str, Any]:
+    """Each DAG's latest run and latest successful run, read through the REST API v2."""
+    if api is None:
+        return {"error": "not configured (set OMS_AIRFLOW_URL)", "dags": []}
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            dags = (await api.async_get(client, "/dags", limit=100))["dags"]
 
-    async def dag_facts(self, now: datetime) -> dict[str, Any]:
-        if not self.base_url:
-            return {"error": "not configured (set OMS_AIRFLOW_URL)", "dags": []}
-        try:
-            async with httpx.AsyncClient(timeout=10) as client:
-                dags = (await self.get(client, "/dags", limit=100))["dags"]
+            async def runs(dag_id: str, **filters: Any) -> dict | None:
+                found = (await api.async_get(client, f"/dags/{dag_id}/dagRuns", limit=1,
+                                             order_by="-run_after", **filters))["dag_runs"]
+                return found[0] if found else None
 
-                async def runs(dag_id: str, **filters: Any) -> dict | None:
-                    found = (await self.get(client, f"/dags/{dag_id}/dagRuns", limit=1,
-                                            order_by="-run_after", **filters))["dag_runs"]
-                    return found[0] if found else None
-
-                ids = [d["dag_id"] for d in dags]
-                successes = await asyncio.gather(*(runs(d, state="success") for d in ids))
-                latest = await asyncio.gather(*(runs(d) for d in ids))
-        except (httpx.HTTPError, OSError, KeyError, ValueError) as exc:
-            return {"error": f"unreachable or refused ({type(exc).__name__}: {str(exc)[:200]})", "dags": []}
-        return {"error": None, "dags": pipeline_health.summarise_dags(
-            dags, dict(zip(ids, successes, strict=True)), dict(zip(ids, latest, strict=True)), now)}
+            ids = [d["dag_id"] for d in dags]
+            successes = await asyncio.gather(*(runs(d, state="success") for d in ids))
+            latest = await asyncio.gather(*(runs(d) for d in ids))
+    except (httpx.HTTPError, OSError, KeyError, ValueError) as exc:
+        return {"error": f"unreachable or refused ({type(exc).__name__}: {str(exc)[:200]})", "dags": []}
+    return {"error": None, "dags": pipeline_health.summarise_dags(
+        dags, dict(zip(ids, successes, strict=True)), dict(zip(ids, latest, strict=True)), now)}
 
 
 @router.get("/v1/pipeline/health", summary="Last successful run per DAG, source lag, mart age, queue depths",
@@ -90,9 +76,8 @@ class AirflowRuns(AirflowEvents):
             responses={503: {"model": PipelineHealth, "description": "unhealthy: `reasons` says why"}})
 async def pipeline_health_view(pool: Pool, events: Events) -> JSONResponse:
     now = datetime.now(UTC)
-    reader = AirflowRuns(events.base_url, events.username, events.password_file)
-    airflow_task = asyncio.create_task(reader.dag_facts(now))
-    components_task = asyncio.create_task(reader.components())
+    airflow_task = asyncio.create_task(dag_facts(events.api, now))
+    components_task = asyncio.create_task(airflow_components(events.api))
     try:
         async with pool.connection(timeout=5) as conn:
             warehouse = await pipeline_health.warehouse_facts(conn, now)

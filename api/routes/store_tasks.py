@@ -36,8 +36,8 @@ router = APIRouter(prefix="/v1/stores", tags=["store tasks"])
 
 StorePath = Annotated[str, Path(min_length=1, max_length=20)]
 TaskPath = Annotated[int, Path(ge=1, le=ID_MAX)]
-Status = Literal["open", "accepted", "packed", "rejected", "superseded", "ready_for_pickup", "picked_up",
-                 "pickup_expired"]
+Status = Literal["open", "accepted", "packed", "in_transit", "received", "rejected", "superseded",
+                 "ready_for_pickup", "picked_up", "pickup_expired"]
 
 
 class Rejection(BaseModel):
@@ -84,6 +84,12 @@ def _transition(name: str, fn: Callable[..., dict[str, Any]], summary: str) -> N
 
 _transition("accept", tasks.accept, "Accept a task (the store starts picking)")
 _transition("pack", tasks.pack, "Packed: the shipment (or transfer) is ready to leave the store")
+_transition("dispatch", tasks.dispatch,
+            "Transfer: it left the source store (transfer_out postings; in transit). A courier's transfer is "
+            "dispatched by its pickup scan")
+_transition("receive", tasks.receive,
+            "Transfer: it arrived at the pickup store — store_id is the pickup store (transfer_in postings; the "
+            "order's hold moves there). A courier's transfer is received by its delivered scan")
 _transition("ready", tasks.ready_for_pickup, "Click & collect: ready at the counter (the pickup expiry starts)")
 _transition("picked-up", tasks.picked_up, "Click & collect: the customer collected it")
 

@@ -12,7 +12,8 @@ Settings (environment of the Airflow workers):
   webhooks show it as is); OMS_ALERT_ON_RETRY=1 also *sends* retry alerts (they are always logged).
 With no channel configured alerts are still logged, and visible in `GET /v1/pipeline/health`.
 
-Module import stays light (stdlib only): it is imported when the DAG files are parsed.
+Email and webhook go out through oms.integrations.notify, imported only when an alert is sent:
+this module's import stays light (stdlib only), as it is imported when the DAG files are parsed.
 """
 
 from __future__ import annotations
@@ -164,8 +165,9 @@ def alert_from_context(context: dict[str, Any], kind: str) -> Alert:
 
 
 # --------------------------------------------------------------------------- channels
+# The transports are oms.integrations.notify's (imported when an alert is sent, not at DAG parsing).
 def send_email(alert: Alert, settings: AlertSettings) -> None:
-    import smtplib
+    from oms.integrations import notify
 
     message = EmailMessage()
     message["Subject"] = alert.subject
@@ -173,25 +175,14 @@ def send_email(alert: Alert, settings: AlertSettings) -> None:
     message["To"] = ", ".join(settings.smtp_to)
     message["X-OMS-Alert"] = f"{alert.dag_id}/{alert.task_label}/{alert.run_id}/try-{alert.try_number}/{alert.kind}"
     message.set_content(alert.text())
-    with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=15) as smtp:
-        if settings.smtp_starttls:
-            smtp.starttls()
-        if settings.smtp_user:
-            smtp.login(settings.smtp_user, settings.smtp_password or "")
-        smtp.send_message(message)
+    notify.smtp_send(message, settings.smtp_host, settings.smtp_port, starttls=settings.smtp_starttls,
+                     user=settings.smtp_user, password=settings.smtp_password)
 
 
 def post_webhook(alert: Alert, settings: AlertSettings) -> None:
-    import httpx
-    from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+    from oms.integrations import notify
 
-    @retry(stop=stop_after_attempt(3), wait=wait_exponential(multiplier=0.5, max=4), reraise=True,
-           retry=retry_if_exception_type((httpx.TransportError, httpx.HTTPStatusError)))
-    def post() -> None:
-        response = httpx.post(settings.webhook_url, json=alert.payload(), timeout=10)
-        response.raise_for_status()
-
-    post()
+    notify.post_webhook(settings.webhook_url, alert.payload())
 
 
 def component_alert(component: str, last_heartbeat: str | None, reason: str) -> Alert:

@@ -4,38 +4,18 @@ dbt's ATP, order and KPI marts), and tokens for every scope."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 
 from oms import tokens
-from oms.magento.landing import land_orders
-from oms.tasks import kpi_build as kpi_pipeline
-from oms.tasks.atp_build import build as build_atp
-from oms.validation.magento_orders import validate_window
-from oms.warehouse import apply_ddl, connect
-from omsdev import demo_data
-from omsdev.demo import load_reference
+from oms.warehouse import connect
 
-from ..conftest import fresh_database
-from ..stock_scenario import WINDOW, land_and_build
+from ..stock_scenario import demo_world
 
 
 @pytest.fixture(scope="session")
 def api_world(pg_cluster) -> str:
-    dsn = fresh_database(pg_cluster, "oms_test_api_contract")
-    apply_ddl(dsn)
-    as_of = WINDOW[1]
-    data = demo_data.generate(skus=20, stores_per_country=2, orders=30, seed=5, as_of=as_of)
-    load_reference(dsn, data)
-    land_and_build(dsn, data.stock_rows)
-    start, end = as_of - timedelta(days=15), as_of
-    with connect(dsn) as conn:
-        land_orders(conn, data.orders, "api-tests", start, end, None)
-        validate_window(conn, "api-tests", start, end, start, timedelta(hours=2))
-    build_atp(dsn, dag_run_id="api-tests", data_interval_end=end)
-    kpi_pipeline.build(dsn)
-    return dsn
+    return demo_world(pg_cluster, "oms_test_api_contract", "api-tests", skus=20, stores_per_country=2, orders=30,
+                      seed=5)
 
 
 @pytest.fixture(scope="session")

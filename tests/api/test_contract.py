@@ -201,7 +201,7 @@ def _requests(token: str) -> dict[tuple[str, str], dict]:
         ("GET", "/v1/stores/{store_id}/tasks/{task_id}"): {"url": "/v1/stores/S1/tasks/1", "headers": bearer},
         **{("POST", f"/v1/stores/{{store_id}}/tasks/{{task_id}}/{action}"): {
             "url": f"/v1/stores/S1/tasks/1/{action}", "headers": bearer}
-           for action in ("accept", "pack", "ready", "picked-up")},
+           for action in ("accept", "pack", "dispatch", "receive", "ready", "picked-up")},
         ("POST", "/v1/stores/{store_id}/tasks/{task_id}/reject"): {
             "url": "/v1/stores/S1/tasks/1/reject", "json": {"reason": "damaged"}, "headers": bearer},
     }

@@ -50,7 +50,7 @@ def ledger_dsn(pg_cluster):
 def clean_ledger(ledger_dsn):
     """An empty ledger on top of the fixture's snapshot (marts stay as built)."""
     with connect(ledger_dsn) as conn:
-        conn.execute("TRUNCATE oms.erp_movement, oms.reservation, oms.sales_posting, raw.quarantine, oms.shipment,"
+        conn.execute("TRUNCATE oms.erp_movement, oms.reservation, oms.reservation_shortfall, oms.sales_posting, raw.quarantine, oms.shipment,"
                      " oms.shipment_event, oms.shipment_magento_push RESTART IDENTITY")
     return ledger_dsn
 

@@ -31,9 +31,9 @@ CHANNELS = [
          magento_store_code="qa_en", magento_stock_id=3, magento_store_id=3, buffer_qty=0),
 ]
 LOCATIONS = [
-    dict(store_id="AE-WH-01", name="Jebel Ali DC", country_code="AE", location_type="warehouse"),
+    dict(store_id="AE-WH-01", name="Jebel Ali DC", country_code="AE", location_type="warehouse", city="Dubai"),
     dict(store_id="AE-ST-01", name="Dubai Mall", country_code="AE", location_type="store", ship_from_store=True,
-         pickup_enabled=True),
+         pickup_enabled=True, city="Dubai"),
     dict(store_id="AE-ST-02", name="Mall of the Emirates", country_code="AE", location_type="store",
          pickup_enabled=True),
     dict(store_id="QA-WH-01", name="Doha DC", country_code="QA", location_type="warehouse"),
@@ -56,10 +56,14 @@ STOCK = {
     "PUSH-CAP": {"AE-WH-01": 4},
     "PUSH-BAG": {"AE-WH-01": 5, "AE-ST-01": 2},
     "PUSH-SOCK": {"AE-WH-01": 5},
+    "BACK-CAP": {"AE-WH-01": 3},
     # shipments post sales (tests/ledger/test_shipment_postings.py)
     "SHIP-POLO": {"AE-WH-01": 5, "AE-ST-01": 3},
     "LIFE-PHYSICAL": {"AE-WH-01": 5, "AE-ST-01": 3},
     "LIFE-SELLABLE": {"AE-WH-01": 5, "AE-ST-01": 3},
+    # transfers to a pickup store (tests/ledger/test_transfers.py)
+    "TRF-PHYSICAL": {"AE-WH-01": 5, "AE-ST-01": 0},
+    "TRF-SELLABLE": {"AE-WH-01": 5, "AE-ST-01": 0},
 }
 EXTRA_SKUS = ["NEW-NOSTOCK"]  # known, no stock anywhere
 GIFT = "GIFT-CARD"           # known, not stock-managed

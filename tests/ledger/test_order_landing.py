@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from oms import tokens
-from oms.inventory import order_demand
+from oms.inventory import movements, order_demand
 from oms.magento.landing import land_orders
 from oms.warehouse import connect
 
@@ -146,3 +146,54 @@ def test_landing_reads_the_stock_lines_as_dbt_does(clean_ledger, push_token, api
         assert (demands[key].sku, Decimal(str(demands[key].open_qty)), demands[key].pickup_store_id) == \
             (row["sku"], row["qty_open"], row["pickup_store_id"]), key
         assert held[key] == (row["pickup_store_id"], row["qty_open"]), key
+
+
+def _shortfalls(dsn: str) -> dict[str, Decimal]:
+    with connect(dsn) as conn:
+        return {r["order_increment_id"]: r["qty"] for r in conn.execute(
+            "SELECT order_increment_id, qty FROM oms.reservation_shortfall WHERE sku = 'BACK-CAP'")}
+
+
+def test_a_backordered_line_takes_incoming_stock_before_a_newer_order(clean_ledger, api_client, ledger_tokens,
+                                                                      push_token):
+    read = ledger_tokens["stock:read"]
+    atp = atp_via_api(api_client, read, "BACK-CAP")[0]["AE"]
+    older = _order(910101, "BACK-CAP", int(atp) + 2)
+    newer = _order(910102, "BACK-CAP", 1, minutes=1)
+    for body, status in ((older, "short"), (newer, "short")):
+        answer = api_client.post("/v1/magento/orders", json=body, headers=auth(push_token))
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["orders"][0]["lines"][0]["status"] == status
+    assert _holds(clean_ledger, older["increment_id"]) == atp and _holds(clean_ledger, newer["increment_id"]) == 0
+    assert _shortfalls(clean_ledger) == {older["increment_id"]: 2, newer["increment_id"]: 1}
+
+    def receive(document: str, qty: int) -> list:
+        with connect(clean_ledger) as conn:
+            assert not movements.record_movements(conn, [{
+                "document_id": document, "line_no": 1, "movement_type": "receipt", "store_id": "AE-WH-01",
+                "sku": "BACK-CAP", "qty": qty, "posted_at": datetime.now(UTC).isoformat()}],
+                datetime.now(UTC))["rejected"]
+            # what the stock publish does before offering Magento the new units
+            return order_demand.refill_shortfalls(conn, [("AE", "BACK-CAP")])
+
+    # two units come in: both go to the older order's missing units, none to the newer order
+    refilled = receive("RCV-BACK-1", 2)
+    assert {(r.demand.order_increment_id, r.status) for r in refilled} == {
+        (older["increment_id"], "reserved"), (newer["increment_id"], "short")}
+    assert _holds(clean_ledger, older["increment_id"]) == atp + 2 and _holds(clean_ledger, newer["increment_id"]) == 0
+    assert _shortfalls(clean_ledger) == {newer["increment_id"]: 1}
+    assert atp_via_api(api_client, read, "BACK-CAP")[0]["AE"] == 0
+
+    # the next unit is the newer order's; then nothing waits and nothing more is held
+    receive("RCV-BACK-2", 1)
+    assert _holds(clean_ledger, newer["increment_id"]) == 1 and _shortfalls(clean_ledger) == {}
+    receive("RCV-BACK-3", 1)
+    assert atp_via_api(api_client, read, "BACK-CAP")[0]["AE"] == 1
+
+    # a line cancelled while it waits asks for nothing: its claim goes with the version that cancels it
+    later = _order(910103, "BACK-CAP", 3, minutes=2)
+    assert api_client.post("/v1/magento/orders", json=later, headers=auth(push_token)).status_code == 200
+    assert _shortfalls(clean_ledger) == {later["increment_id"]: 2}
+    cancelled = _order(910103, "BACK-CAP", 3, minutes=3, state="canceled")
+    assert api_client.post("/v1/magento/orders", json=cancelled, headers=auth(push_token)).status_code == 200
+    assert _shortfalls(clean_ledger) == {} and _holds(clean_ledger, later["increment_id"]) == 0

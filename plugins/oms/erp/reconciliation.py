@@ -42,7 +42,7 @@ SELECT l.store_id, l.sku, l.on_hand_qty, l.snapshot_as_of,
        coalesce(m.moved, 0) AS moved
 FROM oms.atp_store_live(%(skus)s) l
 LEFT JOIN LATERAL (
-    SELECT sum(CASE WHEN sp.posting_type = 'return_restock' THEN -(sp.qty - sp.erp_settled_qty)
+    SELECT sum(CASE WHEN sp.posting_type IN ('return_restock', 'transfer_in') THEN -(sp.qty - sp.erp_settled_qty)
                     ELSE sp.qty - sp.erp_settled_qty END) AS pending,
            count(*) FILTER (WHERE sp.acked_at IS NULL) AS unacked,
            min(sp.created_at) FILTER (WHERE sp.acked_at IS NULL) AS oldest_unacked_at

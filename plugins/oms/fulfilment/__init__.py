@@ -1,4 +1,4 @@
-"""Fulfilment after routing (issue 5, items 1, 3, 4): routing the releasable orders, store pick
+"""Fulfilment after routing: routing the releasable orders, store pick
 tasks, click & collect hand-overs.
 
 - `orders`  routable orders read from the order marts as the engine's `Order`

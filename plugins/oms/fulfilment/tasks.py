@@ -3,7 +3,7 @@
 kinds and their transitions (anything else is refused with TransitionError, a conflict):
 
     ship                open → accepted → packed            (the shipment is then Clickpost's)
-    transfer_to_pickup  open → accepted → packed            (sent to the pickup store)
+    transfer_to_pickup  open → accepted → packed → in_transit → received   (sent to the pickup store)
     pickup              open → accepted → ready_for_pickup → picked_up | pickup_expired
     any of them         open | accepted → rejected          (item not found, damaged)
 
@@ -13,6 +13,13 @@ transaction: releases the rejected lines' holds at the store, records a stock co
 (an `adjustment` movement in the inventory ledger), excludes the store for those SKUs for a
 while, marks the order's other unfinished tasks superseded and routes the order's unfinished
 lines again (a new decision; new tasks elsewhere, or the order waits).
+
+A transfer moves stock (docs/inventory-ledger.md, "Transfers to a pickup store"): `dispatch`
+(the source store's, or the courier's pickup scan of the transfer's Clickpost parcel) appends a
+`transfer_out` posting per line at the source, taking the line's hold there (the units are in
+transit, in neither store's ATP); `receive` (the pickup store's, or the parcel's delivered scan)
+appends a `transfer_in` posting per line at the pickup store, whose units become the line's hold
+there. The pickup task's `ready` waits until every transfer of its decision is received.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from oms.aftersale import magento_sync
 from oms.errors import Conflict, DomainError, NotFound, Refused
 from oms.fulfilment import holds
 from oms.fulfilment import orders as order_source
-from oms.inventory import movements, postings, reservations
+from oms.inventory import movements, order_demand, postings, reservations
 from oms.routing import decisions, service
 from oms.routing.model import Decision
 from oms.validation import order_exceptions
@@ -44,6 +51,8 @@ ALL_KINDS = ("ship", "pickup", "transfer_to_pickup")
 ACTIONS: dict[str, tuple[tuple[str, ...], str, tuple[str, ...]]] = {
     "accept": (("open",), "accepted", ALL_KINDS),
     "pack": (("open", "accepted"), "packed", ("ship", "transfer_to_pickup")),
+    "dispatch": (("open", "accepted", "packed"), "in_transit", ("transfer_to_pickup",)),
+    "receive": (("in_transit",), "received", ("transfer_to_pickup",)),
     "ready": (("open", "accepted"), "ready_for_pickup", ("pickup",)),
     "picked_up": (("ready_for_pickup",), "picked_up", ("pickup",)),
     "reject": (UNFINISHED, "rejected", ALL_KINDS),
@@ -179,10 +188,12 @@ def allocations_for_order(conn: psycopg.Connection, increment_id: str) -> list[d
 
 
 # ---------------------------------------------------------------------------------- transitions
-def _lock(conn: psycopg.Connection, task_id: int, store_id: str | None) -> dict[str, Any]:
+def _lock(conn: psycopg.Connection, task_id: int, store_id: str | None, at: str = "store_id") -> dict[str, Any]:
+    """The task, locked; `store_id` (when given) must be its `at` store: the task's own, or for a
+    transfer's receipt its pickup store (deliver_to_store_id)."""
     row = _cur(conn).execute(f"SELECT {TASK_COLUMNS} FROM oms.fulfilment_task t WHERE t.task_id = %s FOR UPDATE",
                              (task_id,)).fetchone()
-    if row is None or (store_id is not None and row["store_id"] != store_id):
+    if row is None or (store_id is not None and row[at] != store_id):
         raise TaskNotFound(f"no task {task_id}" + (f" at store {store_id}" if store_id else ""))
     return row
 
@@ -250,7 +261,7 @@ def ready_for_pickup(conn: psycopg.Connection, task_id: int, *, store_id: str | 
             return done
         waiting = _cur(conn).execute(
             "SELECT task_id, store_id, status FROM oms.fulfilment_task WHERE decision_id = %s"
-            " AND kind = 'transfer_to_pickup' AND status <> 'packed' ORDER BY task_id", (task["decision_id"],)).fetchall()
+            " AND kind = 'transfer_to_pickup' AND status <> 'received' ORDER BY task_id", (task["decision_id"],)).fetchall()
         if waiting:
             raise TransitionError(f"task {task_id} waits for its transfer(s): " + ", ".join(
                 f"task {w['task_id']} at {w['store_id']} is {w['status']}" for w in waiting))
@@ -308,6 +319,85 @@ def _tell_magento_picked_up(conn: psycopg.Connection, task: dict, now: datetime)
                          magento_sync.comment_body(text, visible=True), marker)
 
 
+# ---------------------------------------------------------------------------------- transfers
+def transfer_ref(task_id: int) -> str:
+    """The postings' source_ref of a transfer task: the ERP's transfer document names it."""
+    return f"transfer-task-{task_id}"
+
+
+def _currency(conn: psycopg.Connection, country_code: str) -> str:
+    channel = _cur(conn).execute("SELECT currency_code FROM ref.channel WHERE country_code = %s"
+                                 " ORDER BY channel_code LIMIT 1", (country_code.strip(),)).fetchone()
+    return channel["currency_code"] if channel and channel["currency_code"] else "AED"
+
+
+def dispatch(conn: psycopg.Connection, task_id: int, *, store_id: str | None = None, actor: str = "store",
+             now: datetime | None = None) -> dict[str, Any]:
+    """The transfer left the source store: one `transfer_out` posting per line there, each taking
+    the line's hold at the source (in transit from now on, in neither store's ATP)."""
+    now = now or datetime.now(UTC)
+    with conn.transaction():
+        task = _lock(conn, task_id, store_id)
+        done = _check(conn, task, "dispatch")
+        if done is not None:
+            return done
+        currency = _currency(conn, task["country_code"])
+        posted = [postings.record_transfer_out(
+            conn, transfer_ref=transfer_ref(task_id), order_increment_id=task["order_increment_id"],
+            line_key=line["line_key"], store_id=task["store_id"], sku=line["sku"], qty=Decimal(str(line["qty"])),
+            currency_code=currency, occurred_at=now).posting_id for line in task["lines"]]
+        return _move(conn, task, "in_transit", actor, now, {"posting_ids": posted})
+
+
+def _line_holds(conn: psycopg.Connection, order: str, line_key: str) -> Decimal:
+    return _cur(conn).execute("SELECT coalesce(sum(qty), 0) AS q FROM oms.reservation WHERE order_increment_id = %s"
+                              " AND line_key = %s AND status = 'active'", (order, line_key)).fetchone()["q"]
+
+
+def _hold_on_receipt(conn: psycopg.Connection, task: dict, line: dict, qty: Decimal) -> Decimal:
+    """Units of a received line that become its hold at the pickup store: all of them while the
+    order still waits for them (its pickup task is live and, for a Magento order, its current
+    version's demand for the line is open), none once it does not (cancelled, re-routed, expired)."""
+    live = _cur(conn).execute(
+        "SELECT 1 FROM oms.fulfilment_task WHERE decision_id = %s AND kind = 'pickup' AND status IN ('open', 'accepted')",
+        (task["decision_id"],)).fetchone()
+    if live is None:
+        return Decimal(0)
+    entity_id = magento_sync.order_entity_id(conn, task["order_increment_id"])
+    if entity_id is None:      # an order Magento does not have (an exchange's replacement): the task decides
+        return qty
+    demand = next((d for d in order_demand.demands_for(conn, [entity_id]) if d.line_key == line["line_key"]), None)
+    if demand is None or not demand.is_open:
+        return Decimal(0)
+    # the demand nets out units in transit, this transfer's too; from receipt they are held here
+    wanted = Decimal(str(demand.open_qty)) + qty - _line_holds(conn, task["order_increment_id"], line["line_key"])
+    return min(max(wanted, Decimal(0)), qty)
+
+
+def receive(conn: psycopg.Connection, task_id: int, *, store_id: str | None = None, actor: str = "store",
+            now: datetime | None = None) -> dict[str, Any]:
+    """The transfer arrived at the pickup store (`store_id` is the pickup store): one `transfer_in`
+    posting per line there; the units count at the store at once and become the order line's hold
+    there (the reservation moves to the pickup store)."""
+    now = now or datetime.now(UTC)
+    with conn.transaction():
+        task = _lock(conn, task_id, store_id, at="deliver_to_store_id")
+        done = _check(conn, task, "receive")
+        if done is not None:
+            return done
+        currency = _currency(conn, task["country_code"])
+        posted, held = [], Decimal(0)
+        for line in task["lines"]:
+            qty = Decimal(str(line["qty"]))
+            result = postings.record_transfer_in(
+                conn, transfer_ref=transfer_ref(task_id), order_increment_id=task["order_increment_id"],
+                line_key=line["line_key"], store_id=task["deliver_to_store_id"], sku=line["sku"], qty=qty,
+                currency_code=currency, occurred_at=now, hold_qty=_hold_on_receipt(conn, task, line, qty))
+            posted.append(result.posting_id)
+            held += result.held_at_store_qty
+        return _move(conn, task, "received", actor, now, {"posting_ids": posted, "held_qty": str(held)})
+
+
 MONEY_SQL = """
 SELECT l.line_key, l.qty_ordered, l.unit_price, l.row_total, l.discount_amount, l.tax_amount, o.currency_code
 FROM marts.fct_order_lines l JOIN marts.fct_orders o ON o.increment_id = l.increment_id
@@ -328,9 +418,7 @@ def picked_up(conn: psycopg.Connection, task_id: int, *, store_id: str | None = 
         money = {r["line_key"]: r for r in _cur(conn).execute(MONEY_SQL, (task["order_increment_id"],)).fetchall()}
         # an order Magento does not have (an exchange's replacement) has no money lines: its
         # units are posted at no price, in the country's currency
-        channel = _cur(conn).execute("SELECT currency_code FROM ref.channel WHERE country_code = %s"
-                                     " ORDER BY channel_code LIMIT 1", (task["country_code"].strip(),)).fetchone()
-        currency = channel["currency_code"] if channel and channel["currency_code"] else "AED"
+        currency = _currency(conn, task["country_code"])
         posted = []
         for line in task["lines"]:
             m = money.get(line["line_key"])

@@ -1,9 +1,14 @@
-"""The customer-notification channels: an SMTP server for email, the SMS provider's HTTP API.
+"""The notification channels: an SMTP server for email, the SMS provider's HTTP API, and the
+operators' alert webhook.
 
-One send each, no retry here: the notification outbox (oms.notifications.sender) owns attempts and
-back-off. A send either answers the provider's reference, or raises Refused (nothing was sent) or,
-for email, Ambiguous (the message may have been accepted). SMS carries the notification's key as
-``Idempotency-Key``, so a repeat of the same notification is one SMS.
+Customer notifications (send_email, send_sms): one send each, no retry here: the notification
+outbox (oms.notifications.sender) owns attempts and back-off. A send either answers the provider's
+reference, or raises Refused (nothing was sent) or, for email, Ambiguous (the message may have been
+accepted). SMS carries the notification's key as ``Idempotency-Key``, so a repeat of the same
+notification is one SMS.
+
+Operator alerts (oms.alerting): smtp_send and post_webhook, which raise whatever the transport
+raises; the alert log records the outcome.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import smtplib
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
+from typing import Any
 
 import httpx
 
@@ -87,3 +93,28 @@ def send_sms(channels: Channels, note: dict, body: str) -> str:
         return response.json()["message_id"]
     permanent = 400 <= response.status_code < 500 and response.status_code not in (408, 409, 429)
     raise Refused(f"SMS provider {response.status_code}: {response.text[:200]}", permanent=permanent)
+
+
+def smtp_send(message: EmailMessage, host: str, port: int, *, starttls: bool = False, user: str | None = None,
+              password: str | None = None, timeout: float = 15) -> None:
+    """Send one message through an SMTP server (STARTTLS and login when asked)."""
+    with smtplib.SMTP(host, port, timeout=timeout) as smtp:
+        if starttls:
+            smtp.starttls()
+        if user:
+            smtp.login(user, password or "")
+        smtp.send_message(message)
+
+
+def post_webhook(url: str, body: dict[str, Any], attempts: int = 3, timeout: float = 10) -> None:
+    """POST a JSON body to an incoming webhook; a transport error or an error status is retried
+    (exponential back-off, `attempts` in all), then raised."""
+    from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+    @retry(stop=stop_after_attempt(attempts), wait=wait_exponential(multiplier=0.5, max=4), reraise=True,
+           retry=retry_if_exception_type((httpx.TransportError, httpx.HTTPStatusError)))
+    def post() -> None:
+        response = httpx.post(url, json=body, timeout=timeout)
+        response.raise_for_status()
+
+    post()

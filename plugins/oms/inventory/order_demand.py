@@ -4,14 +4,18 @@ oms.magento.push). GET /v1/atp/{sku} shows it in the next request, with no dbt b
 
 Per order, the version that counts is its latest landed version that is well-formed (the gate's
 structural checks) and not quarantined, as dbt's base_magento__orders_current picks it. Its stock
-lines are read the way dbt's int_order_lines__stock reads them (configurable and bundle parents
-carry no stock; virtual and downloadable lines need none); tests/ledger/test_order_landing.py
-checks the two agree. Each line's target hold is
+lines are the view raw.magento_order_line (sql/015), which dbt's order lines read too
+(configurable and bundle parents carry no stock; virtual and downloadable lines need none);
+tests/ledger/test_order_landing.py checks the holds agree with fct_order_lines. The view reads the
+raw tables, so it sees the version this landing transaction has just inserted. Each line's target
+hold is
 
     open      = qty_ordered − max(qty_shipped, shipped_by_platform, qty_refunded) − qty_canceled  (≥ 0)
     in_flight = units of the line in the platform's Clickpost shipments (manifested or shipped in
                 Magento) that have not left yet: no `shipment` posting for them
-    target    = (open while the order is open, else 0) + in_flight
+    in_transit = units of the line on their way to its pickup store: a `transfer_out` posting and
+                no `transfer_in` yet (the transfer's posting holds them, not a reservation)
+    target    = (open − in_transit while the order is open, else 0) + in_flight
 
 `shipped_by_platform` counts the platform's own shipments and click & collect hand-overs, so a
 version that predates them (an older or lagging pull) does not hold the shipped units again;
@@ -28,12 +32,12 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
+from psycopg.types.json import Jsonb
 
 from oms.inventory.reservations import DemandResult, OrderDemand, sync_order_demand
 from oms.magento.landing import parse_int, text_or_none
@@ -42,8 +46,6 @@ from oms.validation.magento_orders import structural_problems
 log = logging.getLogger(__name__)
 
 OPEN_STATES = frozenset({"new", "pending_payment", "payment_review", "processing", "holded"})
-NO_STOCK_PARENTS = frozenset({"configurable", "bundle"})
-NO_FULFILMENT_TYPES = frozenset({"virtual", "downloadable"})
 
 VERSIONS_SQL = """
 SELECT m.record_key, m.entity_id, m.increment_id, m.store_id, m.payload
@@ -53,17 +55,26 @@ WHERE m.entity_id = ANY(%(ids)s) AND m.updated_at IS NOT NULL
                   WHERE q.source = 'magento_order' AND q.record_key = m.record_key AND q.resolved_at IS NULL)
 ORDER BY m.entity_id, m.updated_at DESC, m.record_key DESC
 """
+# The stock lines that need fulfilment of the versions picked (sql/015: the one reading of items[]).
+LINES_SQL = """
+SELECT record_key, line_key, item_id, sku, qty_ordered, qty_shipped, qty_canceled, qty_refunded
+FROM raw.magento_order_line
+WHERE record_key = ANY(%(keys)s) AND requires_fulfilment AND item_id IS NOT NULL AND sku IS NOT NULL
+ORDER BY record_key, item_id
+"""
 # What the platform itself has done to the orders' lines: units in live Clickpost shipments (by
 # Magento item id), units posted as shipped (by shipment) or collected, lines of expired pickups.
 SHIPMENTS_SQL = """
 SELECT s.order_increment_id, (i ->> 'order_item_id')::bigint AS item_id, sum((i ->> 'qty')::numeric) AS qty
 FROM oms.shipment s CROSS JOIN LATERAL jsonb_array_elements(s.line_items) AS i
 WHERE s.order_increment_id = ANY(%(orders)s) AND s.state IN ('manifested', 'magento_shipped')
+  AND s.deliver_to_store_id IS NULL     -- a transfer's parcel goes to the pickup store, not the customer
 GROUP BY 1, 2
 """
 POSTED_SQL = """
 SELECT order_increment_id, line_key, posting_type, sum(qty) AS qty FROM oms.sales_posting
-WHERE order_increment_id = ANY(%(orders)s) AND posting_type IN ('shipment', 'collection')
+WHERE order_increment_id = ANY(%(orders)s)
+  AND posting_type IN ('shipment', 'collection', 'transfer_out', 'transfer_in')
 GROUP BY 1, 2, 3
 """
 EXPIRED_SQL = """
@@ -75,52 +86,6 @@ CANCELLED_SQL = """
 SELECT DISTINCT order_increment_id FROM oms.routing_decision
 WHERE order_increment_id = ANY(%(orders)s) AND outcome = 'cancelled'
 """
-
-
-@dataclass(frozen=True)
-class StockLine:
-    line_key: str
-    item_id: int
-    sku: str
-    qty_ordered: Decimal
-    qty_shipped: Decimal
-    qty_canceled: Decimal
-    qty_refunded: Decimal
-
-
-def _qty(value: Any) -> Decimal:
-    """A quantity as dbt's safe cast reads it: absent or unreadable is 0."""
-    if value is None or isinstance(value, bool):
-        return Decimal(0)
-    try:
-        qty = Decimal(str(value).strip())
-    except InvalidOperation:
-        return Decimal(0)
-    return qty if qty.is_finite() else Decimal(0)
-
-
-def _flag(value: Any) -> bool:
-    return str(value).strip().lower() in ("1", "true") if value is not None else False
-
-
-def stock_lines(payload: dict[str, Any]) -> list[StockLine]:
-    """The order's stock lines that need fulfilment (int_order_lines__stock, requires_fulfilment)."""
-    entity_id = parse_int(payload.get("entity_id"))
-    out = []
-    for item in payload.get("items") or []:
-        if not isinstance(item, dict):
-            continue
-        product_type = text_or_none(item.get("product_type")) or "simple"
-        item_id = parse_int(item.get("item_id"))
-        sku = text_or_none(item.get("sku"))
-        if product_type in NO_STOCK_PARENTS or item_id is None or sku is None:
-            continue
-        if _flag(item.get("is_virtual")) or product_type in NO_FULFILMENT_TYPES:
-            continue
-        out.append(StockLine(f"{entity_id}-{item_id}", item_id, sku, _qty(item.get("qty_ordered")),
-                             _qty(item.get("qty_shipped")), _qty(item.get("qty_canceled")),
-                             _qty(item.get("qty_refunded"))))
-    return out
 
 
 def current_versions(conn: psycopg.Connection, entity_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
@@ -154,13 +119,15 @@ def demands_for(conn: psycopg.Connection, entity_ids: Iterable[int]) -> list[Ord
         for r in cur.execute(POSTED_SQL, {"orders": orders})}
     expired = {(r["order_increment_id"], r["line_key"]) for r in cur.execute(EXPIRED_SQL, {"orders": orders})}
     cancelled = {r["order_increment_id"] for r in cur.execute(CANCELLED_SQL, {"orders": orders})}
-    lines_by_order = {eid: stock_lines(v["payload"]) for eid, v in versions.items()}
-    skus = sorted({line.sku for lines in lines_by_order.values() for line in lines})
+    lines_by_version: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in cur.execute(LINES_SQL, {"keys": sorted(v["record_key"] for v in versions.values())}):
+        lines_by_version[row["record_key"]].append(row)
+    skus = sorted({line["sku"] for lines in lines_by_version.values() for line in lines})
     known = {r["sku"] for r in cur.execute("SELECT sku FROM ref.sku WHERE sku = ANY(%s)", (skus,))}
 
     demands = []
     zero = Decimal(0)
-    for entity_id, version in sorted(versions.items()):
+    for version in (versions[entity_id] for entity_id in sorted(versions)):
         payload = version["payload"]
         increment_id = text_or_none(payload.get("increment_id"))
         country = channels.get(parse_int(payload.get("store_id")))
@@ -169,17 +136,20 @@ def demands_for(conn: psycopg.Connection, entity_ids: Iterable[int]) -> list[Ord
         code = text_or_none((payload.get("extension_attributes") or {}).get("pickup_location_code"))
         pickup_store = pickup.get(code) if code else None
         order_open = text_or_none(payload.get("state")) in OPEN_STATES and increment_id not in cancelled
-        for line in lines_by_order[entity_id]:
-            if line.sku not in known:                    # an unknown SKU: an order exception, no stock
+        for line in lines_by_version[version["record_key"]]:
+            if line["sku"] not in known:                 # an unknown SKU: an order exception, no stock
                 continue
-            in_shipments = shipped.get((increment_id, line.item_id), zero)
-            collected = posted.get((increment_id, line.line_key, "collection"), zero)
-            in_flight = max(in_shipments - posted.get((increment_id, line.line_key, "shipment"), zero), zero)
-            open_qty = max(line.qty_ordered - max(line.qty_shipped, in_shipments + collected, line.qty_refunded)
-                           - line.qty_canceled, zero)
-            line_open = order_open and (increment_id, line.line_key) not in expired
-            target = (open_qty if line_open else zero) + in_flight
-            demands.append(OrderDemand(increment_id, line.line_key, country, pickup_store, line.sku, target,
+            line_key, sku = line["line_key"], line["sku"]
+            in_shipments = shipped.get((increment_id, line["item_id"]), zero)
+            collected = posted.get((increment_id, line_key, "collection"), zero)
+            in_flight = max(in_shipments - posted.get((increment_id, line_key, "shipment"), zero), zero)
+            done = max(line["qty_shipped"], in_shipments + collected, line["qty_refunded"])
+            open_qty = max((line["qty_ordered"] or zero) - done - line["qty_canceled"], zero)
+            in_transit = max(posted.get((increment_id, line_key, "transfer_out"), zero)
+                             - posted.get((increment_id, line_key, "transfer_in"), zero), zero)
+            line_open = order_open and (increment_id, line_key) not in expired
+            target = (max(open_qty - in_transit, zero) if line_open else zero) + in_flight
+            demands.append(OrderDemand(increment_id, line_key, country, pickup_store, sku, target,
                                        line_open or in_flight > 0))
     return demands
 
@@ -206,6 +176,30 @@ def reserve_orders(conn: psycopg.Connection, entity_ids: Iterable[int]) -> list[
     conn.execute("SELECT pg_advisory_xact_lock(1869442159, hashtext(x::text)) FROM unnest(%s::bigint[]) AS x"
                  " ORDER BY x", (ids,))
     return sync_order_demand(conn, demands_for(conn, ids))
+
+
+SHORT_ORDERS_SQL = """
+SELECT DISTINCT m.entity_id
+FROM raw.magento_order m
+JOIN (SELECT DISTINCT order_increment_id FROM oms.reservation_shortfall
+      WHERE %(keys)s::jsonb IS NULL
+         OR (country_code, sku) IN (SELECT k ->> 'country_code', k ->> 'sku'
+                                    FROM jsonb_array_elements(%(keys)s::jsonb) AS k)) s
+  ON s.order_increment_id = m.increment_id
+WHERE m.entity_id IS NOT NULL
+"""
+
+
+def refill_shortfalls(conn: psycopg.Connection, keys: Iterable[tuple[str, str]] | None = None) -> list[DemandResult]:
+    """Sync again the orders whose lines hold less than their demand (oms.reservation_shortfall),
+    for every (country, sku) or the given ones, on the caller's transaction. Called where stock
+    comes in: after an ATP build, and before ERP movements are published to Magento, so the
+    oldest claims take the new units first (sync_order_demand serves lines in (country, sku,
+    order) order). Each order's demand is read again from its current version: a line cancelled,
+    shipped or routed since its shortfall was noted asks for what it needs now, not then."""
+    params = {"keys": None if keys is None else Jsonb([{"country_code": c, "sku": s} for c, s in sorted(set(keys))])}
+    ids = [r[0] for r in conn.cursor(row_factory=tuple_row).execute(SHORT_ORDERS_SQL, params).fetchall()]
+    return reserve_orders(conn, ids) if ids else []
 
 
 def summary(results: list[DemandResult]) -> dict[str, Any]:

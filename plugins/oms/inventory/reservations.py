@@ -74,14 +74,16 @@ class OrderDemand(NamedTuple):
 @dataclass(frozen=True)
 class DemandResult:
     """status: reserved | unchanged | reduced | released | short (held what was available; the
-    rest is shortfall_qty, asked for again at the next sync) | not_stock_managed | rejected
-    (error says why; nothing was changed for that line)."""
+    rest is shortfall_qty, kept in oms.reservation_shortfall and asked for again when stock comes in)
+    | not_stock_managed | rejected (error says why; nothing was changed for that line).
+    changed: the line's held quantity moved (a `short` line may have taken some units or none)."""
 
     demand: OrderDemand
     status: str
     reserved_qty: Decimal | None
     shortfall_qty: Decimal | None
     error: str | None = None
+    changed: bool = False
 
 
 def _dec(value: Any) -> Decimal | None:
@@ -164,7 +166,8 @@ def sync_order_demand(conn: psycopg.Connection, demands: Iterable[OrderDemand | 
         by_idx.update({a["idx"]: a for a in answers})
     return [
         DemandResult(demand=d, status=by_idx[i]["status"], reserved_qty=_dec(by_idx[i]["reserved_qty"]),
-                     shortfall_qty=_dec(by_idx[i]["shortfall_qty"]), error=by_idx[i].get("error"))
+                     shortfall_qty=_dec(by_idx[i]["shortfall_qty"]), error=by_idx[i].get("error"),
+                     changed=bool(by_idx[i].get("changed")))
         for i, d in enumerate(items)
     ]
 

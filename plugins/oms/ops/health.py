@@ -25,28 +25,16 @@ from typing import Any
 
 import yaml
 
+from oms import schedules
 from oms.settings import REPO_ROOT
 
 STAGING = REPO_ROOT / "dbt" / "models" / "staging"
 PERIODS = {"minute": "minutes", "hour": "hours", "day": "days"}
 
-# How often each DAG is expected to succeed (its schedule); stale after OMS_HEALTH_DAG_STALE_FACTOR
+# How often each DAG is expected to succeed: the longest gap of its time schedule (oms.schedules,
+# which the DAG files build their timetables from); stale after OMS_HEALTH_DAG_STALE_FACTOR
 # (default 3) of these. DAGs not listed are reported, not judged.
-DAG_CADENCE = {
-    "erp_stock_ingest": timedelta(minutes=15),
-    "magento_orders_ingest": timedelta(minutes=10),
-    "atp_build": timedelta(hours=1),
-    "magento_stock_publish": timedelta(minutes=30),
-    "magento_stock_reconcile": timedelta(days=1),
-    "order_routing": timedelta(minutes=15),
-    "kpi_build": timedelta(hours=1),
-    "clickpost_shipments": timedelta(minutes=5),
-    "clickpost_tracking": timedelta(minutes=10),
-    "clickpost_tracking_backstop": timedelta(minutes=15),
-    "aftersale_magento_sync": timedelta(minutes=5),
-    "notifications_send": timedelta(minutes=1),
-    "erp_reconciliation": timedelta(days=1),
-}
+DAG_CADENCE = {dag_id: schedules.cadence(dag_id) for dag_id in schedules.SCHEDULES}
 # The marts one atp_build writes; their age is the last recorded snapshot's.
 MART_SNAPSHOT = ("fct_atp_store", "fct_atp_country", "fct_orders", "fct_order_lines")
 MART_MAX_AGE = timedelta(hours=2)  # hourly safety-net schedule, plus one missed run
@@ -198,7 +186,7 @@ async def _column_exists(conn, schema: str, table: str, column: str) -> bool:
 
 async def _unsent_notifications(conn) -> int | None:
     """Customer notifications queued and not sent yet (oms.notification, status pending; sql/009).
-    None when the table does not exist (a warehouse migrated before issue 6)."""
+    None when the table does not exist (a warehouse created before the after-sale tables)."""
     if not await _column_exists(conn, "oms", "notification", "status"):
         return None
     return await _scalar(conn, "SELECT count(*) FROM oms.notification WHERE status = 'pending'")

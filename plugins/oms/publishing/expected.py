@@ -4,8 +4,10 @@
   yet posted by the ERP (Magento deducted those at shipment) − lines Magento already shows
   shipped whose parcel has not left yet (we create the Magento shipment at the manifest, and the
   `shipment` posting comes with the courier's pickup scan: Magento has deducted those too) +
-  returns restocked not yet in the ERP − safety stock. Magento's own reservations hold open orders (subtracting ours as well would count
-  every open order twice — MSI's classic bug).
+  returns restocked not yet in the ERP − safety stock + units in transit from it to a pickup
+  store (Magento still reserves their order until it ships them at the pickup, so they stay in
+  their source's quantity until the pickup store receives them). Magento's own reservations hold
+  open orders (subtracting ours as well would count every open order twice — MSI's classic bug).
 - 'sellable' channels: quantity = ATP (open orders already subtracted: store holds per source, and
   the country-level holds not yet routed taken with the buffer, below); Magento's reservations
   must be switched off for the channel's stock.
@@ -34,6 +36,9 @@ shipped_not_left AS (
     WHERE s.state = 'magento_shipped'
     GROUP BY 1, 2
 ),
+in_transit AS (
+    SELECT t.from_store_id AS store_id, t.sku, sum(t.qty) AS qty FROM oms.stock_in_transit t GROUP BY 1, 2
+),
 base AS (
     SELECT s.country_code,
            s.sku,
@@ -43,11 +48,12 @@ base AS (
            CASE WHEN NOT s.is_channel_eligible THEN 0
                 WHEN c.publish_mode = 'sellable' THEN s.atp_qty
                 ELSE greatest(s.on_hand_qty - s.awaiting_erp_qty - coalesce(f.qty, 0) + s.restocked_qty
-                              - s.safety_stock_qty, 0)
+                              + coalesce(t.qty, 0) - s.safety_stock_qty, 0)
            END AS qty
     FROM oms.atp_store_live((SELECT all_skus FROM skus)) s
     JOIN ref.channel c ON c.country_code = s.country_code AND c.active
     LEFT JOIN shipped_not_left f ON f.store_id = s.store_id AND f.sku = s.sku
+    LEFT JOIN in_transit t ON t.store_id = s.store_id AND t.sku = s.sku
     LEFT JOIN oms.atp_country_live((SELECT all_skus FROM skus)) a ON a.country_code = s.country_code AND a.sku = s.sku
 ),
 ordered AS (

@@ -1,4 +1,4 @@
-"""Distributed order routing (issue 5): rules as data, explanations as data.
+"""Distributed order routing: rules as data, explanations as data.
 
 - `rules`     the profile DSL (filters, sorts, constraints, fall-backs) and its validation
 - `model`     the engine's inputs (Order, Candidate, RoutingContext) and output (Decision)

@@ -2,7 +2,7 @@
 today's shipments, active exclusions) with real-time ATP, and the country's courier rate cards.
 
 ATP is the caller's: pass a mapping {(store_id, sku): atp}, or let `live_atp` read it — the
-ledger's live function `oms.atp_store_live` (issue 3) when it exists, else the last dbt snapshot
+ledger's live function `oms.atp_store_live` when it exists, else the last dbt snapshot
 `marts.fct_atp_store`. Either way it is already net of safety stock and open reservations.
 """
 

@@ -2,7 +2,7 @@
 route, claim daily capacity, reserve, record the decision — in one transaction, retried when
 another router took the capacity or the units in between.
 
-Reservations belong to the inventory ledger (issue 3): pass `reserve(conn, decision) -> bool`,
+Reservations belong to the inventory ledger: pass `reserve(conn, decision) -> bool`,
 called inside the transaction after the capacity claim; False (units gone since the ATP was
 read) rolls everything back and routes again with fresh ATP.
 """

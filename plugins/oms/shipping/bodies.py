@@ -49,21 +49,24 @@ class Line:
     weight_g: float
 
 
-def order_lines(payload: dict[str, Any], line_qty: dict[int, float], weights: dict[str, int | None],
-                settings: ShippingSettings) -> list[Line]:
-    """The shipment's stock rows with their money: a configurable child's money is on its parent row."""
-    items = {int(i["item_id"]): i for i in payload.get("items") or [] if isinstance(i, dict) and i.get("item_id")}
+def _money(value: Any) -> float:
+    return float(value) if value is not None else 0.0
+
+
+def order_lines(increment_id: str, stock_lines: dict[int, dict[str, Any]], line_qty: dict[int, float],
+                weights: dict[str, int | None], settings: ShippingSettings) -> list[Line]:
+    """The shipment's stock rows with their money. `stock_lines` are the order version's rows of the
+    view raw.magento_order_line (sql/015) by item_id: the view gives a configurable child the
+    money of its parent row."""
     lines = []
     for item_id, qty in sorted(line_qty.items()):
-        item = items.get(item_id)
-        if item is None:
-            raise ValueError(f"order {payload.get('increment_id')}: no item {item_id} in the landed order")
-        parent = items.get(int(item["parent_item_id"])) if item.get("parent_item_id") else None
-        money = parent if parent is not None and parent.get("product_type") == "configurable" else item
-        ordered = _f(money.get("qty_ordered")) or 1.0
-        unit = (_f(money.get("row_total")) + _f(money.get("tax_amount")) - _f(money.get("discount_amount"))) / ordered
-        weight = weights.get(item["sku"]) or (_f(item.get("weight")) * 1000) or settings.default_item_weight_g
-        lines.append(Line(item_id, item["sku"], str(item.get("name") or item["sku"]), qty, round(unit, 3),
+        line = stock_lines.get(item_id)
+        if line is None:
+            raise ValueError(f"order {increment_id}: no item {item_id} in the landed order")
+        ordered = _money(line["qty_ordered"]) or 1.0
+        unit = (_money(line["row_total"]) + _money(line["tax_amount"]) - _money(line["discount_amount"])) / ordered
+        weight = weights.get(line["sku"]) or (_money(line["weight"]) * 1000) or settings.default_item_weight_g
+        lines.append(Line(item_id, line["sku"], str(line["product_name"] or line["sku"]), qty, round(unit, 3),
                           float(weight)))
     return lines
 
@@ -78,6 +81,14 @@ def shipping_address(payload: dict[str, Any]) -> dict[str, Any]:
     raise ValueError(f"order {payload.get('increment_id')} has no shipping address")
 
 
+def store_address(location: dict[str, Any], default_phone: str) -> dict[str, Any]:
+    """A location as a Magento-shaped address: the drop of a transfer to a pickup store."""
+    return {"firstname": str(location["name"]), "lastname": "", "telephone": location.get("phone") or default_phone,
+            "street": [location.get("address_line") or location["name"]], "city": location.get("city") or "",
+            "region": location.get("city") or "", "postcode": location.get("postcode") or "",
+            "country_id": str(location["country_code"]).strip(), "email": location.get("email") or ""}
+
+
 def _street(address: dict[str, Any]) -> str:
     street = address.get("street")
     return ", ".join(str(s) for s in street if s) if isinstance(street, list) else str(street or "")
@@ -85,8 +96,10 @@ def _street(address: dict[str, Any]) -> str:
 
 def build_body(*, payload: dict[str, Any], location: dict[str, Any], lines: list[Line], reference: str,
                shipment_value: float, is_cod: bool, version: int, courier: dict[str, Any] | None, now: datetime,
-               settings: ShippingSettings) -> dict[str, Any]:
-    address = shipping_address(payload)
+               settings: ShippingSettings, drop: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`drop`: where the parcel goes when it is not the order's shipping address (a transfer's
+    pickup store, store_address)."""
+    address = drop or shipping_address(payload)
     length, breadth, height = settings.box_cm
     weight = int(round(sum(line.weight_g * line.qty for line in lines)))
     order_type = "COD" if is_cod else "PREPAID"

@@ -13,6 +13,11 @@ reference number), so ATP does not move: the units are held by the posting until
 order line), and a shipment is skipped once all its lines are posted; a crash before the commit
 leaves nothing, a crash after it leaves the postings, and the next run finds them
 (crash points before_posting_commit / after_posting_commit, oms.shipping.faults).
+
+A transfer's parcel (to a pickup store, oms.shipment.deliver_to_store_id) is not a sale: the same
+first scan dispatches its transfer task (`transfer_out` postings at the source, in transit), and
+its delivered scan (8) receives it at the pickup store (`transfer_in` postings there, the order's
+hold moves with them) — oms.fulfilment.tasks.dispatch / receive, each once per task.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from oms.fulfilment import tasks
 from oms.inventory import postings
 from oms.shipping.faults import crash_point
 
@@ -41,13 +47,28 @@ SELECT s.shipment_id, s.reference_number, s.order_increment_id, s.magento_entity
 FROM oms.shipment s
 JOIN LATERAL (SELECT min(e.status_at) AS status_at FROM oms.shipment_event e
               WHERE e.waybill = s.awb AND e.status_code = ANY(%(codes)s)) left_at ON left_at.status_at IS NOT NULL
-WHERE s.awb IS NOT NULL AND s.state IN ('manifested', 'magento_shipped')
+WHERE s.awb IS NOT NULL AND s.state IN ('manifested', 'magento_shipped') AND s.deliver_to_store_id IS NULL
   AND EXISTS (SELECT 1 FROM jsonb_array_elements(s.line_items) i
               WHERE NOT EXISTS (SELECT 1 FROM oms.sales_posting p
                                 WHERE p.posting_type = 'shipment' AND p.source_ref = s.reference_number
                                   AND p.order_increment_id = s.order_increment_id
                                   AND p.line_key = s.magento_entity_id || '-' || (i ->> 'order_item_id')))
 ORDER BY s.shipment_id
+"""
+
+DELIVERED = 8
+TRANSFERS_DUE_SQL = """
+SELECT t.task_id, t.status, s.reference_number, left_at.status_at AS left_at, delivered.status_at AS delivered_at
+FROM oms.shipment s
+JOIN oms.fulfilment_task t ON t.decision_id = s.decision_id AND t.shipment_no = s.shipment_no
+                          AND t.store_id = s.store_id AND t.kind = 'transfer_to_pickup'
+JOIN LATERAL (SELECT min(e.status_at) AS status_at FROM oms.shipment_event e
+              WHERE e.waybill = s.awb AND e.status_code = ANY(%(codes)s)) left_at ON left_at.status_at IS NOT NULL
+LEFT JOIN LATERAL (SELECT min(e.status_at) AS status_at FROM oms.shipment_event e
+                   WHERE e.waybill = s.awb AND e.status_code = %(delivered)s) delivered ON true
+WHERE s.deliver_to_store_id IS NOT NULL AND s.awb IS NOT NULL AND s.state = 'manifested'
+  AND (t.status IN ('open', 'accepted', 'packed') OR (t.status = 'in_transit' AND delivered.status_at IS NOT NULL))
+ORDER BY t.task_id
 """
 
 # The line's money from the order marts (a configurable child with its parent's price), the
@@ -71,10 +92,28 @@ def _amounts(money: dict[str, Any] | None, qty: Decimal) -> dict[str, Any]:
             "row_total_incl_tax": round(((money["row_total"] or zero) - discount + tax) * share, 4).max(zero)}
 
 
+def move_transfers(conn: psycopg.Connection) -> dict[str, int]:
+    """Dispatch the transfers whose parcel the courier has, receive those it delivered."""
+    counts = {"transfers_dispatched": 0, "transfers_received": 0}
+    due = conn.cursor(row_factory=dict_row).execute(
+        TRANSFERS_DUE_SQL, {"codes": list(LEFT_CODES), "delivered": DELIVERED}).fetchall()
+    conn.commit()
+    for row in due:
+        if row["status"] != "in_transit":
+            counts["transfers_dispatched"] += not tasks.dispatch(conn, row["task_id"], actor="courier",
+                                                                 now=row["left_at"])["replayed"]
+        if row["delivered_at"] is not None:
+            counts["transfers_received"] += not tasks.receive(conn, row["task_id"], actor="courier",
+                                                              now=row["delivered_at"])["replayed"]
+    return counts
+
+
 def post_shipped(conn: psycopg.Connection, *, crash_at: str | None = None) -> dict[str, Any]:
     """Post every line of each shipment that has left and is not posted yet (one transaction per
-    shipment). A shipment whose order is not in the order marts yet waits for the next run."""
+    shipment). A shipment whose order is not in the order marts yet waits for the next run.
+    Then move the transfers whose parcels were scanned (move_transfers)."""
     counts: dict[str, Any] = {"shipments": 0, "postings": 0, "moved_from_reservation": 0.0, "waiting_for_marts": 0}
+    counts.update(move_transfers(conn))
     cur = conn.cursor(row_factory=dict_row)
     due = cur.execute(DUE_SQL, {"codes": list(LEFT_CODES)}).fetchall()
     marts_built = cur.execute("SELECT to_regclass('marts.fct_order_lines') IS NOT NULL AS built").fetchone()["built"]

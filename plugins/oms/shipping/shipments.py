@@ -5,6 +5,9 @@ Steps, each its own transaction, each safe to re-run (docs/shipping.md):
 1. plan_shipments: an invoiced order (or a routed cash-on-delivery order) with an allocating
    routing decision gets one intent row per shipped location, with the create-order body and
    the recommended courier, before anything is sent. reference_number = order-store-sequence.
+   A click & collect transfer whose routing shipment names a courier is a parcel too, from the
+   source store to the pickup store (deliver_to_store_id): it never becomes a Magento shipment,
+   and its scans dispatch and receive the transfer (oms.shipping.postings).
 2. manifest: every intent row is sent to Clickpost with its stored body. 200 and 323 (already
    placed: the answer carries the existing AWB) both make the row 'manifested'. A crash after
    Clickpost answered and before our write leaves the row an intent; the re-run re-sends the same
@@ -47,7 +50,7 @@ log = logging.getLogger(__name__)
 
 READY_SQL = """
 WITH latest_order AS (  -- each order's current version: the latest one not in quarantine (sql/012)
-    SELECT entity_id, increment_id, payload
+    SELECT record_key, entity_id, increment_id, payload
     FROM raw.magento_order_current
     WHERE increment_id IS NOT NULL
 ),
@@ -57,7 +60,7 @@ latest_decision AS (
     FROM oms.routing_decision
     ORDER BY order_increment_id, decision_id DESC
 )
-SELECT o.entity_id, o.increment_id, o.payload, d.decision_id, d.country_code, d.shipments, d.allocations,
+SELECT o.record_key, o.entity_id, o.increment_id, o.payload, d.decision_id, d.country_code, d.shipments, d.allocations,
        EXISTS (SELECT 1 FROM oms.shipment s WHERE s.order_increment_id = o.increment_id) AS replanned
 FROM latest_order o
 JOIN latest_decision d ON d.order_increment_id = o.increment_id
@@ -74,10 +77,11 @@ ORDER BY o.entity_id
 INSERT_SQL = """
 INSERT INTO oms.shipment (reference_number, order_increment_id, magento_entity_id, store_id, shipment_no, decision_id,
                           source_code, order_item_ids, line_items, state, api_version, request, courier_partner_id,
-                          courier_name, account_code, last_error)
+                          courier_name, account_code, last_error, deliver_to_store_id)
 VALUES (%(reference_number)s, %(order_increment_id)s, %(magento_entity_id)s, %(store_id)s, %(shipment_no)s,
         %(decision_id)s, %(source_code)s, %(order_item_ids)s, %(line_items)s, %(state)s, %(api_version)s,
-        %(request)s, %(courier_partner_id)s, %(courier_name)s, %(account_code)s, %(last_error)s)
+        %(request)s, %(courier_partner_id)s, %(courier_name)s, %(account_code)s, %(last_error)s,
+        %(deliver_to_store_id)s)
 ON CONFLICT DO NOTHING
 RETURNING shipment_id
 """
@@ -106,6 +110,15 @@ def _rows(conn: psycopg.Connection, sql: str, params: Any = None) -> list[dict[s
     return conn.cursor(row_factory=dict_row).execute(sql, params).fetchall()
 
 
+def version_lines(conn: psycopg.Connection, record_keys: list[str]) -> dict[str, dict[int, dict[str, Any]]]:
+    """Per order version, its stock lines by item_id: the view raw.magento_order_line (sql/015), the
+    one reading of an order's items[], for the versions READY_SQL picked."""
+    by_version: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
+    for row in _rows(conn, "SELECT * FROM raw.magento_order_line WHERE record_key = ANY(%s)", (record_keys,)):
+        by_version[row["record_key"]][row["item_id"]] = row
+    return by_version
+
+
 def _item_id(line_key: str) -> int:
     """fct_order_lines.line_key is '<entity_id>-<item_id>' (Magento's order item id)."""
     return int(str(line_key).rsplit("-", 1)[-1])
@@ -115,7 +128,7 @@ def _item_id(line_key: str) -> int:
 SUPERSEDED_SQL = """
 SELECT s.shipment_id FROM oms.shipment s
 JOIN oms.fulfilment_task t ON t.decision_id = s.decision_id AND t.shipment_no = s.shipment_no
-                          AND t.store_id = s.store_id AND t.kind = 'ship'
+                          AND t.store_id = s.store_id AND t.kind IN ('ship', 'transfer_to_pickup')
 WHERE s.state IN ('intent', 'manifested', 'magento_shipped', 'failed') AND t.status IN ('rejected', 'superseded')
 ORDER BY s.shipment_id
 """
@@ -171,14 +184,17 @@ def plan_shipments(conn: psycopg.Connection, clickpost: ClickpostClient, now: da
     skus = sorted({str(a["sku"]) for o in ready for a in o["allocations"]})
     weights = {r["sku"]: r["weight_g"] for r in _rows(conn, "SELECT sku, weight_g FROM ref.sku WHERE sku = ANY(%s)",
                                                         (skus,))}
+    stock_lines = version_lines(conn, [o["record_key"] for o in ready])
     for order in ready:
         payload = order["payload"]
         is_cod = (payload.get("payment") or {}).get("method") == "cashondelivery"
         per_shipment: dict[int, dict[int, float]] = defaultdict(lambda: defaultdict(float))
         for a in order["allocations"]:
-            if a.get("fulfilment", "ship") == "ship":
+            if a.get("fulfilment", "ship") in ("ship", "transfer_to_pickup"):
                 per_shipment[int(a["shipment_no"])][_item_id(a["line_key"])] += float(a["qty"])
-        shipments = sorted((s for s in order["shipments"] if s.get("fulfilment", "ship") == "ship"),
+        # deliveries, and transfers to the pickup store that travel by courier (routing found a lane)
+        shipments = sorted((s for s in order["shipments"] if s.get("fulfilment", "ship") == "ship"
+                            or (s.get("fulfilment") == "transfer_to_pickup" and s.get("courier"))),
                            key=lambda s: s["shipment_no"])
         planned = []
         try:
@@ -186,9 +202,18 @@ def plan_shipments(conn: psycopg.Connection, clickpost: ClickpostClient, now: da
                 location = locations.get(s["store_id"])
                 if location is None:
                     raise ValueError(f"order {order['increment_id']}: unknown location {s['store_id']}")
-                lines = bodies.order_lines(payload, per_shipment[int(s["shipment_no"])], weights, settings)
-                planned.append((s, location, lines, sum(x.unit_value * x.qty for x in lines)))
-            bodies.shipping_address(payload)
+                lines = bodies.order_lines(order["increment_id"], stock_lines.get(order["record_key"], {}),
+                                           per_shipment[int(s["shipment_no"])], weights, settings)
+                drop = None
+                if s.get("fulfilment") == "transfer_to_pickup":
+                    target = locations.get(s.get("deliver_to_store_id"))
+                    if target is None:
+                        raise ValueError(f"order {order['increment_id']}: unknown pickup store "
+                                         f"{s.get('deliver_to_store_id')}")
+                    drop = bodies.store_address(target, settings.default_phone)
+                planned.append((s, location, lines, sum(x.unit_value * x.qty for x in lines), drop))
+            if any(drop is None for *_, drop in planned):
+                bodies.shipping_address(payload)
         except ValueError as exc:   # kept as failed rows with the reason: visible, not retried every run
             for s in shipments:
                 _refuse(conn, order, s, locations.get(s["store_id"]), str(exc))
@@ -198,8 +223,11 @@ def plan_shipments(conn: psycopg.Connection, clickpost: ClickpostClient, now: da
         if not planned:
             continue
         shipping_amount = bodies._f(payload.get("shipping_amount"))
-        for index, (s, location, lines, goods_value) in enumerate(planned):
-            value = goods_value + (shipping_amount if index == 0 else 0.0)   # the first parcel carries shipping
+        first_delivery = next((s["shipment_no"] for s, *_, drop in planned if drop is None), None)
+        for s, location, lines, goods_value, drop_store in planned:
+            # the first delivery carries shipping; a transfer is the platform's own, never cash on delivery
+            value = goods_value + (shipping_amount if s["shipment_no"] == first_delivery else 0.0)
+            cod = is_cod and drop_store is None
             reference = bodies.reference_number(order["increment_id"], s["store_id"], int(s["shipment_no"]))
             if order["replanned"]:
                 # a re-routed order: Clickpost is idempotent on reference_number, so the new
@@ -207,11 +235,11 @@ def plan_shipments(conn: psycopg.Connection, clickpost: ClickpostClient, now: da
                 reference = f"{reference}-D{order['decision_id']}"
             country = str(order["country_code"]).strip()
             version = 4 if country in settings.v4_countries else 3
-            drop = bodies.shipping_address(payload)
+            drop = drop_store or bodies.shipping_address(payload)
             length, breadth, height = settings.box_cm
             ask = {"pickup_pincode": bodies.postcode(location.get("postcode"), version),
                    "drop_pincode": bodies.postcode(drop.get("postcode"), version),
-                   "order_type": "COD" if is_cod else "PREPAID", "reference_number": reference,
+                   "order_type": "COD" if cod else "PREPAID", "reference_number": reference,
                    "item": ", ".join(x.sku for x in lines)[:200], "invoice_value": round(value, 3),
                    "delivery_type": "FORWARD", "weight": int(sum(x.weight_g * x.qty for x in lines)),
                    "length": length, "breadth": breadth, "height": height}
@@ -219,8 +247,8 @@ def plan_shipments(conn: psycopg.Connection, clickpost: ClickpostClient, now: da
             preference = recommended.get("preference_array") or []
             courier = preference[0] if recommended.get("pincode_serviceable", True) and preference else None
             body = bodies.build_body(payload=payload, location=location, lines=lines, reference=reference,
-                                     shipment_value=value, is_cod=is_cod, version=version, courier=courier, now=now,
-                                     settings=settings)
+                                     shipment_value=value, is_cod=cod, version=version, courier=courier, now=now,
+                                     settings=settings, drop=drop_store)
             row = {
                 "reference_number": reference, "order_increment_id": order["increment_id"],
                 "magento_entity_id": order["entity_id"], "store_id": s["store_id"],
@@ -232,6 +260,7 @@ def plan_shipments(conn: psycopg.Connection, clickpost: ClickpostClient, now: da
                 "account_code": courier and courier.get("account_code"),
                 "last_error": None if courier else f"not serviceable: no courier for {ask['pickup_pincode']} → "
                                                    f"{ask['drop_pincode']} (recommendation API)",
+                "deliver_to_store_id": s.get("deliver_to_store_id") if drop_store is not None else None,
             }
             if conn.execute(INSERT_SQL, row).fetchone():
                 report.planned += 1
@@ -250,7 +279,9 @@ def _refuse(conn: psycopg.Connection, order: dict[str, Any], shipment: dict[str,
         "store_id": shipment["store_id"], "shipment_no": int(shipment["shipment_no"]),
         "decision_id": order["decision_id"], "source_code": (location or {}).get("magento_source_code") or "",
         "order_item_ids": [], "line_items": Jsonb([]), "state": "failed", "api_version": 3, "request": Jsonb({}),
-        "courier_partner_id": None, "courier_name": None, "account_code": None, "last_error": reason})
+        "courier_partner_id": None, "courier_name": None, "account_code": None, "last_error": reason,
+        "deliver_to_store_id": shipment.get("deliver_to_store_id") if shipment.get("fulfilment") == "transfer_to_pickup"
+        else None})
 
 
 # -------------------------------------------------------------------------------------------- 2. manifest
@@ -356,13 +387,14 @@ def ship_to_magento(conn: psycopg.Connection, magento: MagentoClient, *, setting
                     crash_at: str | None = None, report: Report | None = None) -> Report:
     settings = settings or get_shipping_settings()
     report = report or Report()
+    # a transfer's parcel goes to the pickup store: Magento ships those items at the pickup's `ready`
     ids = [r["shipment_id"] for r in _rows(conn, "SELECT shipment_id FROM oms.shipment WHERE state = 'manifested' "
-                                                  "ORDER BY shipment_id")]
+                                                  "AND deliver_to_store_id IS NULL ORDER BY shipment_id")]
     conn.commit()
     for shipment_id in ids:
         with conn.transaction():
             rows = _rows(conn, "SELECT * FROM oms.shipment WHERE shipment_id = %s AND state = 'manifested' "
-                               "FOR UPDATE SKIP LOCKED", (shipment_id,))
+                               "AND deliver_to_store_id IS NULL FOR UPDATE SKIP LOCKED", (shipment_id,))
             if not rows:
                 continue
             row = rows[0]

@@ -211,7 +211,7 @@ def _plan_pushes(conn: psycopg.Connection, settings: ShippingSettings) -> list[d
         "SELECT shipment_id, milestone FROM oms.shipment_magento_push WHERE state = 'pushed'").fetchall()}
     delivered_orders = {r["order_increment_id"]: r["all_delivered"] for r in conn.cursor(row_factory=dict_row).execute(
         "SELECT order_increment_id, bool_and(status_code = 8) AS all_delivered FROM oms.shipment "
-        "WHERE state <> 'failed' GROUP BY order_increment_id").fetchall()}
+        "WHERE state <> 'failed' AND deliver_to_store_id IS NULL GROUP BY order_increment_id").fetchall()}
     seen: set[tuple[int, str]] = set()
     plans = []
     for r in rows:
@@ -291,6 +291,7 @@ RTO_DUE_SQL = """
 SELECT s.awb, s.order_increment_id, s.store_id, s.line_items
 FROM oms.shipment s
 WHERE EXISTS (SELECT 1 FROM oms.shipment_event e WHERE e.waybill = s.awb AND e.status_code = %(rto_delivered)s)
+  AND s.deliver_to_store_id IS NULL     -- a transfer that comes back was never sold: its task says where it is
   AND NOT EXISTS (SELECT 1 FROM oms.sales_posting p
                   WHERE p.posting_type = 'return_restock' AND p.source_ref = 'rto:' || s.awb)
 ORDER BY s.shipment_id

@@ -11,16 +11,18 @@ from oms.inventory import order_demand
 from oms.transform import run_dbt
 from oms.warehouse import connect
 
-# The order marts are built with the ATP marts: reservations (issue 3) make ATP depend on them.
+# The order marts are built with the ATP marts: reservations make ATP depend on them.
 # The KPI marts hang off the order marts (fct_orders+) but are kpi_build's: kept out of the ATP
 # critical path, which runs on every stock and order batch.
 ATP_EXCLUDE = "path:models/intermediate/fulfilment path:models/marts/kpis"
-# The customer marts (issue 6) are children of the order marts; +dim_customers brings their other
+# The customer marts are children of the order marts; +dim_customers brings their other
 # parent (the returns staging model) along.
 ATP_SELECTOR = "+fct_atp_store+ +fct_atp_country+ +fct_orders+ +fct_order_lines+ +dim_customers"
 # dbt unit tests check the SQL, not the data: they run in the test suite (tests/test_dbt_project.py)
 # and CI, not on every build, where they cost a fixed ~20 s (docs/benchmarks.md).
 SKIP_UNIT_TESTS = ("--exclude-resource-type", "unit_test")
+# The models that read the reservation ledger on the way to the ATP marts.
+HOLD_MARTS = "int_inventory__store_holds int_inventory__unallocated_reservations fct_atp_store fct_atp_country"
 
 # Movements the new marts' ERP snapshot already counts (posted at or before the (store, SKU)'s
 # snapshot time) leave the small set the live ATP path scans (a partial index). The mark only
@@ -68,8 +70,16 @@ def build(dsn: str, dag_run_id: str | None, data_interval_end: datetime | None,
         # Orders that landed before the ATP marts existed had nothing to reserve against; the first
         # build reserves them, once, so a warehouse built in another order of runs (an outage and
         # its backfill) holds the same as a clean run. Later orders reserve as they land.
-        caught_up = len(order_demand.reserve_orders(conn, [r["entity_id"] for r in conn.execute(
-            "SELECT entity_id FROM raw.magento_order_current")])) if first_build else 0
+        caught_up = order_demand.reserve_orders(conn, [r["entity_id"] for r in conn.execute(
+            "SELECT entity_id FROM raw.magento_order_current")]) if first_build else []
+        # The new snapshot may bring stock that backordered lines wait for: they take it first.
+        refilled = order_demand.refill_shortfalls(conn)
+    moved = sum(r.changed for r in (*caught_up, *refilled))
+    # The ATP marts show the holds as of their build: when this build's own reserving moved
+    # holds, the two marts that read them are built again, so the marts say what the ledger
+    # holds after the build whichever order the orders and the stock came in.
+    holds = run_dbt(dsn, "build", "--select", *HOLD_MARTS.split(), *SKIP_UNIT_TESTS) if moved else None
+    with connect(dsn) as conn:
         row = conn.execute(
             """
             INSERT INTO oms.atp_snapshot (dag_run_id, data_interval_end, stock_as_of, store_rows, country_rows)
@@ -82,8 +92,11 @@ def build(dsn: str, dag_run_id: str | None, data_interval_end: datetime | None,
             (dag_run_id, data_interval_end),
         ).fetchone()
         absorbed = conn.execute(ABSORB_SQL).rowcount
-    return {"dbt_passed": outcome.passed, "dbt_failed": outcome.failed, **row, "movements_absorbed": absorbed,
-            "full_refresh": full_refresh, "models": outcome.models(), "orders_reserved_at_first_build": caught_up}
+    return {"dbt_passed": outcome.passed + (holds.passed if holds else 0),
+            "dbt_failed": outcome.failed + (holds.failed if holds else 0), **row, "movements_absorbed": absorbed,
+            "full_refresh": full_refresh, "models": outcome.models() + (holds.models() if holds else []),
+            "orders_reserved_at_first_build": len(caught_up), "shortfalls_refilled": order_demand.summary(refilled),
+            "hold_lines_moved": moved}
 
 
 def dbt_build_atp(run_id: str | None, data_interval_end: datetime | None, full_refresh: bool = False) -> dict[str, Any]:

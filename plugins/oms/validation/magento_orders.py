@@ -184,10 +184,13 @@ def find_malformed(records: Sequence[dict[str, Any]]) -> tuple[list[Finding], bo
 # --- business exceptions ----------------------------------------------------------------------------
 
 # One row per checked order: its latest version without an open quarantine entry, and per
-# exception reason the problem as text (null when fine). Items are read the way dbt reads them:
-# configurable and bundle parents carry no stock of their own, the configurable's child row and
-# the bundle's component rows are the stock lines (int_order_lines__stock); virtual and
-# downloadable lines need no fulfilment.
+# exception reason the problem as text (null when fine). Lines are the view raw.magento_order_line
+# (sql/015), which dbt reads too: configurable and bundle parents carry no stock of their own, the
+# configurable's child row and the bundle's component rows are the stock lines; virtual and
+# downloadable lines need no fulfilment. The quantity check reads every items[] row
+# (raw.magento_order_item), parents included. The checked versions passed the structural checks
+# above (a malformed one is quarantined, so not current), so every row has an item_id, a sku and a
+# numeric qty_ordered.
 EXCEPTION_SQL = r"""
 WITH candidates AS (
     SELECT entity_id FROM raw.magento_order
@@ -216,20 +219,10 @@ orders AS (
            l.payload #> '{extension_attributes,shipping_assignments,0,shipping,address}' AS ship_to
     FROM latest l
 ),
-items AS (
-    SELECT o.record_key, i.item, i.position
+stock_lines AS (  -- sql/015: the one reading of items[] (the rows that move stock)
+    SELECT l.record_key, l.sku, l.requires_fulfilment AS is_physical
     FROM orders o
-    CROSS JOIN LATERAL jsonb_array_elements(
-        CASE WHEN jsonb_typeof(o.payload -> 'items') = 'array' THEN o.payload -> 'items' ELSE '[]' END
-    ) WITH ORDINALITY AS i (item, position)
-),
-stock_lines AS (
-    SELECT record_key,
-           item ->> 'sku' AS sku,
-           NOT (coalesce(item ->> 'is_virtual', '0') IN ('1', 'true')
-                OR item ->> 'product_type' IN ('virtual', 'downloadable')) AS is_physical
-    FROM items
-    WHERE coalesce(item ->> 'product_type', 'simple') NOT IN ('configurable', 'bundle')
+    JOIN raw.magento_order_line l ON l.record_key = o.record_key
 ),
 line_checks AS (
     SELECT s.record_key,
@@ -239,13 +232,14 @@ line_checks AS (
     LEFT JOIN ref.sku k ON k.sku = s.sku
     GROUP BY s.record_key
 ),
-quantity_checks AS (
-    SELECT record_key,
-           string_agg(format('item %%s (%%s) qty_ordered=%%s', item ->> 'item_id', item ->> 'sku',
-                             item ->> 'qty_ordered'), '; ' ORDER BY position) AS bad_quantities
-    FROM items
-    WHERE NOT ((item ->> 'qty_ordered') ~ '^[0-9]+(\.[0-9]+)?$' AND (item ->> 'qty_ordered')::numeric > 0)
-    GROUP BY record_key
+quantity_checks AS (  -- every items[] row, parents too
+    SELECT i.record_key,
+           string_agg(format('item %%s (%%s) qty_ordered=%%s', i.item_id, i.sku, i.qty_ordered), '; '
+                      ORDER BY i.item_position) AS bad_quantities
+    FROM orders o
+    JOIN raw.magento_order_item i ON i.record_key = o.record_key
+    WHERE NOT coalesce(i.qty_ordered > 0, false)
+    GROUP BY i.record_key
 ),
 checked AS (
     SELECT o.*,

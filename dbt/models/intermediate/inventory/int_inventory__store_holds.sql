@@ -1,8 +1,10 @@
 -- What the platform holds or adds per (store, SKU) on top of on hand, until the ERP's own
 -- movement settles it (docs/inventory-ledger.md):
 --   reserved_qty      active reservations allocated to the store
---   awaiting_erp_qty  shipped / collected units the ERP has not pushed back as a sale yet
---   restocked_qty     returns restocked at the store that the ERP has not received back yet
+--   awaiting_erp_qty  shipped / collected units the ERP has not pushed back as a sale yet, and
+--                     units transferred out (in transit) before the ERP's transfer_out
+--   restocked_qty     returns restocked at the store that the ERP has not received back yet, and
+--                     transfers received before the ERP's transfer_in
 -- Country-level (unallocated) reservations are in int_inventory__unallocated_reservations.
 with
 
@@ -38,8 +40,14 @@ holds as (
         store_id,
         sku,
         0 as reserved_qty,
-        case when posting_type = 'return_restock' then 0 else posted_qty - erp_settled_qty end as awaiting_erp_qty,
-        case when posting_type = 'return_restock' then posted_qty - erp_settled_qty else 0 end as restocked_qty
+        case
+            when posting_type in ('return_restock', 'transfer_in') then 0
+            else posted_qty - erp_settled_qty
+        end as awaiting_erp_qty,
+        case
+            when posting_type in ('return_restock', 'transfer_in') then posted_qty - erp_settled_qty
+            else 0
+        end as restocked_qty
 
     from postings
 

@@ -1,23 +1,14 @@
--- The stock lines of each Magento order: the rows that move stock, one per unit of fulfilment,
--- with their quantities from themselves and their money from the row that carries it.
---
---   configurable  parent (type configurable) + child with the same sku: the child is the stock
---                 line (quantities), the parent carries the money (price, row total, discount,
---                 tax); the parent is never a line, so the two rows are never summed.
---   bundle        parent (composite sku) + one child per component: each component is a stock
---                 line with its own quantities and its own money (dynamic-price bundles); the
---                 parent carries no stock.
---   simple, grouped, virtual, downloadable
---                 the row itself. Virtual and downloadable lines (is_virtual) need no
---                 fulfilment: requires_fulfilment = false, and they are done once invoiced.
---
--- The validation gate uses the same rule (a row is a stock line unless it is a configurable or
--- bundle parent): plugins/oms/validation/magento_orders.py.
+-- The stock lines of each Magento order with what is left to fulfil and whether ref.sku knows
+-- the sku. Which rows are stock lines and which row carries a line's money (configurable and
+-- bundle parents are no lines; a configurable child's money is its parent's; virtual and
+-- downloadable lines need no fulfilment) is raw.magento_order_lines' rule (sql/015),
+-- read through stg_magento__order_lines: the order gate, the shipment body builder and the
+-- landing's order demand read the same view.
 with
 
-items as (
+lines as (
 
-    select * from {{ ref('stg_magento__order_items') }}
+    select * from {{ ref('stg_magento__order_lines') }}
 
 ),
 
@@ -27,84 +18,28 @@ skus as (
 
 ),
 
-parents as (
-
-    select
-        entity_id,
-        item_id,
-        product_type,
-        price,
-        row_total,
-        discount_amount,
-        tax_amount
-
-    from items
-
-),
-
-stock_rows as (
-
-    select
-        items.*,
-        parents.product_type as parent_product_type,
-        parents.product_type = 'configurable' as money_from_parent,
-        parents.price as parent_price,
-        parents.row_total as parent_row_total,
-        parents.discount_amount as parent_discount_amount,
-        parents.tax_amount as parent_tax_amount
-
-    from items
-
-    left join parents
-        on parents.entity_id = items.entity_id
-        and parents.item_id = items.parent_item_id
-
-    where items.product_type not in ('configurable', 'bundle')
-
-),
-
-lines as (
-
-    select
-        ----------  ids
-        order_item_key as line_key,
-        entity_id,
-        increment_id,
-        item_id,
-        parent_item_id,
-
-        ---------- text
-        sku,
-        product_name,
-        product_type,
-        parent_product_type,
-
-        ---------- quantities
-        qty_ordered,
-        qty_invoiced,
-        qty_shipped,
-        qty_canceled,
-        qty_refunded,
-
-        ---------- money: the configurable parent's, never both rows'
-        case when coalesce(money_from_parent, false) then parent_price else price end as unit_price,
-        case when coalesce(money_from_parent, false) then parent_row_total else row_total end as row_total,
-        case when coalesce(money_from_parent, false) then parent_discount_amount else discount_amount end
-            as discount_amount,
-        case when coalesce(money_from_parent, false) then parent_tax_amount else tax_amount end as tax_amount,
-
-        ---------- booleans
-        -- sqlfluff reads `not (` as a function call
-        not (is_virtual or product_type in ('virtual', 'downloadable')) as requires_fulfilment  -- noqa: LT01, LT06
-
-    from stock_rows
-
-),
-
 final as (
 
     select
-        lines.*,
+        lines.line_key,
+        lines.entity_id,
+        lines.increment_id,
+        lines.item_id,
+        lines.parent_item_id,
+        lines.sku,
+        lines.product_name,
+        lines.product_type,
+        lines.parent_product_type,
+        lines.qty_ordered,
+        lines.qty_invoiced,
+        lines.qty_shipped,
+        lines.qty_canceled,
+        lines.qty_refunded,
+        lines.unit_price,
+        lines.row_total,
+        lines.discount_amount,
+        lines.tax_amount,
+        lines.requires_fulfilment,
         -- Magento's own rule for what is left to do (Order\Item::getSimpleQtyToShip): a refund
         -- of unshipped units closes them too, and a return after shipping is not counted twice.
         -- Lines that need no fulfilment are done when invoiced.
