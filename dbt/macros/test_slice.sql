@@ -37,7 +37,7 @@
     {%- set lookback = env_var('OMS_DBT_LOOKBACK_MINUTES', var('incremental_lookback_minutes')) | int -%}
     {%- set orders_since = env_var('OMS_DBT_TEST_SINCE_ORDERS', '') -%}
     {%- set stock_since = env_var('OMS_DBT_TEST_SINCE_STOCK', '') -%}
-    {%- if orders_since and relation.identifier in ['stg_magento__orders', 'stg_magento__order_items', 'stg_magento__order_addresses',
+    {%- if orders_since and relation.identifier in ['stg_magento__orders', 'stg_magento__order_lines', 'stg_magento__order_addresses',
                                    'stg_magento__order_payments', 'stg_magento__order_versions'] -%}
         {#- an array, not `in (select …)`: an index condition below the views' JSON parsing (fct_orders) -#}
         {%- set current = relation.incorporate(path={'identifier': 'base_magento__orders_current'}) -%}
