@@ -42,6 +42,7 @@ from psycopg.types.json import Jsonb
 from oms.inventory.reservations import DemandResult, OrderDemand, sync_order_demand
 from oms.magento.landing import parse_int, text_or_none
 from oms.validation.magento_orders import structural_problems
+from oms.warehouse import connect
 
 log = logging.getLogger(__name__)
 
@@ -190,16 +191,38 @@ WHERE m.entity_id IS NOT NULL
 """
 
 
+# Orders reserved per transaction when many are reserved at once (the first ATP build, a refill
+# after a long outage): each order takes an advisory lock until its transaction ends, and
+# Postgres keeps those in a shared table of max_locks_per_transaction x connections (15.6k orders
+# in one transaction ran out of it).
+ORDERS_PER_TRANSACTION = 500
+
+
+def short_orders(conn: psycopg.Connection, keys: Iterable[tuple[str, str]] | None = None) -> list[int]:
+    """The orders with a line holding less than its demand (oms.reservation_shortfall), for every
+    (country, sku) or the given ones, by entity_id."""
+    params = {"keys": None if keys is None else Jsonb([{"country_code": c, "sku": s} for c, s in sorted(set(keys))])}
+    return sorted(r[0] for r in conn.cursor(row_factory=tuple_row).execute(SHORT_ORDERS_SQL, params).fetchall())
+
+
 def refill_shortfalls(conn: psycopg.Connection, keys: Iterable[tuple[str, str]] | None = None) -> list[DemandResult]:
-    """Sync again the orders whose lines hold less than their demand (oms.reservation_shortfall),
-    for every (country, sku) or the given ones, on the caller's transaction. Called where stock
-    comes in: after an ATP build, and before ERP movements are published to Magento, so the
+    """Sync again the orders whose lines hold less than their demand, on the caller's transaction.
+    Where stock comes in (after an ATP build, before ERP movements are published to Magento) the
     oldest claims take the new units first (sync_order_demand serves lines in (country, sku,
     order) order). Each order's demand is read again from its current version: a line cancelled,
     shipped or routed since its shortfall was noted asks for what it needs now, not then."""
-    params = {"keys": None if keys is None else Jsonb([{"country_code": c, "sku": s} for c, s in sorted(set(keys))])}
-    ids = [r[0] for r in conn.cursor(row_factory=tuple_row).execute(SHORT_ORDERS_SQL, params).fetchall()]
+    ids = short_orders(conn, keys)
     return reserve_orders(conn, ids) if ids else []
+
+
+def reserve_in_batches(dsn: str, entity_ids: Iterable[int], size: int = ORDERS_PER_TRANSACTION) -> list[DemandResult]:
+    """reserve_orders over many orders, `size` orders per transaction, in entity_id order."""
+    ids = sorted({int(i) for i in entity_ids if i is not None})
+    results: list[DemandResult] = []
+    for start in range(0, len(ids), size):
+        with connect(dsn) as conn:
+            results += reserve_orders(conn, ids[start:start + size])
+    return results
 
 
 def summary(results: list[DemandResult]) -> dict[str, Any]:

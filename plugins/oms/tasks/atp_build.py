@@ -70,10 +70,13 @@ def build(dsn: str, dag_run_id: str | None, data_interval_end: datetime | None,
         # Orders that landed before the ATP marts existed had nothing to reserve against; the first
         # build reserves them, once, so a warehouse built in another order of runs (an outage and
         # its backfill) holds the same as a clean run. Later orders reserve as they land.
-        caught_up = order_demand.reserve_orders(conn, [r["entity_id"] for r in conn.execute(
-            "SELECT entity_id FROM raw.magento_order_current")]) if first_build else []
-        # The new snapshot may bring stock that backordered lines wait for: they take it first.
-        refilled = order_demand.refill_shortfalls(conn)
+        landed = [r["entity_id"] for r in conn.execute("SELECT entity_id FROM raw.magento_order_current")] \
+            if first_build else []
+    caught_up = order_demand.reserve_in_batches(dsn, landed)
+    # The new snapshot may bring stock that backordered lines wait for: they take it first.
+    with connect(dsn) as conn:
+        short = order_demand.short_orders(conn)
+    refilled = order_demand.reserve_in_batches(dsn, short)
     moved = sum(r.changed for r in (*caught_up, *refilled))
     # The ATP marts show the holds as of their build: when this build's own reserving moved
     # holds, the two marts that read them are built again, so the marts say what the ledger

@@ -15,7 +15,8 @@ def publish_source_items(run_id: str | None) -> dict[str, Any]:
     # Units an ERP movement brought in go to the lines waiting for them before Magento is offered
     # them: a backordered line's claim is older than the next checkout's.
     with connect(dsn) as conn:
-        refilled = order_demand.summary(order_demand.refill_shortfalls(conn))
+        short = order_demand.short_orders(conn)
+    refilled = order_demand.summary(order_demand.reserve_in_batches(dsn, short))
     with magento_client() as magento:
         return {**publish(dsn, magento, run_id=run_id, **magento_publish_options()).as_dict(),
                 "shortfalls_refilled": refilled}
