@@ -7,6 +7,7 @@ from the warehouse connection the caller passes.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -80,11 +81,27 @@ def _profile_environment(dsn: str, extra: dict[str, str] | None = None) -> Itera
                 os.environ[name] = value
 
 
+def _forget_parse_on_macro_change(target: Path) -> None:
+    """dbt's partial parse does not re-render the generic tests when a macro they call (an
+    override of one of dbt's own, such as get_where_subquery) is added or changed: they fail
+    with "'<macro>' is undefined" until the project is parsed whole. The macros' digest is kept
+    beside the parse cache, and a new digest drops the cache (one full parse, then partial again)."""
+    digest = hashlib.sha256()
+    for path in sorted((DBT_PROJECT_DIR / "macros").rglob("*.sql")):
+        digest.update(path.relative_to(DBT_PROJECT_DIR).as_posix().encode() + b"\0" + path.read_bytes())
+    stamp = target / "macros.sha256"
+    if not stamp.exists() or stamp.read_text() != digest.hexdigest():
+        (target / "partial_parse.msgpack").unlink(missing_ok=True)
+        target.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(digest.hexdigest())
+
+
 def run_dbt(dsn: str, command: str, *args: str, target_path: Path | None = None,
             env: dict[str, str] | None = None) -> DbtOutcome:
     from dbt.cli.main import dbtRunner
 
     target = target_path or Path(os.environ.get("OMS_DBT_TARGET_PATH", REPO_ROOT / ".oms" / "dbt-target"))
+    _forget_parse_on_macro_change(target)
     cli_args = [
         command,
         "--project-dir", str(DBT_PROJECT_DIR),

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 
 from oms.warehouse import connect
@@ -108,3 +109,30 @@ def atp_via_api(client, token: str, sku: str, catch_up: bool = True) -> tuple[di
     countries = {c["country_code"]: Decimal(str(c["atp_qty"])) for c in body["countries"]}
     stores = {s["store_id"]: Decimal(str(s["atp_qty"])) for c in body["countries"] for s in c["stores"]}
     return countries, stores, body
+
+
+def magento(settings, method: str, path: str, **kwargs):
+    """One call to the Magento sandbox as the platform makes it (bearer token), answered JSON."""
+    response = httpx.request(method, f"{settings.magento_url}{path}", timeout=30,
+                             headers={"Authorization": f"Bearer {settings.magento_token}"}, **kwargs)
+    response.raise_for_status()
+    return response.json()
+
+
+def magento_under_contract(settings, dsn: str, contract: str, truncate: str = "oms.publish_ledger") -> None:
+    """An empty Magento sandbox with the demo's sources and stocks, the AE channel publishing
+    under `contract` (physical: Magento reserves too; sellable: Magento's reservations off), and
+    the platform's tables in `truncate` (its publish ledger at least: the sandbox was emptied) cleared."""
+    magento(settings, "POST", "/_sandbox/reset", json={})
+    magento(settings, "POST", "/_sandbox/sources", json=[
+        {"source_code": code, "name": code, "enabled": True} for code in ("ae-wh-01", "ae-st-01", "ae-st-02",
+                                                                          "qa-wh-01")])
+    magento(settings, "POST", "/_sandbox/stocks", json=[
+        {"stock_id": 2, "name": "AE", "website_code": "ae", "source_codes": ["ae-wh-01", "ae-st-01", "ae-st-02"],
+         "store_ids": [1]},
+        {"stock_id": 3, "name": "QA", "website_code": "qa", "source_codes": ["qa-wh-01"], "store_ids": [3]}])
+    with connect(dsn) as conn:
+        conn.execute(f"TRUNCATE {truncate}")
+        conn.execute("UPDATE ref.channel SET publish_mode = %s WHERE country_code = 'AE'", (contract,))
+    if contract == "sellable":
+        magento(settings, "POST", "/_sandbox/stocks/2/reservations", json={"enabled": False})

@@ -17,7 +17,7 @@ from oms.shipping.faults import InjectedCrash
 from oms.warehouse import connect
 
 from ..magento_shapes import item, order
-from .helpers import atp_via_api, auth, rebuild_marts, store_live
+from .helpers import atp_via_api, auth, magento, magento_under_contract, rebuild_marts, store_live
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
 ENTITY = 920001
@@ -151,15 +151,6 @@ def test_a_parcel_posts_its_lines_once_when_it_leaves_and_the_erp_sale_settles_t
 # The whole lifecycle against the Magento sandbox, under each publishing contract: after each step
 # the platform publishes (oms.publishing) and Magento's salable quantity is compared with ATP.
 
-def _magento(settings, method: str, path: str, **kwargs):
-    import httpx
-
-    response = httpx.request(method, f"{settings.magento_url}{path}", timeout=30,
-                             headers={"Authorization": f"Bearer {settings.magento_token}"}, **kwargs)
-    response.raise_for_status()
-    return response.json()
-
-
 @pytest.mark.parametrize("contract", ["physical", "sellable"])
 def test_atp_and_magento_salable_quantity_through_the_lifecycle(contract, clean_ledger, api_client, ledger_tokens,
                                                                 push_token, sandboxes, settings):
@@ -174,26 +165,14 @@ def test_atp_and_magento_salable_quantity_through_the_lifecycle(contract, clean_
     line_key, awb = f"{entity}-{item_id}", f"AWB{entity}"
     body = order(entity, [item(item_id, sku, qty=2, price=30.0, qty_invoiced=2)], T0)
 
-    _magento(settings, "POST", "/_sandbox/reset", json={})
-    _magento(settings, "POST", "/_sandbox/sources", json=[
-        {"source_code": code, "name": code, "enabled": True} for code in ("ae-wh-01", "ae-st-01", "ae-st-02",
-                                                                          "qa-wh-01")])
-    _magento(settings, "POST", "/_sandbox/stocks", json=[
-        {"stock_id": 2, "name": "AE", "website_code": "ae", "source_codes": ["ae-wh-01", "ae-st-01", "ae-st-02"],
-         "store_ids": [1]},
-        {"stock_id": 3, "name": "QA", "website_code": "qa", "source_codes": ["qa-wh-01"], "store_ids": [3]}])
-    with connect(dsn) as conn:
-        conn.execute("TRUNCATE oms.publish_ledger")   # the sandbox was emptied
-        conn.execute("UPDATE ref.channel SET publish_mode = %s WHERE country_code = 'AE'", (contract,))
-    if contract == "sellable":   # the contract's other half: Magento's own reservations off
-        _magento(settings, "POST", "/_sandbox/stocks/2/reservations", json={"enabled": False})
+    magento_under_contract(settings, dsn, contract)
 
     def step(name: str, atp_expected: int, salable_expected: int | None = None) -> None:
         with MagentoClient(settings.magento_url, settings.magento_token, attempts=8) as msi:
             report = publish(dsn, msi, run_id=f"{contract}-{name}")
         assert report.failed_chunks == 0 and report.accepted == report.changed, report.as_dict()
         countries, _, _ = atp_via_api(api_client, read, sku)
-        salable = float(_magento(settings, "GET", f"/rest/V1/inventory/get-product-salable-quantity/{sku}/2"))
+        salable = float(magento(settings, "GET", f"/rest/V1/inventory/get-product-salable-quantity/{sku}/2"))
         expected = atp_expected if salable_expected is None else salable_expected
         assert (countries["AE"], salable) == (atp_expected, expected), (contract, name)
 
@@ -201,7 +180,7 @@ def test_atp_and_magento_salable_quantity_through_the_lifecycle(contract, clean_
         step("stock published", 7)
         # ordered in Magento, not yet heard by the platform: Magento's own reservation holds it under
         # `physical`; under `sellable` nothing does until the order lands (the push makes that one request)
-        _magento(settings, "POST", "/_sandbox/orders", json=[body])
+        magento(settings, "POST", "/_sandbox/orders", json=[body])
         step("ordered", 7, 5 if contract == "physical" else 7)
         assert api_client.post("/v1/magento/orders", json=body, headers=auth(push_token)).status_code == 200
         step("reserved", 5)
@@ -221,8 +200,8 @@ def test_atp_and_magento_salable_quantity_through_the_lifecycle(contract, clean_
                 (f"{increment}-AE-WH-01-1", increment, entity, [item_id],
                  Jsonb([{"order_item_id": item_id, "sku": sku, "qty": 2}]), awb))
         with connect(dsn) as conn, MagentoClient(settings.magento_url, settings.magento_token) as sales:
-            assert shipments.ship_to_magento(conn, sales).magento_shipped == 1
-        shipped_version = _magento(settings, "GET", f"/rest/V1/orders/{entity}")
+            assert shipments.ship_tomagento(conn, sales).magento_shipped == 1
+        shipped_version = magento(settings, "GET", f"/rest/V1/orders/{entity}")
         assert shipped_version["items"][0]["qty_shipped"] == 2
         assert api_client.post("/v1/magento/orders", json=shipped_version, headers=auth(push_token)).status_code == 200
         step("shipped in Magento", 5)
@@ -246,4 +225,4 @@ def test_atp_and_magento_salable_quantity_through_the_lifecycle(contract, clean_
     finally:
         with connect(dsn) as conn:
             conn.execute("UPDATE ref.channel SET publish_mode = 'physical' WHERE country_code = 'AE'")
-        _magento(settings, "POST", "/_sandbox/stocks/2/reservations", json={"enabled": True})
+        magento(settings, "POST", "/_sandbox/stocks/2/reservations", json={"enabled": True})

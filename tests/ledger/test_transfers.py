@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import httpx
 import pytest
 
 from oms import tokens
@@ -23,17 +22,10 @@ from oms.shipping import postings, shipments
 from oms.warehouse import connect
 
 from ..magento_shapes import item, order
-from .helpers import atp_via_api, auth, rebuild_marts, store_live
+from .helpers import atp_via_api, auth, magento, magento_under_contract, rebuild_marts, store_live
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
 SOURCE, PICKUP = "AE-WH-01", "AE-ST-01"
-
-
-def _magento(settings, method: str, path: str, **kwargs):
-    response = httpx.request(method, f"{settings.magento_url}{path}", timeout=30,
-                             headers={"Authorization": f"Bearer {settings.magento_token}"}, **kwargs)
-    response.raise_for_status()
-    return response.json()
 
 
 @pytest.fixture(scope="module")
@@ -74,19 +66,8 @@ def test_a_transfer_to_the_pickup_store_moves_units_counted_at_every_step(
                  pickup_location_code="ae-st-01", shipping_method="instore_pickup")
     body["total_invoiced"] = body["grand_total"]      # paid online: its parcels may be planned
 
-    _magento(settings, "POST", "/_sandbox/reset", json={})
-    _magento(settings, "POST", "/_sandbox/sources", json=[
-        {"source_code": code, "name": code, "enabled": True} for code in ("ae-wh-01", "ae-st-01", "ae-st-02",
-                                                                          "qa-wh-01")])
-    _magento(settings, "POST", "/_sandbox/stocks", json=[
-        {"stock_id": 2, "name": "AE", "website_code": "ae", "source_codes": ["ae-wh-01", "ae-st-01", "ae-st-02"],
-         "store_ids": [1]},
-        {"stock_id": 3, "name": "QA", "website_code": "qa", "source_codes": ["qa-wh-01"], "store_ids": [3]}])
-    with connect(dsn) as conn:
-        conn.execute("TRUNCATE oms.publish_ledger, oms.fulfilment_task, oms.fulfilment_task_event")
-        conn.execute("UPDATE ref.channel SET publish_mode = %s WHERE country_code = 'AE'", (contract,))
-    if contract == "sellable":
-        _magento(settings, "POST", "/_sandbox/stocks/2/reservations", json={"enabled": False})
+    magento_under_contract(settings, dsn, contract,
+                           "oms.publish_ledger, oms.fulfilment_task, oms.fulfilment_task_event")
 
     def count(step: str, source_atp: int, pickup_atp: int, in_transit: int, magento: bool = True,
               units: int = 5) -> dict:
@@ -117,7 +98,7 @@ def test_a_transfer_to_the_pickup_store_moves_units_counted_at_every_step(
             with MagentoClient(settings.magento_url, settings.magento_token, attempts=8) as msi:
                 report = publish(dsn, msi, run_id=f"transfer-{contract}-{step}")
             assert report.failed_chunks == 0, report.as_dict()
-            salable = float(_magento(settings, "GET", f"/rest/V1/inventory/get-product-salable-quantity/{sku}/2"))
+            salable = float(magento(settings, "GET", f"/rest/V1/inventory/get-product-salable-quantity/{sku}/2"))
             assert salable == countries["AE"], (contract, step, salable)
         return {"posted": posted, "held": held}
 
@@ -139,7 +120,7 @@ def test_a_transfer_to_the_pickup_store_moves_units_counted_at_every_step(
     try:
         assert count("stock published", 5, 0, 0)["posted"] == {}
         # a click & collect order for 2 at the store that has none: landed, then routed by transfer
-        _magento(settings, "POST", "/_sandbox/orders", json=[body])
+        magento(settings, "POST", "/_sandbox/orders", json=[body])
         assert api_client.post("/v1/magento/orders", json=body, headers=auth(push_token)).status_code == 200
         decision = _route_by_transfer(dsn, increment, line_key, sku)
         assert count("routed by transfer", 3, 0, 0)["held"] == {SOURCE: 2}
@@ -203,7 +184,7 @@ def test_a_transfer_to_the_pickup_store_moves_units_counted_at_every_step(
     finally:
         with connect(dsn) as conn:
             conn.execute("UPDATE ref.channel SET publish_mode = 'physical' WHERE country_code = 'AE'")
-        _magento(settings, "POST", "/_sandbox/stocks/2/reservations", json={"enabled": True})
+        magento(settings, "POST", "/_sandbox/stocks/2/reservations", json={"enabled": True})
 
 
 def _tasks(dsn: str, increment: str) -> list[dict]:
