@@ -200,7 +200,7 @@ def test_atp_and_magento_salable_quantity_through_the_lifecycle(contract, clean_
                 (f"{increment}-AE-WH-01-1", increment, entity, [item_id],
                  Jsonb([{"order_item_id": item_id, "sku": sku, "qty": 2}]), awb))
         with connect(dsn) as conn, MagentoClient(settings.magento_url, settings.magento_token) as sales:
-            assert shipments.ship_tomagento(conn, sales).magento_shipped == 1
+            assert shipments.ship_to_magento(conn, sales).magento_shipped == 1
         shipped_version = magento(settings, "GET", f"/rest/V1/orders/{entity}")
         assert shipped_version["items"][0]["qty_shipped"] == 2
         assert api_client.post("/v1/magento/orders", json=shipped_version, headers=auth(push_token)).status_code == 200

@@ -69,7 +69,7 @@ def test_a_transfer_to_the_pickup_store_moves_units_counted_at_every_step(
     magento_under_contract(settings, dsn, contract,
                            "oms.publish_ledger, oms.fulfilment_task, oms.fulfilment_task_event")
 
-    def count(step: str, source_atp: int, pickup_atp: int, in_transit: int, magento: bool = True,
+    def count(step: str, source_atp: int, pickup_atp: int, in_transit: int, compare_magento: bool = True,
               units: int = 5) -> dict:
         """Every figure of the step; ATP = on hand − safety − holds (+ received) per store, and the
         units of the two stores plus those in transit stay 5 until the customer takes 2 (none
@@ -94,7 +94,7 @@ def test_a_transfer_to_the_pickup_store_moves_units_counted_at_every_step(
                    "units": on_shelves + transit, "country_atp": countries["AE"]}
         assert figures == {"source_atp": source_atp, "pickup_atp": pickup_atp, "in_transit": in_transit,
                            "units": units, "country_atp": source_atp + pickup_atp - 1}, (contract, step, figures)
-        if magento:
+        if compare_magento:
             with MagentoClient(settings.magento_url, settings.magento_token, attempts=8) as msi:
                 report = publish(dsn, msi, run_id=f"transfer-{contract}-{step}")
             assert report.failed_chunks == 0, report.as_dict()
@@ -175,11 +175,11 @@ def test_a_transfer_to_the_pickup_store_moves_units_counted_at_every_step(
         with connect(dsn) as conn:
             tasks.ready_for_pickup(conn, pickup["task_id"])
             tasks.picked_up(conn, pickup["task_id"])
-        seen = count("collected", 3, 0, 0, magento=False, units=3)
+        seen = count("collected", 3, 0, 0, compare_magento=False, units=3)
         assert seen["posted"][("collection", PICKUP)] == (2, 0) and seen["held"] == {}
         # the next dbt build says what the live ledger says
         assert rebuild_marts(dsn)["dbt_failed"] == 0
-        count("rebuilt", 3, 0, 0, magento=False, units=3)
+        count("rebuilt", 3, 0, 0, compare_magento=False, units=3)
         assert decision.outcome == "pickup_transfer"
     finally:
         with connect(dsn) as conn:
