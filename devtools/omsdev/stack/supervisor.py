@@ -7,18 +7,29 @@ This supervisor runs the same four commands itself and restarts each one that ex
 backoff (1 s doubling to OMS_SUPERVISOR_MAX_BACKOFF, 15 s by default, reset after a minute of
 uptime) so a component that cannot start yet (the database is still down) does not spin.
 
+A component killed outright leaves its own children behind: a scheduler's LocalExecutor workers
+(and the tasks they run), its and the triggerer's `serve-logs`. Left alone they would keep running
+tasks whose results no scheduler reads (the task instance stays "running" until Airflow calls it a
+zombie) and keep the log server's port from the component started in its place. Run as a process
+(`main`), the supervisor is the child subreaper of everything below it: such orphans become its
+children, and it kills them (with what they started) and reaps them. The scheduler started again
+then resets the task instances the dead one had queued or was running (Airflow's orphaned-task
+check, every minute in the stack's configuration), and they run again.
+
 It writes what it runs to `run/airflow-components.json` in the state folder (pid, start time,
 restarts, last exit) for `oms status` and `oms up`. `oms up` restarts a component that is alive
 but unhealthy by Airflow's monitor endpoint with SIGTERM to that component's pid (the supervisor
 starts it again at once), and with SIGUSR1 to the supervisor makes every component waiting out a
 backoff start now.
 
-Run as `python -m omsdev.stack.supervisor STATE_DIR` with Airflow's environment (the stack's
-`airflow` service does that); SIGTERM stops every component and then the supervisor.
+Run as `python -m omsdev.stack.supervisor STATE_DIR [AIRFLOW_BIN]` with Airflow's environment (the
+stack's `airflow` service does that; AIRFLOW_BIN defaults to the `airflow` beside this Python);
+SIGTERM stops every component and then the supervisor.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -33,6 +44,7 @@ COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
 STATE_FILE = "airflow-components.json"
 STABLE_AFTER = 60.0  # seconds of uptime after which a component's backoff starts again from 1 s
 STOP_GRACE = 15.0
+PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
 
 
 @dataclass
@@ -65,6 +77,33 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def become_subreaper() -> bool:
+    """Orphaned descendants are re-parented to this process instead of init (Linux)."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found.extend(int(p) for p in (task / "children").read_text().split())
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def _descendants(pid: int) -> list[int]:
+    found, stack = [], [pid]
+    while stack:
+        for child in _children(stack.pop()):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
 class Supervisor:
     def __init__(self, state_dir: Path, airflow_bin: str, max_backoff: float):
         self.state_dir = Path(state_dir)
@@ -73,6 +112,7 @@ class Supervisor:
         self.components = {name: Component(name) for name in COMPONENTS}
         self.stopping = False
         self.wake = False
+        self.reaps_orphans = False  # set when this process is the subreaper of its descendants (main)
 
     def log(self, message: str) -> None:
         print(f"{_now()} supervisor: {message}", flush=True)
@@ -129,6 +169,31 @@ class Supervisor:
         self.log(f"{component.name} exited with {code} after {uptime:.0f}s; restart in {delay:.0f}s")
         return True
 
+    def kill_orphans(self) -> int:
+        """Kill and reap the children that are not components: with the subreaper set they are what a
+        component that died left behind (its executor workers, their tasks, its log server)."""
+        own = {c.pid for c in self.components.values() if c.pid}
+        orphans = [pid for pid in _children(os.getpid()) if pid not in own]
+        for orphan in orphans:
+            for pid in [*_descendants(orphan), orphan]:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + 5  # SIGKILL'd: gone at once unless stuck in the kernel
+        for orphan in orphans:
+            while True:
+                try:
+                    if os.waitpid(orphan, os.WNOHANG)[0] or time.monotonic() > deadline:
+                        break
+                except ChildProcessError:
+                    break
+                time.sleep(0.05)
+        if orphans:
+            self.log(f"killed {len(orphans)} process(es) left behind by a component that exited: "
+                     f"{', '.join(map(str, orphans))}")
+        return len(orphans)
+
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while not self.stopping and not self.wake and time.monotonic() < deadline:
@@ -145,6 +210,10 @@ class Supervisor:
                     component.next_start_at = 0.0
             for component in self.components.values():
                 changed |= self.reap(component)
+            if self.reaps_orphans:
+                # The orphans' grandchildren come to us once their parent is killed: the next pass takes them.
+                self.kill_orphans()
+            for component in self.components.values():
                 if component.process is None and time.monotonic() >= component.next_start_at and not self.stopping:
                     self.start(component)
                     changed = True
@@ -170,6 +239,8 @@ class Supervisor:
                 component.process.kill()
         for component in self.components.values():
             component.process, component.pid = None, None
+        if self.reaps_orphans:
+            self.kill_orphans()
         self.write_state()
         self.log("stopped")
 
@@ -177,8 +248,9 @@ class Supervisor:
 def main(argv: list[str] | None = None) -> None:
     args = argv if argv is not None else sys.argv[1:]
     state_dir = Path(args[0])
-    airflow_bin = str(Path(sys.executable).parent / "airflow")
+    airflow_bin = args[1] if len(args) > 1 else str(Path(sys.executable).parent / "airflow")
     supervisor = Supervisor(state_dir, airflow_bin, float(os.environ.get("OMS_SUPERVISOR_MAX_BACKOFF", "15")))
+    supervisor.reaps_orphans = become_subreaper()
 
     def stop(signum, frame) -> None:
         supervisor.stopping = True
