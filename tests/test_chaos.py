@@ -238,12 +238,20 @@ def monitor(settings) -> dict:
     return httpx.get(f"{settings.airflow_url}/api/v2/monitor/health", timeout=5).json()
 
 
-def healthy(settings) -> bool:
+def healthy(settings, scheduler_since: datetime | None = None) -> bool:
+    """Every job component healthy by Airflow's monitor; with `scheduler_since`, by a scheduler
+    heartbeat newer than that (the monitor still calls a killed scheduler healthy for 30 s on the
+    heartbeat it wrote before it died)."""
     try:
         body = monitor(settings)
     except (httpx.HTTPError, ValueError):
         return False
-    return all(body[k]["status"] == "healthy" for k in ("metadatabase", "scheduler", "triggerer", "dag_processor"))
+    if not all(body[k]["status"] == "healthy" for k in ("metadatabase", "scheduler", "triggerer", "dag_processor")):
+        return False
+    if scheduler_since is None:
+        return True
+    beat = body["scheduler"].get("latest_scheduler_heartbeat")
+    return beat is not None and datetime.fromisoformat(beat) > scheduler_since
 
 
 def magento_tracks(settings, entity_ids: list[int]) -> list[str]:
@@ -296,9 +304,10 @@ def test_kill_9_in_turn_and_nothing_is_lost_or_done_twice(stack):
     # 2. the scheduler: the supervisor starts another, Airflow's monitor calls it healthy again
     scheduler = supervised(settings)["scheduler"]["pid"]
     os.kill(scheduler, signal.SIGKILL)
+    killed_at = datetime.now(UTC)
     note(f"kill -9 scheduler {scheduler}")
     wait("a new scheduler", lambda: supervised(settings)["scheduler"]["pid"] not in (None, scheduler), 60)
-    wait("the scheduler healthy by the monitor", lambda: healthy(settings), 240, 3)
+    wait("a scheduler heartbeat newer than the kill", lambda: healthy(settings, scheduler_since=killed_at), 240, 3)
     note("scheduler restarted and healthy")
 
     # 3. a task mid-run: the pipeline over the first orders (land, ATP and order marts, routing), and
