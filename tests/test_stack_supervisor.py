@@ -137,3 +137,43 @@ def test_what_a_killed_component_left_behind_is_killed(tmp_path):
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+
+
+FAKE_AIRFLOW_WITH_LINGERING_HELPER = """#!/bin/sh
+if [ "$1" = db ]; then exit 0; fi
+if [ "$1" = scheduler ]; then
+    # a task that exits and leaves a helper to finish by itself (as dbt's multiprocessing resource
+    # tracker does): the helper is orphaned while every component runs
+    sh -c 'sh -c "until [ -e {release} ]; do sleep 0.1; done" & echo $! > {helper}'
+fi
+exec sleep 300
+"""
+
+
+def test_a_helper_left_by_a_finished_task_is_left_to_exit_and_then_reaped(tmp_path):
+    """An orphan that comes to the supervisor while no component exited is not a dead component's
+    leftover: it is not killed, and once it exits by itself it is reaped (no zombie)."""
+    import subprocess
+    import sys
+
+    helper, release = tmp_path / "helper", tmp_path / "release"
+    fake = tmp_path / "airflow"
+    fake.write_text(FAKE_AIRFLOW_WITH_LINGERING_HELPER.format(helper=helper, release=release))
+    fake.chmod(0o755)
+    state_dir = tmp_path / "state"
+    log = tmp_path / "supervisor.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen([sys.executable, "-m", "omsdev.stack.supervisor", str(state_dir), str(fake)],
+                                   stdout=out)
+    try:
+        pid = wait(lambda: helper.exists() and helper.read_text().strip() and int(helper.read_text()))
+        wait(lambda: f"left to exit by itself: {pid} " in log.read_text())  # adopted, not killed
+        assert alive(pid)
+        release.touch()
+        wait(lambda: not Path(f"/proc/{pid}").exists())  # exited by itself and reaped: not even a zombie
+        assert "killed" not in log.read_text()
+        assert all(c["restarts"] == 0 for c in components(state_dir).values())
+    finally:
+        process.terminate()
+        process.wait(30)
+        release.touch()

@@ -120,7 +120,11 @@ def start_service(settings: Settings, service: processes.Service, timeout: float
 
 
 def stop_all(settings: Settings) -> list[str]:
-    stopped = [name for name in ("airflow", "api", "sandboxes") if processes.stop(settings.state_dir, name)]
+    # Airflow's supervisor gives its components STOP_GRACE, then kills them and what they left
+    # behind (task processes run in process groups of their own, out of reach of the group's
+    # SIGTERM): it must not be killed itself before it has done so.
+    stopped = [name for name in ("airflow", "api", "sandboxes") if processes.stop(
+        settings.state_dir, name, timeout=supervisor.STOP_GRACE + 15 if name == "airflow" else 20.0)]
     if settings.pg_managed and postgres.stop(postgres.data_dir(settings)):
         stopped.append("postgres")
     return stopped

@@ -12,9 +12,12 @@ A component killed outright leaves its own children behind: a scheduler's LocalE
 tasks whose results no scheduler reads (the task instance stays "running" until Airflow calls it a
 zombie) and keep the log server's port from the component started in its place. Run as a process
 (`main`), the supervisor is the child subreaper of everything below it: such orphans become its
-children, and it kills them (with what they started) and reaps them. The scheduler started again
-then resets the task instances the dead one had queued or was running (Airflow's orphaned-task
-check, every minute in the stack's configuration), and they run again.
+children, and it kills them (with what they started) and reaps them, in the seconds after a
+component exited. An orphan at any other time is a helper a task left to finish by itself (the
+multiprocessing resource tracker of a dbt build, which unlinks its semaphores once the task is
+gone): it is left to exit and then reaped, not killed. The scheduler started again then resets
+the task instances the dead one had queued or was running (Airflow's orphaned-task check, every
+minute in the stack's configuration), and they run again.
 
 It writes what it runs to `run/airflow-components.json` in the state folder (pid, start time,
 restarts, last exit) for `oms status` and `oms up`. `oms up` restarts a component that is alive
@@ -44,6 +47,9 @@ COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
 STATE_FILE = "airflow-components.json"
 STABLE_AFTER = 60.0  # seconds of uptime after which a component's backoff starts again from 1 s
 STOP_GRACE = 15.0
+# After a component exits, the orphans that come to the supervisor within this many seconds are what
+# it left behind (its children at once, their children once those are killed) and are killed.
+SWEEP_AFTER_EXIT = 10.0
 PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
 
 
@@ -104,6 +110,13 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+def _command(pid: int) -> str:
+    try:
+        return " ".join(Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")).strip()[:80]
+    except OSError:
+        return "?"
+
+
 class Supervisor:
     def __init__(self, state_dir: Path, airflow_bin: str, max_backoff: float):
         self.state_dir = Path(state_dir)
@@ -113,6 +126,8 @@ class Supervisor:
         self.stopping = False
         self.wake = False
         self.reaps_orphans = False  # set when this process is the subreaper of its descendants (main)
+        self.sweep_until = 0.0      # monotonic; orphans before then are a dead component's and are killed
+        self.adopted: set[int] = set()  # orphans left to exit by themselves, logged once
 
     def log(self, message: str) -> None:
         print(f"{_now()} supervisor: {message}", flush=True)
@@ -174,6 +189,7 @@ class Supervisor:
         component that died left behind (its executor workers, their tasks, its log server)."""
         own = {c.pid for c in self.components.values() if c.pid}
         orphans = [pid for pid in _children(os.getpid()) if pid not in own]
+        names = [_command(pid) for pid in orphans]
         for orphan in orphans:
             for pid in [*_descendants(orphan), orphan]:
                 try:
@@ -191,8 +207,26 @@ class Supervisor:
                 time.sleep(0.05)
         if orphans:
             self.log(f"killed {len(orphans)} process(es) left behind by a component that exited: "
-                     f"{', '.join(map(str, orphans))}")
+                     f"{', '.join(f'{pid} ({name})' for pid, name in zip(orphans, names, strict=True))}")
         return len(orphans)
+
+    def reap_orphans(self) -> int:
+        """Collect the exit status of orphans that exited by themselves (else they stay zombies)."""
+        own = {c.pid for c in self.components.values() if c.pid}
+        reaped = 0
+        for pid in _children(os.getpid()):
+            if pid in own:
+                continue
+            if pid not in self.adopted:
+                self.adopted.add(pid)
+                self.log(f"left to exit by itself: {pid} ({_command(pid)})")
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0]:
+                    reaped += 1
+                    self.adopted.discard(pid)
+            except ChildProcessError:
+                self.adopted.discard(pid)
+        return reaped
 
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -208,11 +242,18 @@ class Supervisor:
                 self.wake = False
                 for component in self.components.values():
                     component.next_start_at = 0.0
+            exited = False
             for component in self.components.values():
-                changed |= self.reap(component)
+                exited |= self.reap(component)
+            changed |= exited
             if self.reaps_orphans:
-                # The orphans' grandchildren come to us once their parent is killed: the next pass takes them.
-                self.kill_orphans()
+                if exited:
+                    self.sweep_until = time.monotonic() + SWEEP_AFTER_EXIT
+                if time.monotonic() < self.sweep_until:
+                    # The orphans' grandchildren come to us once their parent is killed: the next pass takes them.
+                    self.kill_orphans()
+                else:
+                    self.reap_orphans()
             for component in self.components.values():
                 if component.process is None and time.monotonic() >= component.next_start_at and not self.stopping:
                     self.start(component)
