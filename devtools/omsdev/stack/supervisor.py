@@ -112,9 +112,10 @@ def _descendants(pid: int) -> list[int]:
 
 def _command(pid: int) -> str:
     try:
-        return " ".join(Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")).strip()[:80]
+        command = " ".join(Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")).strip()
     except OSError:
-        return "?"
+        command = ""
+    return command[:80] or "exited"  # a zombie has no command line
 
 
 class Supervisor:
