@@ -26,7 +26,7 @@ test: install
 	$(BIN)/python -m pytest
 
 # Kills Postgres, the scheduler, a task mid-run and an API worker of a stack of its own under load
-# (tests/test_chaos.py); not part of `make test` until it has passed end to end (docs/runbook.md).
+# (tests/test_chaos.py): a whole stack and 5-13 minutes, so not part of `make test` (docs/runbook.md).
 test-chaos: install
 	$(BIN)/python -m pytest -m chaos tests/test_chaos.py
 

@@ -1,11 +1,18 @@
 """Chaos: the local stack as `oms up` runs it, under a stream of ERP movements (through the API, two
-workers) and web orders (into the Magento sandbox), loses in turn an API worker, the scheduler, a
-task mid-run and Postgres — each by `kill -9` — and heals: uvicorn restarts its worker, the stack's
-supervisor restarts the scheduler, Airflow retries the task, and `oms up` restarts Postgres and
-whatever Airflow's monitor then calls unhealthy. The next `oms pipeline run` succeeds with no
-other command, and the counts show nothing lost and nothing done twice: every movement the ERP sent
-is in the ledger once, every web order landed once, and Magento's source items are what the
-publish ledger says was published.
+workers), web orders (into the Magento sandbox) and Clickpost tracking webhooks (the Clickpost
+sandbox posting courier scans to the API), loses in turn an API worker, the scheduler, a task
+mid-run and Postgres — each by `kill -9` — and heals: uvicorn restarts its worker, the stack's
+supervisor restarts the scheduler (and kills what the dead one left running), Airflow retries the
+task, and `oms up` restarts Postgres and whatever Airflow's monitor then calls unhealthy. The next
+`oms pipeline run` succeeds with no other command, and the counts show nothing lost and nothing
+done twice: every movement the ERP sent is in the ledger once, every web order landed (each of
+its versions once), Magento's source items are what the publish ledger says was published, every
+routed parcel is one Clickpost order and one Magento shipment, every scan the webhooks carried is
+recorded once, and every shipped line is one ERP sales posting.
+
+The first orders are placed before the chaos: the pipeline run during which a task is killed lands
+and routes them, clickpost_shipments ships them, and their parcels' scans are the webhooks of the
+stream from then on, through the Postgres outage.
 
 A stack of its own: its own state folder (.oms/chaos), Postgres cluster and ports (derived from
 OMS_TEST_PORT_OFFSET, away from the session's test cluster and from the demo's ports).
@@ -48,6 +55,8 @@ CHAOS_ENV = {
     "OMS_SMTP_PORT": str(18012 + _OFFSET),
     "OMS_SUPERVISOR_MAX_BACKOFF": "5",
 }
+INITIAL_ORDERS = 8   # placed before the chaos; the stream places the rest
+SCANS = (4, 5)       # picked up (the parcel has left: its lines are posted to the ERP), in transit
 
 
 def chaos_settings():
@@ -111,7 +120,9 @@ def children(pid: int) -> list[int]:
 
 class Stream:
     """The ERP pushing movements (one new document per tick, each sent until acknowledged under the
-    same key, as the ERP's retry logic does) and customers placing web orders."""
+    same key, as the ERP's retry logic does), customers placing web orders, and couriers scanning
+    parcels: once `scans` is given, one scan a tick goes to the Clickpost sandbox, which posts it
+    as a webhook to the API; one the API did not take is sent again later (Clickpost retries)."""
 
     def __init__(self, settings, token: str, orders: list[dict], sku: str, store: str):
         self.settings, self.token, self.orders, self.sku, self.store = settings, token, orders, sku, store
@@ -119,6 +130,9 @@ class Stream:
         self.pending: list[dict] = []
         self.placed: list[int] = []
         self.failures = 0
+        self.scans: list[dict] = []       # still to deliver
+        self.delivered: list[dict] = []   # taken by the API (2xx)
+        self.webhook_attempts = 0
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.n = 0
@@ -156,6 +170,22 @@ class Stream:
             return
         self.placed.append(order["entity_id"])
 
+    def scan(self, client: httpx.Client) -> None:
+        if not self.scans:
+            return
+        scan = self.scans[0]
+        self.webhook_attempts += 1
+        try:
+            answer = client.post(f"{self.settings.clickpost_url}/_sandbox/advance", json=[scan], timeout=60)
+            answer.raise_for_status()
+        except httpx.HTTPError:
+            self.failures += 1
+            return
+        if all(d["delivered"] for d in answer.json()["deliveries"]):
+            self.delivered.append(self.scans.pop(0))
+        else:
+            self.failures += 1
+
     def run(self) -> None:
         with httpx.Client(timeout=10) as client:
             tick = 0
@@ -165,6 +195,8 @@ class Stream:
                 self.pending = [line for line in self.pending if not self.send(client, line)]
                 if tick % 3 == 0:
                     self.place_order(client)
+                if tick % 2 == 0:
+                    self.scan(client)
                 time.sleep(0.3)
 
     def finish(self, timeout: float = 120) -> None:
@@ -173,10 +205,12 @@ class Stream:
         self.thread.join(30)
         deadline = time.monotonic() + timeout
         with httpx.Client(timeout=10) as client:
-            while self.pending and time.monotonic() < deadline:
+            while (self.pending or self.scans) and time.monotonic() < deadline:
                 self.pending = [line for line in self.pending if not self.send(client, line)]
-                time.sleep(1)
+                self.scan(client)
+                time.sleep(0.5)
         assert not self.pending, f"{len(self.pending)} movements never acknowledged"
+        assert not self.scans, f"{len(self.scans)} scans' webhooks never taken by the API"
 
 
 @pytest.fixture(scope="module")
@@ -204,17 +238,39 @@ def monitor(settings) -> dict:
     return httpx.get(f"{settings.airflow_url}/api/v2/monitor/health", timeout=5).json()
 
 
-def healthy(settings) -> bool:
+def healthy(settings, scheduler_since: datetime | None = None) -> bool:
+    """Every job component healthy by Airflow's monitor; with `scheduler_since`, by a scheduler
+    heartbeat newer than that (the monitor still calls a killed scheduler healthy for 30 s on the
+    heartbeat it wrote before it died)."""
     try:
         body = monitor(settings)
     except (httpx.HTTPError, ValueError):
         return False
-    return all(body[k]["status"] == "healthy" for k in ("metadatabase", "scheduler", "triggerer", "dag_processor"))
+    if not all(body[k]["status"] == "healthy" for k in ("metadatabase", "scheduler", "triggerer", "dag_processor")):
+        return False
+    if scheduler_since is None:
+        return True
+    beat = body["scheduler"].get("latest_scheduler_heartbeat")
+    return beat is not None and datetime.fromisoformat(beat) > scheduler_since
 
 
+def magento_tracks(settings, entity_ids: list[int]) -> list[str]:
+    """Every AWB on a Magento shipment of these orders (one per shipment track)."""
+    headers = {"Authorization": f"Bearer {settings.magento_token}"}
+    found = []
+    for entity_id in entity_ids:
+        items = httpx.get(f"{settings.magento_url}/rest/V1/shipments", headers=headers, timeout=30, params={
+            "searchCriteria[filter_groups][0][filters][0][field]": "order_id",
+            "searchCriteria[filter_groups][0][filters][0][value]": entity_id}).json()["items"]
+        found.extend(t["track_number"] for shipment in items for t in shipment["tracks"])
+    return found
+
+
+@pytest.mark.timeout(2400)  # every wait below is bounded; this bounds them all, on a machine shared and busy
 def test_kill_9_in_turn_and_nothing_is_lost_or_done_twice(stack):
     from oms import tokens
     from oms.integrations.airflow import airflow_api
+    from oms.ops.dag_runs import run_pipeline, wait_for_run
     from oms.warehouse import connect
     from omsdev import demo, demo_data
     from omsdev.stack import processes
@@ -222,15 +278,18 @@ def test_kill_9_in_turn_and_nothing_is_lost_or_done_twice(stack):
     settings = stack
     demo.load(settings, skus=12, stores_per_country=2, orders=0)
     data = demo_data.generate(skus=12, stores_per_country=2, orders=24, seed=demo.SEED, as_of=demo.demo_as_of())
+    httpx.post(f"{settings.magento_url}/_sandbox/orders", json=data.orders[:INITIAL_ORDERS],
+               timeout=60).raise_for_status()
     with connect(settings.warehouse_dsn) as conn:
         token = tokens.create_token(conn, "chaos-erp", ["erp:write"])
-    stream = Stream(settings, token, data.orders, data.skus[0]["sku"], data.locations[0]["store_id"])
+    stream = Stream(settings, token, data.orders[INITIAL_ORDERS:], data.skus[0]["sku"], data.locations[0]["store_id"])
     stream.thread.start()
     timeline: list[str] = []
     t0 = time.monotonic()
 
     def note(event: str) -> None:
         timeline.append(f"{time.monotonic() - t0:6.1f}s {event}")
+        print(timeline[-1], flush=True)
 
     # 1. an API worker: uvicorn starts another; the ERP's retries land on the live one meanwhile
     api_pid = processes.read_pid(settings.state_dir, "api")
@@ -245,21 +304,38 @@ def test_kill_9_in_turn_and_nothing_is_lost_or_done_twice(stack):
     # 2. the scheduler: the supervisor starts another, Airflow's monitor calls it healthy again
     scheduler = supervised(settings)["scheduler"]["pid"]
     os.kill(scheduler, signal.SIGKILL)
+    killed_at = datetime.now(UTC)
     note(f"kill -9 scheduler {scheduler}")
     wait("a new scheduler", lambda: supervised(settings)["scheduler"]["pid"] not in (None, scheduler), 60)
-    wait("the scheduler healthy by the monitor", lambda: healthy(settings), 240, 3)
+    wait("a scheduler heartbeat newer than the kill", lambda: healthy(settings, scheduler_since=killed_at), 240, 3)
     note("scheduler restarted and healthy")
 
-    # 3. a task mid-run (atp_build's dbt build: long enough to be caught running): Airflow retries
-    #    it and the run succeeds
+    # 3. a task mid-run: the pipeline over the first orders (land, ATP and order marts, routing), and
+    #    atp_build's dbt build (long enough to be caught running) killed under it: Airflow retries
+    #    it, the run succeeds, the pipeline goes on
     api = airflow_api(settings)
-    patient(api.wait_for_dags, ("atp_build",), 240)
-    patient(api.trigger, "atp_build")  # one more run; a scheduled one may already be ahead of it (one at a time)
+    patient(api.wait_for_dags, ("erp_stock_ingest", "magento_orders_ingest", "atp_build", "order_routing",
+                                "clickpost_shipments", "clickpost_tracking"), 240)
+    since = (datetime.now(UTC) - timedelta(days=15)).replace(microsecond=0)
+    first: dict = {}
+
+    def first_pipeline() -> None:
+        try:
+            first["reports"] = run_pipeline(api, since, datetime.now(UTC).replace(microsecond=0), 900,
+                                            downstream=(("order_routing", "route_orders", "atp_build"),))
+        except Exception as exc:  # noqa: BLE001 — reported by the main thread
+            first["error"] = exc
+
+    pipeline = threading.Thread(target=first_pipeline, daemon=True)
+    pipeline.start()
 
     def running_task():
         for candidate in patient(api.dag_runs, "atp_build", 3):
             for ti in patient(api.task_instances, "atp_build", candidate["dag_run_id"]):
-                if ti["task_id"] == "dbt_build_atp" and ti["state"] == "running" and ti.get("pid") and alive(ti["pid"]):
+                # a try with a retry left: the scheduler killed in step 2 may have spent the others
+                # (a try killed with it is reset as a new try), and a last try killed fails for good
+                if (ti["task_id"] == "dbt_build_atp" and ti["state"] == "running" and ti.get("pid")
+                        and ti["try_number"] <= ti.get("max_tries", 0) and alive(ti["pid"])):
                     return candidate, ti
         return None
 
@@ -267,46 +343,93 @@ def test_kill_9_in_turn_and_nothing_is_lost_or_done_twice(stack):
     os.kill(ti["pid"], signal.SIGKILL)
     note(f"kill -9 task {ti['task_id']} (pid {ti['pid']}, try {ti['try_number']})")
     finished = wait("the interrupted run to finish", lambda: patient(api.dag_run, "atp_build", run["dag_run_id"])[
-        "state"] in ("success", "failed") and patient(api.dag_run, "atp_build", run["dag_run_id"]), 1200, 3)
+        "state"] in ("success", "failed") and patient(api.dag_run, "atp_build", run["dag_run_id"]), 900, 3)
     tries = {t["task_id"]: t["try_number"] for t in patient(api.task_instances, "atp_build", run["dag_run_id"])}
     assert finished["state"] == "success", tries
     assert tries[ti["task_id"]] > ti["try_number"], tries  # it was retried, by Airflow alone
     note(f"interrupted run {finished['state']} (tries {tries})")
+    pipeline.join(1200)
+    assert not pipeline.is_alive() and "error" not in first, first.get("error")
+    assert all(r.state == "success" for r in first["reports"]), [(r.dag_id, r.state, r.tasks) for r in first["reports"]]
+    note("pipeline over the first orders: " + ", ".join(f"{r.dag_id} {r.state}" for r in first["reports"]))
+
+    # the first orders' parcels: shipped through Clickpost and Magento, then scanned by couriers
+    # (webhooks) while the chaos goes on
+    shipped = patient(api.trigger, "clickpost_shipments")
+    assert wait_for_run(api, "clickpost_shipments", shipped["dag_run_id"], 600)["state"] == "success"
+    with connect(settings.warehouse_dsn) as conn:
+        awbs = [r["awb"] for r in conn.execute("SELECT awb FROM oms.shipment WHERE awb IS NOT NULL ORDER BY awb")]
+    assert awbs, "the first orders made no shipment"
+    base = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    stream.scans = [{"waybill": awb, "status_code": code, "timestamp": (base + timedelta(minutes=10 * n)).isoformat()}
+                    for n, code in enumerate(SCANS) for awb in awbs]
+    note(f"{len(awbs)} parcels shipped; {len(stream.scans)} scans to come as webhooks")
+    wait("webhooks taken before the outage", lambda: len(stream.delivered) >= 2, 120)
 
     # 4. Postgres: `oms up` brings it back and heals Airflow; then the pipeline runs, no other command
     from omsdev.stack import postgres
 
     postmaster = postgres.server_pid(postgres.data_dir(settings))
     os.kill(postmaster, signal.SIGKILL)
-    note(f"kill -9 postmaster {postmaster}")
-    time.sleep(5)  # the outage: the API answers errors, the ERP keeps retrying, Airflow's jobs lose their DB
-    up = oms("up", timeout=600)
+    note(f"kill -9 postmaster {postmaster} ({len(stream.delivered)} webhooks taken so far)")
+    time.sleep(5)  # the outage: the API answers errors, the ERP and Clickpost keep retrying, Airflow's jobs lose their DB
+    up = oms("up", timeout=900)
     assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
     note("oms up: " + next((line.strip() for line in up.stderr.splitlines() if line.strip().startswith("airflow")),
                            "?"))
-    stream.finish()
+    stream.finish(300)
     note(f"stream stopped: {len(stream.acked)} movements acknowledged, {len(stream.placed)} orders placed, "
+         f"{len(stream.delivered)} scans delivered as webhooks ({stream.webhook_attempts} attempts), "
          f"{stream.failures} failed attempts retried")
-    since = (datetime.now(UTC) - timedelta(days=15)).replace(microsecond=0).isoformat()
-    ran = oms("pipeline", "run", "--from", since, timeout=1800)
+    ran = oms("pipeline", "run", "--from", since.isoformat(), timeout=1200)
     assert ran.returncode == 0, ran.stdout[-4000:] + ran.stderr[-3000:]
     note("oms pipeline run: success")
+    # tracking after every webhook: the parcels that left are posted to the ERP
+    tracked = patient(api.trigger, "clickpost_tracking")
+    assert wait_for_run(api, "clickpost_tracking", tracked["dag_run_id"], 600)["state"] == "success"
+    note("clickpost_tracking: success")
 
     # the counts
     with connect(settings.warehouse_dsn) as conn:
         ledger = conn.execute("SELECT count(*) AS lines, count(DISTINCT document_id) AS documents"
                               " FROM oms.erp_movement WHERE document_id LIKE 'CHAOS-%%'").fetchone()
-        landed = conn.execute("SELECT count(*) AS rows, count(DISTINCT entity_id) AS orders FROM raw.magento_order"
-                              " WHERE entity_id = ANY(%s)", (stream.placed,)).fetchone()
+        placed = [o["entity_id"] for o in data.orders[:INITIAL_ORDERS]] + stream.placed
+        # raw.magento_order keeps each version of an order (entity_id, updated_at): a shipped order
+        # lands again once Magento marks it complete; a version landed twice would be a second row
+        landed = conn.execute("SELECT count(*) AS rows, count(DISTINCT entity_id) AS orders,"
+                              " count(DISTINCT (entity_id, updated_at)) AS versions FROM raw.magento_order"
+                              " WHERE entity_id = ANY(%s)", (placed,)).fetchone()
         published = {(r["sku"], r["source_code"]): float(r["quantity"]) for r in conn.execute(
             "SELECT sku, source_code, quantity FROM oms.publish_ledger")}
+        shipments = conn.execute(
+            "SELECT reference_number, awb, magento_entity_id, jsonb_array_length(line_items) AS lines"
+            " FROM oms.shipment WHERE awb = ANY(%s)", (awbs,)).fetchall()
+        events = conn.execute("SELECT count(*) AS n, count(DISTINCT (waybill, status_code, status_at)) AS scans"
+                              " FROM oms.shipment_event WHERE waybill = ANY(%s) AND status_code = ANY(%s)",
+                              (awbs, list(SCANS))).fetchone()
+        postings = conn.execute("SELECT count(*) AS n, count(DISTINCT (source_ref, line_key)) AS lines"
+                                " FROM oms.sales_posting WHERE posting_type = 'shipment' AND source_ref = ANY(%s)",
+                                ([s["reference_number"] for s in shipments],)).fetchone()
     source_items = {(i["sku"], i["source_code"]): float(i["quantity"])
                     for i in httpx.get(f"{settings.magento_url}/_sandbox/source-items", timeout=30).json()}
+    clickpost = [s for s in httpx.get(f"{settings.clickpost_url}/_sandbox/shipments", timeout=30).json()
+                 if s["waybill"] in awbs]
+    tracks = magento_tracks(settings, sorted({s["magento_entity_id"] for s in shipments}))
     counts = {"movements acknowledged": len(stream.acked), "ledger lines": ledger["lines"],
-              "ledger documents": ledger["documents"], "orders placed": len(stream.placed),
-              "orders landed": landed["orders"], "order rows": landed["rows"],
-              "source items published": len(published), "Magento source items": len(source_items)}
+              "ledger documents": ledger["documents"], "orders placed": len(placed),
+              "orders landed": landed["orders"], "order versions": landed["versions"], "order rows": landed["rows"],
+              "source items published": len(published), "Magento source items": len(source_items),
+              "parcels": len(awbs), "Clickpost orders": len(clickpost),
+              "Clickpost references": len({s["reference_number"] for s in clickpost}),
+              "Magento shipment tracks": len(tracks), "scans sent as webhooks": len(stream.delivered),
+              "webhook attempts": stream.webhook_attempts, "scans recorded": events["n"],
+              "shipped lines": sum(s["lines"] for s in shipments), "ERP shipment postings": postings["n"],
+              "ERP posting lines": postings["lines"]}
     print("\n" + "\n".join(timeline) + "\ncounts: " + json.dumps(counts))
     assert ledger["lines"] == ledger["documents"] == len(stream.acked) == stream.n  # none lost, none twice
-    assert landed["orders"] == landed["rows"] == len(stream.placed) > 0
+    assert landed["orders"] == len(placed) and landed["rows"] == landed["versions"]
     assert published and all(source_items.get(key) == qty for key, qty in published.items())
+    assert len(clickpost) == len({s["reference_number"] for s in clickpost}) == len(shipments) == len(awbs)
+    assert sorted(tracks) == sorted(awbs)  # one Magento shipment track per parcel
+    assert events["n"] == events["scans"] == len(stream.delivered) == len(awbs) * len(SCANS)
+    assert postings["n"] == postings["lines"] == sum(s["lines"] for s in shipments)

@@ -88,3 +88,92 @@ def test_stopping_stops_every_component(running):
     sup.stopping = True
     wait(lambda: not any(alive(pid) for pid in pids), timeout=30)
     wait(lambda: all(c["pid"] is None for c in components(state_dir).values()))
+
+
+FAKE_AIRFLOW_WITH_HELPER = """#!/bin/sh
+if [ "$1" = db ]; then exit 0; fi
+# a helper of the component's own, as the scheduler's executor workers and log server are
+sleep 300 &
+echo "$1 $!" >> "{helpers}"
+exec sleep 300
+"""
+
+
+def test_what_a_killed_component_left_behind_is_killed(tmp_path):
+    """Run as a process (the subreaper of what it starts): a component killed outright leaves its
+    helpers orphaned, and the supervisor kills them before the new one starts its own."""
+    import subprocess
+    import sys
+
+    helpers = tmp_path / "helpers"
+    fake = tmp_path / "airflow"
+    fake.write_text(FAKE_AIRFLOW_WITH_HELPER.format(helpers=helpers))
+    fake.chmod(0o755)
+    state_dir = tmp_path / "state"
+    process = subprocess.Popen([sys.executable, "-m", "omsdev.stack.supervisor", str(state_dir), str(fake)])
+
+    def helper_pids() -> dict[str, list[int]]:
+        found: dict[str, list[int]] = {}
+        for line in helpers.read_text().splitlines() if helpers.exists() else []:
+            name, pid = line.split()
+            found.setdefault(name, []).append(int(pid))
+        return found
+
+    try:
+        first = wait(lambda: len(helper_pids()) == len(supervisor.COMPONENTS) and all(
+            c["pid"] for c in components(state_dir).values()) and components(state_dir))
+        orphan = helper_pids()["scheduler"][0]
+        os.kill(first["scheduler"]["pid"], signal.SIGKILL)
+        wait(lambda: not alive(orphan))
+        wait(lambda: len(helper_pids()["scheduler"]) == 2)  # the scheduler started again, with a helper of its own
+        assert alive(helper_pids()["scheduler"][1])
+        assert all(alive(pids[0]) for name, pids in helper_pids().items() if name != "scheduler")  # others untouched
+    finally:
+        process.terminate()
+        process.wait(30)
+        for pids in helper_pids().values():
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+FAKE_AIRFLOW_WITH_LINGERING_HELPER = """#!/bin/sh
+if [ "$1" = db ]; then exit 0; fi
+if [ "$1" = scheduler ]; then
+    # a task that exits and leaves a helper to finish by itself (as dbt's multiprocessing resource
+    # tracker does): the helper is orphaned while every component runs
+    sh -c 'sh -c "until [ -e {release} ]; do sleep 0.1; done" & echo $! > {helper}'
+fi
+exec sleep 300
+"""
+
+
+def test_a_helper_left_by_a_finished_task_is_left_to_exit_and_then_reaped(tmp_path):
+    """An orphan that comes to the supervisor while no component exited is not a dead component's
+    leftover: it is not killed, and once it exits by itself it is reaped (no zombie)."""
+    import subprocess
+    import sys
+
+    helper, release = tmp_path / "helper", tmp_path / "release"
+    fake = tmp_path / "airflow"
+    fake.write_text(FAKE_AIRFLOW_WITH_LINGERING_HELPER.format(helper=helper, release=release))
+    fake.chmod(0o755)
+    state_dir = tmp_path / "state"
+    log = tmp_path / "supervisor.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen([sys.executable, "-m", "omsdev.stack.supervisor", str(state_dir), str(fake)],
+                                   stdout=out)
+    try:
+        pid = wait(lambda: helper.exists() and helper.read_text().strip() and int(helper.read_text()))
+        wait(lambda: f"left to exit by itself: {pid} " in log.read_text())  # adopted, not killed
+        assert alive(pid)
+        release.touch()
+        wait(lambda: not Path(f"/proc/{pid}").exists())  # exited by itself and reaped: not even a zombie
+        assert "killed" not in log.read_text()
+        assert all(c["restarts"] == 0 for c in components(state_dir).values())
+    finally:
+        process.terminate()
+        process.wait(30)
+        release.touch()

@@ -75,3 +75,50 @@ def test_an_unreachable_airflow_does_not_fail_the_erp(clean_ledger, api_client, 
         assert answer.status_code == 200 and answer.json()["accepted"] == 1
     finally:
         api_client.app.state.airflow_events = AirflowEvents(None)
+
+
+
+def test_changes_while_an_event_is_in_flight_make_one_event_after_it(tmp_path):
+    """A steady stream of changes costs Airflow's api-server at most one event in flight (per asset
+    and API worker), not one per change: the changes made meanwhile are one event sent after it."""
+    import asyncio
+    import threading
+
+    received: list[dict] = []
+    gate = threading.Event()
+    app = FastAPI()
+
+    @app.post("/auth/token")
+    def token():
+        return {"access_token": "t0k"}
+
+    @app.get("/api/v2/assets")
+    def assets():
+        return {"assets": [{"id": 42, "uri": ERP_MOVEMENTS_URI}], "total_entries": 1}
+
+    @app.post("/api/v2/assets/events")
+    def event(body: dict):
+        received.append(body["extra"])
+        gate.wait(30)  # a busy api-server: the first event is still in flight while the stream goes on
+        return {"id": len(received)}
+
+    passwords = tmp_path / "passwords.json"
+    passwords.write_text('{"admin": "s3cret"}')
+    with serve(app) as url:
+        events = AirflowEvents(url, password_file=str(passwords))
+
+        async def stream() -> list[dict]:
+            first = asyncio.create_task(events.emit(ERP_MOVEMENTS_URI, {"n": 1}))
+            while not received:
+                await asyncio.sleep(0.05)
+            for n in range(2, 6):
+                await events.emit(ERP_MOVEMENTS_URI, {"n": n})  # returns at once: due after the one in flight
+            in_flight = list(received)
+            gate.set()
+            await first
+            await events.emit(ERP_MOVEMENTS_URI, {"n": 6})  # nothing in flight: sent at once
+            return in_flight
+
+        in_flight = asyncio.run(stream())
+    assert in_flight == [{"n": 1}]
+    assert received == [{"n": 1}, {"n": 5}, {"n": 6}]

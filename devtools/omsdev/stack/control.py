@@ -120,7 +120,11 @@ def start_service(settings: Settings, service: processes.Service, timeout: float
 
 
 def stop_all(settings: Settings) -> list[str]:
-    stopped = [name for name in ("airflow", "api", "sandboxes") if processes.stop(settings.state_dir, name)]
+    # Airflow's supervisor gives its components STOP_GRACE, then kills them and what they left
+    # behind (task processes run in process groups of their own, out of reach of the group's
+    # SIGTERM): it must not be killed itself before it has done so.
+    stopped = [name for name in ("airflow", "api", "sandboxes") if processes.stop(
+        settings.state_dir, name, timeout=supervisor.STOP_GRACE + 15 if name == "airflow" else 20.0)]
     if settings.pg_managed and postgres.stop(postgres.data_dir(settings)):
         stopped.append("postgres")
     return stopped
@@ -152,6 +156,10 @@ def unhealthy_airflow(settings: Settings, since: datetime | None = None) -> list
 # the wait again.
 RESTART_GRACE = {"api-server": 600.0}
 RESTART_GRACE_DEFAULT = 120.0
+# A scheduler asked to stop waits for the tasks its executor runs; one of them may wait on a
+# database connection that died with Postgres. Past this it is killed: the supervisor kills what it
+# left behind and the scheduler started in its place resets and re-runs those tasks.
+TERM_GRACE = 60.0
 
 
 def start_airflow(settings: Settings, timeout: float = 240, on_restart=None,
@@ -166,9 +174,16 @@ def heal_airflow(settings: Settings, timeout: float = 240, on_restart=None, sinc
     are healthy. Returns the components restarted. The supervisor itself is started when it is not
     running (start_service)."""
     restarted: list[str] = []
+    terminated: dict[int, float] = {}  # pid -> when SIGTERM was sent
     began = datetime.now(UTC).replace(microsecond=0)
     deadline = time.monotonic() + timeout
     while True:
+        for pid, sent in list(terminated.items()):
+            if not _alive(pid):
+                del terminated[pid]
+            elif time.monotonic() - sent > TERM_GRACE:
+                os.kill(pid, signal.SIGKILL)
+                del terminated[pid]
         unhealthy = unhealthy_airflow(settings, since)
         if not unhealthy:
             return restarted
@@ -193,7 +208,8 @@ def heal_airflow(settings: Settings, timeout: float = 240, on_restart=None, sinc
             if started_at >= began and age < RESTART_GRACE.get(name, RESTART_GRACE_DEFAULT):
                 continue  # just started: give it time to heartbeat
             if pid and _alive(pid):
-                os.kill(pid, signal.SIGTERM)  # the supervisor starts it again at once
+                os.kill(pid, signal.SIGTERM)  # the supervisor starts it again once it has exited
+                terminated[pid] = time.monotonic()
             else:
                 wake = True  # waiting out a backoff: start it now
             restarted.append(name)

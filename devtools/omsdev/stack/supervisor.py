@@ -7,18 +7,32 @@ This supervisor runs the same four commands itself and restarts each one that ex
 backoff (1 s doubling to OMS_SUPERVISOR_MAX_BACKOFF, 15 s by default, reset after a minute of
 uptime) so a component that cannot start yet (the database is still down) does not spin.
 
+A component killed outright leaves its own children behind: a scheduler's LocalExecutor workers
+(and the tasks they run), its and the triggerer's `serve-logs`. Left alone they would keep running
+tasks whose results no scheduler reads (the task instance stays "running" until Airflow calls it a
+zombie) and keep the log server's port from the component started in its place. Run as a process
+(`main`), the supervisor is the child subreaper of everything below it: such orphans become its
+children, and it kills them (with what they started) and reaps them, in the seconds after a
+component exited. An orphan at any other time is a helper a task left to finish by itself (the
+multiprocessing resource tracker of a dbt build, which unlinks its semaphores once the task is
+gone): it is left to exit and then reaped, not killed. The scheduler started again then resets
+the task instances the dead one had queued or was running (Airflow's orphaned-task check, every
+minute in the stack's configuration), and they run again.
+
 It writes what it runs to `run/airflow-components.json` in the state folder (pid, start time,
 restarts, last exit) for `oms status` and `oms up`. `oms up` restarts a component that is alive
 but unhealthy by Airflow's monitor endpoint with SIGTERM to that component's pid (the supervisor
 starts it again at once), and with SIGUSR1 to the supervisor makes every component waiting out a
 backoff start now.
 
-Run as `python -m omsdev.stack.supervisor STATE_DIR` with Airflow's environment (the stack's
-`airflow` service does that); SIGTERM stops every component and then the supervisor.
+Run as `python -m omsdev.stack.supervisor STATE_DIR [AIRFLOW_BIN]` with Airflow's environment (the
+stack's `airflow` service does that; AIRFLOW_BIN defaults to the `airflow` beside this Python);
+SIGTERM stops every component and then the supervisor.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -33,6 +47,10 @@ COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
 STATE_FILE = "airflow-components.json"
 STABLE_AFTER = 60.0  # seconds of uptime after which a component's backoff starts again from 1 s
 STOP_GRACE = 15.0
+# After a component exits, the orphans that come to the supervisor within this many seconds are what
+# it left behind (its children at once, their children once those are killed) and are killed.
+SWEEP_AFTER_EXIT = 10.0
+PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
 
 
 @dataclass
@@ -65,6 +83,41 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def become_subreaper() -> bool:
+    """Orphaned descendants are re-parented to this process instead of init (Linux)."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found.extend(int(p) for p in (task / "children").read_text().split())
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def _descendants(pid: int) -> list[int]:
+    found, stack = [], [pid]
+    while stack:
+        for child in _children(stack.pop()):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def _command(pid: int) -> str:
+    try:
+        command = " ".join(Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")).strip()
+    except OSError:
+        command = ""
+    return command[:80] or "exited"  # a zombie has no command line
+
+
 class Supervisor:
     def __init__(self, state_dir: Path, airflow_bin: str, max_backoff: float):
         self.state_dir = Path(state_dir)
@@ -73,6 +126,9 @@ class Supervisor:
         self.components = {name: Component(name) for name in COMPONENTS}
         self.stopping = False
         self.wake = False
+        self.reaps_orphans = False  # set when this process is the subreaper of its descendants (main)
+        self.sweep_until = 0.0      # monotonic; orphans before then are a dead component's and are killed
+        self.adopted: set[int] = set()  # orphans left to exit by themselves, logged once
 
     def log(self, message: str) -> None:
         print(f"{_now()} supervisor: {message}", flush=True)
@@ -129,6 +185,50 @@ class Supervisor:
         self.log(f"{component.name} exited with {code} after {uptime:.0f}s; restart in {delay:.0f}s")
         return True
 
+    def kill_orphans(self) -> int:
+        """Kill and reap the children that are not components: with the subreaper set they are what a
+        component that died left behind (its executor workers, their tasks, its log server)."""
+        own = {c.pid for c in self.components.values() if c.pid}
+        orphans = [pid for pid in _children(os.getpid()) if pid not in own]
+        names = [_command(pid) for pid in orphans]
+        for orphan in orphans:
+            for pid in [*_descendants(orphan), orphan]:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + 5  # SIGKILL'd: gone at once unless stuck in the kernel
+        for orphan in orphans:
+            while True:
+                try:
+                    if os.waitpid(orphan, os.WNOHANG)[0] or time.monotonic() > deadline:
+                        break
+                except ChildProcessError:
+                    break
+                time.sleep(0.05)
+        if orphans:
+            self.log(f"killed {len(orphans)} process(es) left behind by a component that exited: "
+                     f"{', '.join(f'{pid} ({name})' for pid, name in zip(orphans, names, strict=True))}")
+        return len(orphans)
+
+    def reap_orphans(self) -> int:
+        """Collect the exit status of orphans that exited by themselves (else they stay zombies)."""
+        own = {c.pid for c in self.components.values() if c.pid}
+        reaped = 0
+        for pid in _children(os.getpid()):
+            if pid in own:
+                continue
+            if pid not in self.adopted:
+                self.adopted.add(pid)
+                self.log(f"left to exit by itself: {pid} ({_command(pid)})")
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0]:
+                    reaped += 1
+                    self.adopted.discard(pid)
+            except ChildProcessError:
+                self.adopted.discard(pid)
+        return reaped
+
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while not self.stopping and not self.wake and time.monotonic() < deadline:
@@ -143,8 +243,19 @@ class Supervisor:
                 self.wake = False
                 for component in self.components.values():
                     component.next_start_at = 0.0
+            exited = False
             for component in self.components.values():
-                changed |= self.reap(component)
+                exited |= self.reap(component)
+            changed |= exited
+            if self.reaps_orphans:
+                if exited:
+                    self.sweep_until = time.monotonic() + SWEEP_AFTER_EXIT
+                if time.monotonic() < self.sweep_until:
+                    # The orphans' grandchildren come to us once their parent is killed: the next pass takes them.
+                    self.kill_orphans()
+                else:
+                    self.reap_orphans()
+            for component in self.components.values():
                 if component.process is None and time.monotonic() >= component.next_start_at and not self.stopping:
                     self.start(component)
                     changed = True
@@ -170,6 +281,8 @@ class Supervisor:
                 component.process.kill()
         for component in self.components.values():
             component.process, component.pid = None, None
+        if self.reaps_orphans:
+            self.kill_orphans()
         self.write_state()
         self.log("stopped")
 
@@ -177,8 +290,9 @@ class Supervisor:
 def main(argv: list[str] | None = None) -> None:
     args = argv if argv is not None else sys.argv[1:]
     state_dir = Path(args[0])
-    airflow_bin = str(Path(sys.executable).parent / "airflow")
+    airflow_bin = args[1] if len(args) > 1 else str(Path(sys.executable).parent / "airflow")
     supervisor = Supervisor(state_dir, airflow_bin, float(os.environ.get("OMS_SUPERVISOR_MAX_BACKOFF", "15")))
+    supervisor.reaps_orphans = become_subreaper()
 
     def stop(signum, frame) -> None:
         supervisor.stopping = True
