@@ -64,6 +64,9 @@ STOCK = {
     # transfers to a pickup store (tests/ledger/test_transfers.py)
     "TRF-PHYSICAL": {"AE-WH-01": 5, "AE-ST-01": 0},
     "TRF-SELLABLE": {"AE-WH-01": 5, "AE-ST-01": 0},
+    # click & collect at a pickup-only store (tests/ledger/test_pickup_only_store.py)
+    "PICK-PHYSICAL": {"AE-WH-01": 4, "AE-ST-02": 5},
+    "PICK-SELLABLE": {"AE-WH-01": 4, "AE-ST-02": 5},
 }
 EXTRA_SKUS = ["NEW-NOSTOCK"]  # known, no stock anywhere
 GIFT = "GIFT-CARD"           # known, not stock-managed

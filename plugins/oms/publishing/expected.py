@@ -11,9 +11,15 @@
 - 'sellable' channels: quantity = ATP (open orders already subtracted: store holds per source, and
   the country-level holds not yet routed taken with the buffer, below); Magento's reservations
   must be switched off for the channel's stock.
-- Locations that are not eligible for the channel (stores without ship-from-store) publish 0 and
-  status 0: Magento's salable quantity is then the channel's ATP. Pickup availability at such
-  stores is answered by the platform's own /v1/pickup-locations, which checks real quantities.
+- Locations that are not eligible for the channel (stores without ship-from-store) publish as
+  quantity only the units held there for orders (click & collect orders collected there), so
+  Magento's salable quantity is the channel's ATP: Magento ships such an order from the pickup
+  store's source at "ready for pickup", and its source deduction refuses a shipment the source's
+  quantity does not cover (the order's Magento reservation would then stay for good). Status 1
+  under 'physical' — the held units offset Magento's own reservation of the same order, which
+  the channel's ATP does not count (the units are not at an eligible location) — and 0 under
+  'sellable' (no reservation to offset). Pickup availability at such stores is answered by the
+  platform's own /v1/pickup-locations, which checks real quantities.
 - The channel buffer (held back per SKU) — plus, for sellable channels, the reservations not yet
   allocated to a location — is taken from the sources with the most stock first, so Σ published
   = channel ATP exactly.
@@ -45,7 +51,9 @@ base AS (
            s.magento_source_code AS source_code,
            c.buffer_qty + CASE WHEN c.publish_mode = 'sellable' THEN coalesce(a.unallocated_reserved_qty, 0)
                                ELSE 0 END AS holdback,
-           CASE WHEN NOT s.is_channel_eligible THEN 0
+           s.is_channel_eligible AS eligible, c.publish_mode,
+           CASE WHEN NOT s.is_channel_eligible   -- held for orders collected there, on the shelf
+                    THEN least(s.reserved_qty, greatest(s.on_hand_qty - s.awaiting_erp_qty + s.restocked_qty, 0))
                 WHEN c.publish_mode = 'sellable' THEN s.atp_qty
                 ELSE greatest(s.on_hand_qty - s.awaiting_erp_qty - coalesce(f.qty, 0) + s.restocked_qty
                               + coalesce(t.qty, 0) - s.safety_stock_qty, 0)
@@ -58,11 +66,15 @@ base AS (
 ),
 ordered AS (
     SELECT *,
-           coalesce(sum(qty) OVER (PARTITION BY country_code, sku ORDER BY qty DESC, source_code
-                                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
+           coalesce(sum(qty) FILTER (WHERE eligible)
+                        OVER (PARTITION BY country_code, sku ORDER BY eligible DESC, qty DESC, source_code
+                              ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
     FROM base
 )
 SELECT sku, source_code,
-       (qty - least(qty, greatest(holdback - before, 0)))::numeric(18, 4) AS quantity
+       (CASE WHEN eligible THEN qty - least(qty, greatest(holdback - before, 0)) ELSE qty END)::numeric(18, 4)
+           AS quantity,
+       CASE WHEN eligible THEN (qty - least(qty, greatest(holdback - before, 0)) > 0)::int
+            ELSE (publish_mode = 'physical' AND qty > 0)::int END AS status
 FROM ordered
 """
