@@ -175,6 +175,9 @@ class Metrics:
                 if abs(salable - ours) > 1e-9:
                     differing += 1
                     worst.append({"sku": sku, "country": code, "magento": salable, "platform": ours})
+        for example in worst[:5]:   # the chain: the orders Magento still reserves the SKU for
+            example["magento_open_reservations"] = _open_reservations(
+                sim, sim.countries[example["country"]]["stock_id"], example["sku"])
         self.drift_samples.append({"at": at.isoformat(), "reconciled": reconciled, "samples": samples,
                                    "differing": differing, "examples": worst[:5]})
         self.per_day[at.date().isoformat()]["drift_samples"] += samples
@@ -258,3 +261,16 @@ def _by_dag(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
         entry["runs"] += 1
         entry["seconds"] = round(entry["seconds"] + run["seconds"], 1)
     return out
+
+
+def _open_reservations(sim, stock_id: int, sku: str) -> dict[str, float]:
+    """Magento's reservations of one SKU in one stock that are still open, per order (read from
+    the sandbox's state: measuring, as a merchant would read inventory_reservation)."""
+    import json
+
+    net: dict[str, float] = defaultdict(float)
+    for row in sim.sandboxes.magento.state.sandbox.inventory.reservations:
+        if row["stock_id"] == stock_id and row["sku"] == sku:
+            meta = json.loads(row["metadata"]) if isinstance(row["metadata"], str) else row["metadata"]
+            net[str(meta.get("object_increment_id"))] += float(row["quantity"])
+    return {order: qty for order, qty in net.items() if abs(qty) > 1e-9}

@@ -198,8 +198,6 @@ class Simulation:
         self.act_as_erp(end)
         for store_id in sorted(self.locations):   # the month-end stock take of every location
             self.on_count({"at": end, "store_id": store_id})
-        self.act_as_stores(end)   # hand-overs whose transfer has arrived meanwhile
-        self.act_as_erp(end)
         for dag_id in ("aftersale_magento_sync", "erp_stock_ingest", "atp_build", "magento_stock_publish",
                        "magento_stock_reconcile"):
             self.dags.run(dag_id, end)
@@ -430,6 +428,12 @@ class Simulation:
         else:
             self.api.post(f"{base}/accept", headers=headers)
             self.api.post(f"{base}/pack", headers=headers)
+            if kind == "transfer_to_pickup" and not task.get("courier"):
+                # no courier lane: the retailer's own van takes it over and the pickup store books
+                # it in (a courier's parcel is dispatched and received by its scans instead)
+                self.api.post(f"{base}/dispatch", headers=headers)
+                self.api.post(f"/v1/stores/{task['deliver_to_store_id']}/tasks/{task['task_id']}/receive",
+                              headers=headers)
         return True
 
     def act_as_courier(self, at: datetime) -> None:
