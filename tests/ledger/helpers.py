@@ -67,6 +67,7 @@ STOCK = {
     # click & collect at a pickup-only store (tests/ledger/test_pickup_only_store.py)
     "PICK-PHYSICAL": {"AE-WH-01": 4, "AE-ST-02": 5},
     "PICK-SELLABLE": {"AE-WH-01": 4, "AE-ST-02": 5},
+    "PICK-RACE": {"AE-WH-01": 4, "AE-ST-02": 5},
 }
 EXTRA_SKUS = ["NEW-NOSTOCK"]  # known, no stock anywhere
 GIFT = "GIFT-CARD"           # known, not stock-managed

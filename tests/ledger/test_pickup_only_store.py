@@ -33,6 +33,66 @@ def _magento(settings, method: str, path: str, **kwargs):
     return response.json()
 
 
+def _setup(settings, dsn: str, contract: str) -> None:
+    _magento(settings, "POST", "/_sandbox/reset", json={})
+    _magento(settings, "POST", "/_sandbox/sources", json=[
+        {"source_code": code, "name": code, "enabled": True} for code in ("ae-wh-01", "ae-st-01", "ae-st-02",
+                                                                          "qa-wh-01")])
+    _magento(settings, "POST", "/_sandbox/stocks", json=[
+        {"stock_id": 2, "name": "AE", "website_code": "ae", "source_codes": ["ae-wh-01", "ae-st-01", "ae-st-02"],
+         "store_ids": [1]},
+        {"stock_id": 3, "name": "QA", "website_code": "qa", "source_codes": ["qa-wh-01"], "store_ids": [3]}])
+    with connect(dsn) as conn:
+        conn.execute("TRUNCATE oms.publish_ledger, oms.fulfilment_task, oms.fulfilment_task_event, oms.magento_outbox")
+        conn.execute("UPDATE ref.channel SET publish_mode = %s WHERE country_code = 'AE'", (contract,))
+    if contract == "sellable":
+        _magento(settings, "POST", "/_sandbox/stocks/2/reservations", json={"enabled": False})
+
+
+def _route(dsn, api_client, push, body, increment, line_key, sku) -> int:
+    assert api_client.post("/v1/magento/orders", json=body, headers=auth(push)).status_code == 200
+    decision = Decision(
+        order_increment_id=increment, country_code="AE", decided_at=T0 + timedelta(minutes=5), profile_id=None,
+        profile_version=None, profile_name="test", outcome="allocated", reason="pickup_in_stock",
+        allocations=[Allocation(line_key=line_key, sku=sku, qty=2, store_id=PICKUP, shipment_no=1,
+                                fulfilment="pickup")],
+        shipments=[Shipment(shipment_no=1, store_id=PICKUP, fulfilment="pickup", line_keys=[line_key])],
+        explanation="collected where it is")
+    with connect(dsn) as conn:
+        assert holds.reserve_decision(conn, decision)
+        decision_id = decisions.save_decision(conn, decision)
+        [task_id] = tasks.create_for_decision(conn, decision_id, decision)
+    return task_id
+
+
+def test_a_pickup_shipment_refused_before_the_publish_is_sent_again_after_it(
+        clean_ledger, api_client, ledger_tokens, sandboxes, settings):
+    """The store readies the order before the next stock publish has put its units in the pickup
+    store's source: Magento refuses the shipment; the outbox keeps it and sends it again."""
+    dsn, sku, entity = clean_ledger, "PICK-RACE", 950003
+    _setup(settings, dsn, "physical")
+    with MagentoClient(settings.magento_url, settings.magento_token, attempts=8) as msi:
+        publish(dsn, msi, run_id="pickup-race-before")
+    body = order(entity, [item(entity * 10 + 1, sku, qty=2, price=30.0, qty_invoiced=2)], T0,
+                 pickup_location_code="ae-st-02", shipping_method="instore_pickup")
+    _magento(settings, "POST", "/_sandbox/orders", json=[body])
+    with connect(dsn) as conn:
+        push = tokens.create_token(conn, "magento-webhook-pickup-race", ["orders:write"])
+    task_id = _route(dsn, api_client, push, body, f"AE{entity:09d}", f"{entity}-{entity * 10 + 1}", sku)
+    with connect(dsn) as conn:
+        tasks.accept(conn, task_id)
+        tasks.ready_for_pickup(conn, task_id)
+    with MagentoClient(settings.magento_url, settings.magento_token) as sales:
+        first = send_pending(dsn, sales)
+    assert first["failed"] == 0 and first["retry"] == 1, first
+    with MagentoClient(settings.magento_url, settings.magento_token, attempts=8) as msi:
+        publish(dsn, msi, run_id="pickup-race-after")
+    with MagentoClient(settings.magento_url, settings.magento_token) as sales:
+        second = send_pending(dsn, sales)
+    assert second == {"done": 1, "found": 0, "failed": 0, "retry": 0}, second
+    assert float(_magento(settings, "GET", f"/rest/V1/orders/{entity}")["items"][0]["qty_shipped"]) == 2
+
+
 @pytest.mark.parametrize("contract", ["physical", "sellable"])
 def test_a_pickup_only_store_ships_its_collect_order_in_magento(
         contract, clean_ledger, api_client, ledger_tokens, sandboxes, settings):

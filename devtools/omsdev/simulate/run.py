@@ -70,6 +70,7 @@ class Simulation:
         # planned for later moments: transfers arriving, payment failures cancelling their orders
         self._arrivals: list[tuple[datetime, dict[str, Any]]] = []
         self._pending_cancels: list[tuple[datetime, dict[str, Any]]] = []
+        self._pending_payments: list[tuple[datetime, dict[str, Any]]] = []
         self.settled_postings: set[int] = set()
         self.push_path = True
         self.phase_seconds: dict[str, float] = defaultdict(float)   # wall time per part of a tick
@@ -166,8 +167,10 @@ class Simulation:
         # aftersale_magento_sync sends the Magento documents the stores' and routing's steps queued
         # (the shipment of a click & collect order at "ready for pickup", cancellations)
         with self.timed("dag runs"):
-            for dag_id in ("clickpost_shipments", "clickpost_tracking", "aftersale_magento_sync",
-                           "magento_stock_publish"):
+            # the publish before the outbox: a transfer received at a pickup-only store this tick
+            # puts its units in that store's source before Magento is asked to ship them there
+            for dag_id in ("clickpost_shipments", "clickpost_tracking", "magento_stock_publish",
+                           "aftersale_magento_sync"):
                 self.dags.run(dag_id, tick.end)
             if tick.end.hour == 0:   # the daily reconcile of Magento's source items with the platform
                 self.dags.run("magento_stock_reconcile", tick.end)
@@ -229,9 +232,11 @@ class Simulation:
                 self.push_path = False
             else:
                 self.metrics.lag("order_landed_to_reserved", time.perf_counter() - started, event["at"])
-        if order["state"] == "pending_payment" and self.rng.random() < 0.6:
-            # the payment fails: Magento cancels the order an hour later
-            self.traffic_cancel(order, event["at"] + timedelta(hours=1))
+        if order["state"] == "pending_payment":
+            if self.rng.random() < 0.6:   # the payment fails: Magento cancels the order an hour later
+                self.traffic_cancel(order, event["at"] + timedelta(hours=1))
+            else:                         # the card payment completes: Magento invoices (captures) it
+                self._pending_payments.append((event["at"] + timedelta(minutes=20), order))
 
     def traffic_cancel(self, order: dict[str, Any], at: datetime) -> None:
         self.metrics.cancellations += 1
@@ -324,8 +329,10 @@ class Simulation:
         payment failures cancel their orders in Magento."""
         planned = [(when, "arrival", item) for when, item in self._arrivals if when <= at]
         planned += [(when, "cancel", item) for when, item in self._pending_cancels if when <= at]
+        planned += [(when, "pay", item) for when, item in self._pending_payments if when <= at]
         self._arrivals = [a for a in self._arrivals if a[0] > at]
         self._pending_cancels = [c for c in self._pending_cancels if c[0] > at]
+        self._pending_payments = [c for c in self._pending_payments if c[0] > at]
         for when, kind, item in sorted(planned, key=lambda p: (p[0], p[1])):
             self.clock.set(when)
             if kind == "arrival":
@@ -333,6 +340,8 @@ class Simulation:
                                   ref=item["document"])
                 self._post_erp([self._line("transfer_in", item["to_store_id"], item["sku"], item["qty"], when)],
                                when)
+            elif kind == "pay":
+                self.sandboxes.magento.state.sandbox.sales.invoice(int(item["entity_id"]), {"capture": True})
             else:
                 self.sandboxes.magento.state.sandbox.sales.cancel(int(item["entity_id"]))
 
