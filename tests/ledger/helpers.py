@@ -68,6 +68,7 @@ STOCK = {
     "PICK-PHYSICAL": {"AE-WH-01": 4, "AE-ST-02": 5},
     "PICK-SELLABLE": {"AE-WH-01": 4, "AE-ST-02": 5},
     "PICK-RACE": {"AE-WH-01": 4, "AE-ST-02": 5},
+    "PICK-FAST": {"AE-WH-01": 4, "AE-ST-02": 5},
 }
 EXTRA_SKUS = ["NEW-NOSTOCK"]  # known, no stock anywhere
 GIFT = "GIFT-CARD"           # known, not stock-managed

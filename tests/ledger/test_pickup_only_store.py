@@ -93,6 +93,34 @@ def test_a_pickup_shipment_refused_before_the_publish_is_sent_again_after_it(
     assert float(_magento(settings, "GET", f"/rest/V1/orders/{entity}")["items"][0]["qty_shipped"]) == 2
 
 
+def test_an_order_collected_before_magento_heard_it_was_ready_still_ships(
+        clean_ledger, api_client, ledger_tokens, sandboxes, settings):
+    """The customer collects before the outbox has sent the "ready" shipment: the hold is gone,
+    but Magento still reserves the order; the source keeps its units until Magento ships them."""
+    dsn, sku, entity = clean_ledger, "PICK-FAST", 950004
+    _setup(settings, dsn, "physical")
+    body = order(entity, [item(entity * 10 + 1, sku, qty=2, price=30.0, qty_invoiced=2)], T0,
+                 pickup_location_code="ae-st-02", shipping_method="instore_pickup")
+    _magento(settings, "POST", "/_sandbox/orders", json=[body])
+    with connect(dsn) as conn:
+        push = tokens.create_token(conn, "magento-webhook-pickup-fast", ["orders:write"])
+    task_id = _route(dsn, api_client, push, body, f"AE{entity:09d}", f"{entity}-{entity * 10 + 1}", sku)
+    with connect(dsn) as conn:
+        tasks.accept(conn, task_id)
+        tasks.ready_for_pickup(conn, task_id)
+        tasks.picked_up(conn, task_id)
+    with MagentoClient(settings.magento_url, settings.magento_token, attempts=8) as msi:
+        publish(dsn, msi, run_id="pickup-fast")
+    with MagentoClient(settings.magento_url, settings.magento_token) as sales:
+        sent = send_pending(dsn, sales)
+    assert sent["failed"] == 0 and sent["retry"] == 0 and sent["done"] == 2, sent   # the shipment and the comment
+    with MagentoClient(settings.magento_url, settings.magento_token, attempts=8) as msi:
+        publish(dsn, msi, run_id="pickup-fast-after")
+    countries, _, _ = atp_via_api(api_client, ledger_tokens["stock:read"], sku)
+    salable = float(_magento(settings, "GET", f"/rest/V1/inventory/get-product-salable-quantity/{sku}/2"))
+    assert salable == countries["AE"] == 3
+
+
 @pytest.mark.parametrize("contract", ["physical", "sellable"])
 def test_a_pickup_only_store_ships_its_collect_order_in_magento(
         contract, clean_ledger, api_client, ledger_tokens, sandboxes, settings):

@@ -12,7 +12,8 @@
   the country-level holds not yet routed taken with the buffer, below); Magento's reservations
   must be switched off for the channel's stock.
 - Locations that are not eligible for the channel (stores without ship-from-store) publish as
-  quantity only the units held there for orders (click & collect orders collected there), so
+  quantity only the units held there for orders (click & collect orders collected there), plus
+  those collected already whose Magento shipment the outbox has still to send, so
   Magento's salable quantity is the channel's ATP: Magento ships such an order from the pickup
   store's source at "ready for pickup", and its source deduction refuses a shipment the source's
   quantity does not cover (the order's Magento reservation would then stay for good). Status 1
@@ -42,6 +43,14 @@ shipped_not_left AS (
     WHERE s.state = 'magento_shipped'
     GROUP BY 1, 2
 ),
+collected_unshipped AS (   -- collected at a pickup store, Magento's shipment of it not sent yet
+    SELECT t.store_id, l ->> 'sku' AS sku, sum((l ->> 'qty')::numeric) AS qty
+    FROM oms.magento_outbox o
+    JOIN oms.fulfilment_task t ON o.dedupe_key = 'ship:pickup:' || t.task_id
+    CROSS JOIN LATERAL jsonb_array_elements(t.lines) AS l
+    WHERE o.kind = 'ship' AND o.status = 'pending' AND t.status = 'picked_up'
+    GROUP BY 1, 2
+),
 in_transit AS (
     SELECT t.from_store_id AS store_id, t.sku, sum(t.qty) AS qty FROM oms.stock_in_transit t GROUP BY 1, 2
 ),
@@ -52,8 +61,10 @@ base AS (
            c.buffer_qty + CASE WHEN c.publish_mode = 'sellable' THEN coalesce(a.unallocated_reserved_qty, 0)
                                ELSE 0 END AS holdback,
            s.is_channel_eligible AS eligible, c.publish_mode,
-           CASE WHEN NOT s.is_channel_eligible   -- held for orders collected there, on the shelf
+           CASE WHEN NOT s.is_channel_eligible   -- held for orders collected there, on the shelf, and
+                    -- collected already while Magento's shipment of them is still to be sent
                     THEN least(s.reserved_qty, greatest(s.on_hand_qty - s.awaiting_erp_qty + s.restocked_qty, 0))
+                         + coalesce(u.qty, 0)
                 WHEN c.publish_mode = 'sellable' THEN s.atp_qty
                 ELSE greatest(s.on_hand_qty - s.awaiting_erp_qty - coalesce(f.qty, 0) + s.restocked_qty
                               + coalesce(t.qty, 0) - s.safety_stock_qty, 0)
@@ -62,6 +73,7 @@ base AS (
     JOIN ref.channel c ON c.country_code = s.country_code AND c.active
     LEFT JOIN shipped_not_left f ON f.store_id = s.store_id AND f.sku = s.sku
     LEFT JOIN in_transit t ON t.store_id = s.store_id AND t.sku = s.sku
+    LEFT JOIN collected_unshipped u ON u.store_id = s.store_id AND u.sku = s.sku
     LEFT JOIN oms.atp_country_live((SELECT all_skus FROM skus)) a ON a.country_code = s.country_code AND a.sku = s.sku
 ),
 ordered AS (
