@@ -68,7 +68,8 @@ STOCK = {
     "PICK-PHYSICAL": {"AE-WH-01": 4, "AE-ST-02": 5},
     "PICK-SELLABLE": {"AE-WH-01": 4, "AE-ST-02": 5},
     "PICK-RACE": {"AE-WH-01": 4, "AE-ST-02": 5},
-    "PICK-FAST": {"AE-WH-01": 4, "AE-ST-02": 5},
+    "PICK-FAST-2": {"AE-WH-01": 4, "AE-ST-02": 5},
+    "PICK-FAST-1": {"AE-WH-01": 4, "AE-ST-01": 5},
 }
 EXTRA_SKUS = ["NEW-NOSTOCK"]  # known, no stock anywhere
 GIFT = "GIFT-CARD"           # known, not stock-managed

@@ -6,7 +6,9 @@
   `shipment` posting comes with the courier's pickup scan: Magento has deducted those too) +
   returns restocked not yet in the ERP − safety stock + units in transit from it to a pickup
   store (Magento still reserves their order until it ships them at the pickup, so they stay in
-  their source's quantity until the pickup store receives them). Magento's own reservations hold
+  their source's quantity until the pickup store receives them) + units collected at it whose
+  "ready for pickup" shipment the outbox has not sent Magento yet (Magento still reserves them
+  and deducts them from this source when it ships). Magento's own reservations hold
   open orders (subtracting ours as well would count every open order twice — MSI's classic bug).
 - 'sellable' channels: quantity = ATP (open orders already subtracted: store holds per source, and
   the country-level holds not yet routed taken with the buffer, below); Magento's reservations
@@ -67,7 +69,7 @@ base AS (
                          + coalesce(u.qty, 0)
                 WHEN c.publish_mode = 'sellable' THEN s.atp_qty
                 ELSE greatest(s.on_hand_qty - s.awaiting_erp_qty - coalesce(f.qty, 0) + s.restocked_qty
-                              + coalesce(t.qty, 0) - s.safety_stock_qty, 0)
+                              + coalesce(t.qty, 0) + coalesce(u.qty, 0) - s.safety_stock_qty, 0)
            END AS qty
     FROM oms.atp_store_live((SELECT all_skus FROM skus)) s
     JOIN ref.channel c ON c.country_code = s.country_code AND c.active
