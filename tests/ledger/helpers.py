@@ -65,6 +65,12 @@ STOCK = {
     # transfers to a pickup store (tests/ledger/test_transfers.py)
     "TRF-PHYSICAL": {"AE-WH-01": 5, "AE-ST-01": 0},
     "TRF-SELLABLE": {"AE-WH-01": 5, "AE-ST-01": 0},
+    # click & collect at a pickup-only store (tests/ledger/test_pickup_only_store.py)
+    "PICK-PHYSICAL": {"AE-WH-01": 4, "AE-ST-02": 5},
+    "PICK-SELLABLE": {"AE-WH-01": 4, "AE-ST-02": 5},
+    "PICK-RACE": {"AE-WH-01": 4, "AE-ST-02": 5},
+    "PICK-FAST-2": {"AE-WH-01": 4, "AE-ST-02": 5},
+    "PICK-FAST-1": {"AE-WH-01": 4, "AE-ST-01": 5},
 }
 EXTRA_SKUS = ["NEW-NOSTOCK"]  # known, no stock anywhere
 GIFT = "GIFT-CARD"           # known, not stock-managed

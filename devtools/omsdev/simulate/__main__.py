@@ -14,17 +14,20 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
+# OMS_SIM_PORT_OFFSET moves every port below, so two checkouts can simulate side by side (each
+# checkout has its own state folder already).
+_OFFSET = int(os.environ.get("OMS_SIM_PORT_OFFSET", "0"))
 SIM_ENV = {
     "OMS_STATE_DIR": str(REPO / ".oms" / "simulate"),
-    "OMS_PG_PORT": "5549",
+    "OMS_PG_PORT": str(5549 + _OFFSET),
     "OMS_WAREHOUSE_DB": "oms_sim",
     "OMS_AIRFLOW_DB": "airflow_sim",
-    "OMS_API_PORT": "18700",
-    "OMS_MAGENTO_PORT": "18701",
-    "OMS_CLICKPOST_PORT": "18702",
-    "OMS_ERP_PORT": "18703",
-    "OMS_SMS_PORT": "18704",
-    "OMS_SMTP_PORT": "18725",
+    "OMS_API_PORT": str(18700 + _OFFSET),
+    "OMS_MAGENTO_PORT": str(18701 + _OFFSET),
+    "OMS_CLICKPOST_PORT": str(18702 + _OFFSET),
+    "OMS_ERP_PORT": str(18703 + _OFFSET),
+    "OMS_SMS_PORT": str(18704 + _OFFSET),
+    "OMS_SMTP_PORT": str(18725 + _OFFSET),
     "GX_ANALYTICS_ENABLED": "False",
     "TQDM_DISABLE": "1",
     "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",

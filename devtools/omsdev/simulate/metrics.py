@@ -52,6 +52,8 @@ class Metrics:
         self.drift_samples: list[dict[str, Any]] = []
         self.incidents: list[dict[str, Any]] = []
         self.checked_decisions: set[int] = set()
+        self.refused_orders: set[str] = set()
+        self.held_for_short_sibling_units = 0.0
         # units of placed orders not yet allocated to a location, per (country, sku): promised to
         # someone already, so not free for the next shopper even though they are on a shelf
         self.pending: dict[tuple[str, str], float] = defaultdict(float)
@@ -108,7 +110,7 @@ class Metrics:
     def check_allocations(self, sim, at: datetime) -> None:
         with connect(sim.settings.warehouse_dsn) as conn:
             rows = conn.execute(
-                "SELECT decision_id, order_increment_id, country_code, outcome, allocations, unallocated "
+                "SELECT decision_id, order_increment_id, country_code, outcome, reason, allocations, unallocated "
                 "FROM oms.routing_decision WHERE decision_id > %s ORDER BY decision_id",
                 (max(self.checked_decisions, default=0),)).fetchall()
         for row in rows:
@@ -125,14 +127,26 @@ class Metrics:
                                   qty=qty, free=self.world.free(store_id, sku),
                                   chain=self.world.chain(store_id, sku, at))
                 self.world.committed[(store_id, sku)] += qty
-            if row["outcome"] in ("backordered", "cancelled"):
+            if row["outcome"] in ("backordered", "cancelled") and row["order_increment_id"] not in self.refused_orders:
+                # once per order (a backordered order is routed again every run until stock comes),
+                # and only when every line it left unallocated was physically there: lines held
+                # back because a sibling line had no stock anywhere wait under the profile's rule
+                # (one parcel, or the warehouse only, for a backorder), not for want of stock
+                self.refused_orders.add(row["order_increment_id"])
+                country = row["country_code"].strip()
+                wanted: dict[str, float] = defaultdict(float)
                 for line in row["unallocated"]:
-                    free = self._free_in_country(sim, row["country_code"].strip(), line["sku"])
-                    if self._available(row["country_code"].strip(), line["sku"], free) >= float(line["qty"]):
-                        self.undersold_units += float(line["qty"])
-                        self.per_day[at.date().isoformat()]["undersold_units"] += float(line["qty"])
-                        self.incident("undersell", at, order=row["order_increment_id"], sku=line["sku"],
-                                      qty=line["qty"], where=f"routing {row['outcome']}", free_units=free)
+                    wanted[line["sku"]] += float(line["qty"])
+                free = {sku: self._free_in_country(sim, country, sku) for sku in wanted}
+                short = sorted(sku for sku, qty in wanted.items() if self._available(country, sku, free[sku]) < qty)
+                units = sum(wanted.values())
+                if short:
+                    self.held_for_short_sibling_units += sum(q for sku, q in wanted.items() if sku not in short)
+                    continue
+                self.undersold_units += units
+                self.per_day[at.date().isoformat()]["undersold_units"] += units
+                self.incident("undersell", at, order=row["order_increment_id"], skus=dict(wanted),
+                              where=f"routing {row['outcome']}", reason=row.get("reason"), free_units=free)
 
     # -------------------------------------------------------------- drift and lag
     def sample_drift(self, sim, at: datetime, reconciled: bool) -> None:
@@ -161,6 +175,9 @@ class Metrics:
                 if abs(salable - ours) > 1e-9:
                     differing += 1
                     worst.append({"sku": sku, "country": code, "magento": salable, "platform": ours})
+        for example in worst[:5]:   # the chain: the orders Magento still reserves the SKU for
+            example["magento_open_reservations"] = _open_reservations(
+                sim, sim.countries[example["country"]]["stock_id"], example["sku"])
         self.drift_samples.append({"at": at.isoformat(), "reconciled": reconciled, "samples": samples,
                                    "differing": differing, "examples": worst[:5]})
         self.per_day[at.date().isoformat()]["drift_samples"] += samples
@@ -209,6 +226,7 @@ class Metrics:
                 "undersell_share_of_demand": round(self.undersold_units / max(self.demand_units, 1), 5),
                 "undersold_units": self.undersold_units, "demand_units": self.demand_units,
                 "refused_units": self.refused_units,
+                "backordered_units_held_for_a_short_sibling_line": self.held_for_short_sibling_units,
                 "units_lost_to_magento_outage": self.outage_units,
                 "drift_share_between_reconciles": round(drift_between, 5),
                 "drift_after_reconcile": drift_after,
@@ -221,10 +239,38 @@ class Metrics:
             "kpi_check": self.kpi_check, "ledger_check": self.ledger_check,
             "dag_runs": {"count": len(sim.dags.runs),
                          "failed": [r for r in sim.dags.runs if r["state"] != "success"][:20],
-                         "seconds": round(sum(r["seconds"] for r in sim.dags.runs), 1)},
+                         "seconds": round(sum(r["seconds"] for r in sim.dags.runs), 1),
+                         "by_dag": _by_dag(sim.dags.runs)},
+            "phase_seconds": {k: round(v, 1) for k, v in sorted(sim.phase_seconds.items())},
             "per_day": {day: {**dict(values), **{f"{name}_p95_s": percentiles(lags)["p95"]
                                                  for (d, name), lags in self.day_lags.items() if d == day}}
                         for day, values in sorted(self.per_day.items())},
             "drift_samples": self.drift_samples,
             "incidents": self.incidents,
         }
+
+
+def _by_dag(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Runs and seconds per DAG: where the wall time goes."""
+    out: dict[str, dict[str, float]] = {}
+    for run in runs:
+        entry = out.setdefault(run["dag_id"], {"runs": 0, "seconds": 0.0, "skipped": 0})
+        if run["state"] == "skipped":
+            entry["skipped"] += 1
+            continue
+        entry["runs"] += 1
+        entry["seconds"] = round(entry["seconds"] + run["seconds"], 1)
+    return out
+
+
+def _open_reservations(sim, stock_id: int, sku: str) -> dict[str, float]:
+    """Magento's reservations of one SKU in one stock that are still open, per order (read from
+    the sandbox's state: measuring, as a merchant would read inventory_reservation)."""
+    import json
+
+    net: dict[str, float] = defaultdict(float)
+    for row in sim.sandboxes.magento.state.sandbox.inventory.reservations:
+        if row["stock_id"] == stock_id and row["sku"] == sku:
+            meta = json.loads(row["metadata"]) if isinstance(row["metadata"], str) else row["metadata"]
+            net[str(meta.get("object_increment_id"))] += float(row["quantity"])
+    return {order: qty for order, qty in net.items() if abs(qty) > 1e-9}

@@ -18,6 +18,7 @@ import json
 import random
 import time
 from collections import defaultdict
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -61,12 +62,18 @@ class Simulation:
         # units picked into parcels or handed over whose sale the ERP has not booked yet (it books it
         # when it pulls the platform's sales posting): a count must not "find" them missing
         self.picked_unposted: dict[tuple[str, str], float] = defaultdict(float)
+        # units a transfer to a pickup store moved between shelves that the ERP has not booked yet
+        # (it books them when it pulls the transfer_out/transfer_in postings): + at the pickup
+        # store, − at the source; a count must not "find" them either
+        self.transfer_unbooked: dict[tuple[str, str], float] = defaultdict(float)
         self.rto_back: list[tuple[datetime, str, list[tuple[str, float]], str]] = []
         # planned for later moments: transfers arriving, payment failures cancelling their orders
         self._arrivals: list[tuple[datetime, dict[str, Any]]] = []
         self._pending_cancels: list[tuple[datetime, dict[str, Any]]] = []
+        self._pending_payments: list[tuple[datetime, dict[str, Any]]] = []
         self.settled_postings: set[int] = set()
         self.push_path = True
+        self.phase_seconds: dict[str, float] = defaultdict(float)   # wall time per part of a tick
         self.api = httpx.Client(base_url=settings.api_url, timeout=60)
         self.magento = httpx.Client(base_url=f"{settings.magento_url}/rest/V1", timeout=60,
                                     headers={"Authorization": f"Bearer {settings.magento_token}"})
@@ -119,9 +126,11 @@ class Simulation:
         started = time.perf_counter()
         ticks = self.traffic.ticks(self.tick_hours)
         for number, tick in enumerate(ticks, 1):
-            self.play(self.traffic.fill(tick))
+            with self.timed("traffic"):
+                self.play(self.traffic.fill(tick))
             self.cycle(tick)
-            self.metrics.sample_drift(self, tick.end, reconciled=False)
+            with self.timed("drift sampling"):
+                self.metrics.sample_drift(self, tick.end, reconciled=False)
             if progress:
                 progress(number, len(ticks), tick)
         self.recover_all(ticks[-1].end)
@@ -144,18 +153,35 @@ class Simulation:
         platform asked of them, and the DAGs that follow their answers run again."""
         self.due(tick.end)
         self.clock.set(tick.end)
-        for dag_id in CYCLE:
-            self.dags.run(dag_id, tick.end)
-        self.metrics.check_allocations(self, tick.end)
-        self.act_as_stores(tick.end)
-        self.act_as_courier(tick.end)
-        self.restock_returned_parcels(tick.end)
-        self.act_as_erp(tick.end)
+        with self.timed("dag runs"):
+            for dag_id in CYCLE:
+                self.dags.run(dag_id, tick.end)
+        with self.timed("measuring allocations"):
+            self.metrics.check_allocations(self, tick.end)
+        with self.timed("stores, courier, ERP"):
+            self.act_as_stores(tick.end)
+            self.act_as_courier(tick.end)
+            self.restock_returned_parcels(tick.end)
+            self.act_as_erp(tick.end)
         self._faults(set())
-        for dag_id in ("clickpost_shipments", "clickpost_tracking", "magento_stock_publish"):
-            self.dags.run(dag_id, tick.end)
-        if tick.end.hour == 0:   # the daily reconcile of Magento's source items with the platform
-            self.dags.run("magento_stock_reconcile", tick.end)
+        # aftersale_magento_sync sends the Magento documents the stores' and routing's steps queued
+        # (the shipment of a click & collect order at "ready for pickup", cancellations)
+        with self.timed("dag runs"):
+            # the publish before the outbox: a transfer received at a pickup-only store this tick
+            # puts its units in that store's source before Magento is asked to ship them there
+            for dag_id in ("clickpost_shipments", "clickpost_tracking", "magento_stock_publish",
+                           "aftersale_magento_sync"):
+                self.dags.run(dag_id, tick.end)
+            if tick.end.hour == 0:   # the daily reconcile of Magento's source items with the platform
+                self.dags.run("magento_stock_reconcile", tick.end)
+
+    @contextmanager
+    def timed(self, phase: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phase_seconds[phase] += time.perf_counter() - started
 
     def recover_all(self, end: datetime) -> None:
         """After the last tick: every outage is over; one more cycle catches up what was missed (the
@@ -175,7 +201,8 @@ class Simulation:
         self.act_as_erp(end)
         for store_id in sorted(self.locations):   # the month-end stock take of every location
             self.on_count({"at": end, "store_id": store_id})
-        for dag_id in ("erp_stock_ingest", "atp_build", "magento_stock_publish", "magento_stock_reconcile"):
+        for dag_id in ("aftersale_magento_sync", "erp_stock_ingest", "atp_build", "magento_stock_publish",
+                       "magento_stock_reconcile"):
             self.dags.run(dag_id, end)
 
     # ------------------------------------------------------------------ shoppers
@@ -205,9 +232,11 @@ class Simulation:
                 self.push_path = False
             else:
                 self.metrics.lag("order_landed_to_reserved", time.perf_counter() - started, event["at"])
-        if order["state"] == "pending_payment" and self.rng.random() < 0.6:
-            # the payment fails: Magento cancels the order an hour later
-            self.traffic_cancel(order, event["at"] + timedelta(hours=1))
+        if order["state"] == "pending_payment":
+            if self.rng.random() < 0.6:   # the payment fails: Magento cancels the order an hour later
+                self.traffic_cancel(order, event["at"] + timedelta(hours=1))
+            else:                         # the card payment completes: Magento invoices (captures) it
+                self._pending_payments.append((event["at"] + timedelta(minutes=20), order))
 
     def traffic_cancel(self, order: dict[str, Any], at: datetime) -> None:
         self.metrics.cancellations += 1
@@ -259,7 +288,8 @@ class Simulation:
         for (store_id, sku), book in list(self.erp_book.items()):
             if store_id != event["store_id"]:
                 continue
-            counted = self.world.on_shelf[(store_id, sku)] + self.picked_unposted[(store_id, sku)]
+            counted = (self.world.on_shelf[(store_id, sku)] + self.picked_unposted[(store_id, sku)]
+                       - self.transfer_unbooked[(store_id, sku)])
             if abs(counted - book) > 1e-9 and not self._unposted_at(store_id, sku):
                 lines.append(self._line("adjustment", store_id, sku, counted - book, event["at"]))
         self.metrics.counts += 1
@@ -299,8 +329,10 @@ class Simulation:
         payment failures cancel their orders in Magento."""
         planned = [(when, "arrival", item) for when, item in self._arrivals if when <= at]
         planned += [(when, "cancel", item) for when, item in self._pending_cancels if when <= at]
+        planned += [(when, "pay", item) for when, item in self._pending_payments if when <= at]
         self._arrivals = [a for a in self._arrivals if a[0] > at]
         self._pending_cancels = [c for c in self._pending_cancels if c[0] > at]
+        self._pending_payments = [c for c in self._pending_payments if c[0] > at]
         for when, kind, item in sorted(planned, key=lambda p: (p[0], p[1])):
             self.clock.set(when)
             if kind == "arrival":
@@ -308,6 +340,8 @@ class Simulation:
                                   ref=item["document"])
                 self._post_erp([self._line("transfer_in", item["to_store_id"], item["sku"], item["qty"], when)],
                                when)
+            elif kind == "pay":
+                self.sandboxes.magento.state.sandbox.sales.invoice(int(item["entity_id"]), {"capture": True})
             else:
                 self.sandboxes.magento.state.sandbox.sales.cancel(int(item["entity_id"]))
 
@@ -330,8 +364,15 @@ class Simulation:
                 sale_lines.append(self._line("sale", item["store_id"], item["sku"], -qty, at,
                                              order_increment_id=item["order_increment_id"],
                                              order_line_key=item["line_key"]))
-            elif item["posting_type"] in ("return", "return_receipt", "restock"):
+            elif item["posting_type"] in ("return_restock", "return", "return_receipt", "restock"):
                 sale_lines.append(self._line("return_receipt", item["store_id"], item["sku"], qty, at,
+                                             order_increment_id=item["order_increment_id"],
+                                             order_line_key=item["line_key"]))
+            elif item["posting_type"] in ("transfer_out", "transfer_in"):
+                # a transfer to a pickup store, booked by the ERP as its own movement naming the line
+                sign = -1.0 if item["posting_type"] == "transfer_out" else 1.0
+                self.transfer_unbooked[(item["store_id"], item["sku"])] -= sign * qty
+                sale_lines.append(self._line(item["posting_type"], item["store_id"], item["sku"], sign * qty, at,
                                              order_increment_id=item["order_increment_id"],
                                              order_line_key=item["line_key"]))
         self._post_erp(sale_lines, at)
@@ -346,20 +387,30 @@ class Simulation:
         headers = {"Authorization": f"Bearer {self.tokens['store']}"}
         open_tasks = []
         for store_id in sorted(self.locations):
-            response = self.api.get(f"/v1/stores/{store_id}/tasks", params={"status": "open"}, headers=headers)
-            if response.status_code == 200:
-                open_tasks += [(store_id, task) for task in response.json().get("tasks", [])
-                               if task["task_id"] not in self.handled_tasks]
+            # accepted: a hand-over accepted earlier whose transfer had not arrived yet
+            for status in ("open", "accepted"):
+                response = self.api.get(f"/v1/stores/{store_id}/tasks", params={"status": status}, headers=headers)
+                if response.status_code == 200:
+                    open_tasks += [(store_id, task) for task in response.json().get("tasks", [])
+                                   if task["task_id"] not in self.handled_tasks]
         order = {"transfer_to_pickup": 0, "ship": 1, "pickup": 2}
         for store_id, task in sorted(open_tasks, key=lambda st: (order.get(st[1].get("kind"), 3), st[1]["task_id"])):
-            self.handled_tasks.add(task["task_id"])
-            self._handle_task(store_id, task, at, headers)
+            if self._handle_task(store_id, task, at, headers):
+                self.handled_tasks.add(task["task_id"])
 
-    def _handle_task(self, store_id: str, task: dict[str, Any], at: datetime, headers: dict[str, str]) -> None:
+    def _handle_task(self, store_id: str, task: dict[str, Any], at: datetime, headers: dict[str, str]) -> bool:
+        """True when the task is done with (packed, handed over or rejected); False when the platform
+        does not let it go on yet (a hand-over whose transfer has not arrived): tried again later."""
         kind = task.get("kind")
         lines = [(str(line["sku"]), float(line["qty"])) for line in task.get("lines") or []]
         base = f"/v1/stores/{store_id}/tasks/{task['task_id']}"
         ref = str(task.get("order_increment_id"))
+        if kind == "pickup":
+            # the counter hands over only what the platform says is ready (units come by transfer)
+            if task.get("status") == "open":
+                self.api.post(f"{base}/accept", headers=headers)
+            if self.api.post(f"{base}/ready", headers=headers).status_code >= 300:
+                return False
         missing = [line for line in lines if self.world.on_shelf[(store_id, line[0])] + 1e-9 < line[1]]
         if missing:
             self.api.post(f"{base}/reject", json={"reason": "item_not_found"}, headers=headers)
@@ -367,7 +418,7 @@ class Simulation:
             for sku, _ in missing:
                 self.metrics.incident("store_rejection", at, store_id=store_id, sku=sku, order=ref, task_kind=kind,
                                       chain=self.world.chain(store_id, sku, at))
-            return
+            return True
         for sku, qty in lines:
             key = (store_id, sku)
             self.world.committed[key] = max(0.0, self.world.committed[key] - qty)
@@ -376,15 +427,23 @@ class Simulation:
                 self.world.change(at, "transfer_out", store_id, sku, -qty, ref=ref)
                 self.world.change(at, "transfer_in", target, sku, qty, ref=ref)
                 self.world.committed[(target, sku)] += qty
+                self.transfer_unbooked[key] -= qty
+                self.transfer_unbooked[(target, sku)] += qty
             else:                              # into the parcel, or into the customer's hands
                 self.world.change(at, "pick" if kind == "ship" else "handover", store_id, sku, -qty, ref=ref)
                 self.picked_unposted[key] += qty
-        self.api.post(f"{base}/accept", headers=headers)
         if kind == "pickup":
-            self.api.post(f"{base}/ready", headers=headers)
             self.api.post(f"{base}/picked-up", headers=headers)
         else:
+            self.api.post(f"{base}/accept", headers=headers)
             self.api.post(f"{base}/pack", headers=headers)
+            if kind == "transfer_to_pickup" and not task.get("courier"):
+                # no courier lane: the retailer's own van takes it over and the pickup store books
+                # it in (a courier's parcel is dispatched and received by its scans instead)
+                self.api.post(f"{base}/dispatch", headers=headers)
+                self.api.post(f"/v1/stores/{task['deliver_to_store_id']}/tasks/{task['task_id']}/receive",
+                              headers=headers)
+        return True
 
     def act_as_courier(self, at: datetime) -> None:
         shipments = self.sandboxes.clickpost.state.sandbox.state if hasattr(
@@ -396,11 +455,13 @@ class Simulation:
             if awb in self.parcels:
                 continue
             rto = self.rng.random() < 0.04
-            self.parcels[awb] = {"rto": rto, "packed_at": at}
             if rto:
                 origin = self._parcel_origin(awb)
-                if origin:
+                if origin is None or origin[2]:   # a transfer to a pickup store is not returned here
+                    rto = False
+                else:
                     self.rto_back.append((at + timedelta(hours=48), origin[0], origin[1], awb))
+            self.parcels[awb] = {"rto": rto, "packed_at": at}
             for code, hours in (RETURNED_TO_ORIGIN if rto else DELIVERED):
                 asks.append({"waybill": awb, "status_code": code,
                              "timestamp": (at + timedelta(hours=hours)).isoformat()})
@@ -410,15 +471,16 @@ class Simulation:
                 self.metrics.incident("courier_scan_refused", at, detail=response.text[:300])
             self.metrics.parcels += len({a["waybill"] for a in asks})
 
-    def _parcel_origin(self, awb: str) -> tuple[str, list[tuple[str, float]]] | None:
-        """Where a parcel left from and what it holds (the platform's shipment row, read to know which
-        shelf the returned units go back to)."""
+    def _parcel_origin(self, awb: str) -> tuple[str, list[tuple[str, float]], bool] | None:
+        """Where a parcel left from, what it holds and whether it is a transfer to a pickup store (the
+        platform's shipment row, read to know which shelf the returned units go back to)."""
         with connect(self.settings.warehouse_dsn) as conn:
-            row = conn.execute("SELECT store_id, line_items FROM oms.shipment WHERE awb = %s", (awb,)).fetchone()
+            row = conn.execute("SELECT store_id, line_items, deliver_to_store_id FROM oms.shipment WHERE awb = %s",
+                               (awb,)).fetchone()
         if row is None:
             return None
         lines = [(str(i.get("sku")), float(i.get("quantity") or i.get("qty") or 0)) for i in row["line_items"] or []]
-        return row["store_id"], [line for line in lines if line[1] > 0]
+        return row["store_id"], [line for line in lines if line[1] > 0], row["deliver_to_store_id"] is not None
 
     def restock_returned_parcels(self, at: datetime) -> None:
         for when, store_id, lines, awb in [r for r in self.rto_back if r[0] <= at]:

@@ -11,6 +11,12 @@ people; a network error or 5xx is retried at the next run.
 
 A cancellation is looked for as the order's state ('canceled' = done before); a click & collect
 shipment as a shipment of the order whose comment carries the marker.
+
+One 400 is not final: a click & collect shipment Magento refuses because the pickup store's source
+does not hold the units yet ("Not all of your products are available in the requested quantity.":
+MSI's source deduction) — a transfer received, or an order routed, since the last stock publish.
+The next publish puts them there, so the row stays pending and is sent again at the next run, up
+to SHIP_STOCK_ATTEMPTS attempts; then it fails like any other refusal.
 """
 
 from __future__ import annotations
@@ -28,6 +34,10 @@ from oms.integrations.magento import MagentoClient
 from oms.warehouse import connect
 
 log = logging.getLogger(__name__)
+
+# Magento's answer when a source's quantity does not cover a shipment (SourceDeductionService).
+NOT_IN_SOURCE = "Not all of your products are available in the requested quantity."
+SHIP_STOCK_ATTEMPTS = 24   # two hours at the DAG's 5-minute cadence
 
 
 def enqueue(conn: psycopg.Connection, kind: str, dedupe_key: str, entity_id: int, body: dict[str, Any],
@@ -123,6 +133,14 @@ def send_pending(dsn: str, client: MagentoClient, after_post: Callable[[dict], N
             ref = {"comment": "comment", "cancel": "canceled"}.get(row["kind"]) or str(response.json())
             _record(dsn, row, "done", ref, None)
             counts["done"] += 1
+        elif (row["kind"] == "ship" and response.status_code == 400 and NOT_IN_SOURCE in response.text
+              and row["attempts"] + 1 < SHIP_STOCK_ATTEMPTS):
+            # the units reach the pickup store's source with the next stock publish
+            with connect(dsn) as conn:
+                conn.execute("UPDATE oms.magento_outbox SET last_error = %s WHERE outbox_id = %s",
+                             (f"Magento 400: {response.text[:300]} (sent again after the next stock publish)",
+                              row["outbox_id"]))
+            counts["retry"] += 1
         elif 400 <= response.status_code < 500 and response.status_code not in (401, 408, 429):
             _record(dsn, row, "failed", None, f"Magento {response.status_code}: {response.text[:500]}")
             counts["failed"] += 1

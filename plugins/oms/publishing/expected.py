@@ -6,14 +6,23 @@
   `shipment` posting comes with the courier's pickup scan: Magento has deducted those too) +
   returns restocked not yet in the ERP − safety stock + units in transit from it to a pickup
   store (Magento still reserves their order until it ships them at the pickup, so they stay in
-  their source's quantity until the pickup store receives them). Magento's own reservations hold
+  their source's quantity until the pickup store receives them) + units collected at it whose
+  "ready for pickup" shipment the outbox has not sent Magento yet (Magento still reserves them
+  and deducts them from this source when it ships). Magento's own reservations hold
   open orders (subtracting ours as well would count every open order twice — MSI's classic bug).
 - 'sellable' channels: quantity = ATP (open orders already subtracted: store holds per source, and
   the country-level holds not yet routed taken with the buffer, below); Magento's reservations
   must be switched off for the channel's stock.
-- Locations that are not eligible for the channel (stores without ship-from-store) publish 0 and
-  status 0: Magento's salable quantity is then the channel's ATP. Pickup availability at such
-  stores is answered by the platform's own /v1/pickup-locations, which checks real quantities.
+- Locations that are not eligible for the channel (stores without ship-from-store) publish as
+  quantity only the units held there for orders (click & collect orders collected there), plus
+  those collected already whose Magento shipment the outbox has still to send, so
+  Magento's salable quantity is the channel's ATP: Magento ships such an order from the pickup
+  store's source at "ready for pickup", and its source deduction refuses a shipment the source's
+  quantity does not cover (the order's Magento reservation would then stay for good). Status 1
+  under 'physical' — the held units offset Magento's own reservation of the same order, which
+  the channel's ATP does not count (the units are not at an eligible location) — and 0 under
+  'sellable' (no reservation to offset). Pickup availability at such stores is answered by the
+  platform's own /v1/pickup-locations, which checks real quantities.
 - The channel buffer (held back per SKU) — plus, for sellable channels, the reservations not yet
   allocated to a location — is taken from the sources with the most stock first, so Σ published
   = channel ATP exactly.
@@ -36,6 +45,14 @@ shipped_not_left AS (
     WHERE s.state = 'magento_shipped'
     GROUP BY 1, 2
 ),
+collected_unshipped AS (   -- collected at a pickup store, Magento's shipment of it not sent yet
+    SELECT t.store_id, l ->> 'sku' AS sku, sum((l ->> 'qty')::numeric) AS qty
+    FROM oms.magento_outbox o
+    JOIN oms.fulfilment_task t ON o.dedupe_key = 'ship:pickup:' || t.task_id
+    CROSS JOIN LATERAL jsonb_array_elements(t.lines) AS l
+    WHERE o.kind = 'ship' AND o.status = 'pending' AND t.status = 'picked_up'
+    GROUP BY 1, 2
+),
 in_transit AS (
     SELECT t.from_store_id AS store_id, t.sku, sum(t.qty) AS qty FROM oms.stock_in_transit t GROUP BY 1, 2
 ),
@@ -45,24 +62,33 @@ base AS (
            s.magento_source_code AS source_code,
            c.buffer_qty + CASE WHEN c.publish_mode = 'sellable' THEN coalesce(a.unallocated_reserved_qty, 0)
                                ELSE 0 END AS holdback,
-           CASE WHEN NOT s.is_channel_eligible THEN 0
+           s.is_channel_eligible AS eligible, c.publish_mode,
+           CASE WHEN NOT s.is_channel_eligible   -- held for orders collected there, on the shelf, and
+                    -- collected already while Magento's shipment of them is still to be sent
+                    THEN least(s.reserved_qty, greatest(s.on_hand_qty - s.awaiting_erp_qty + s.restocked_qty, 0))
+                         + coalesce(u.qty, 0)
                 WHEN c.publish_mode = 'sellable' THEN s.atp_qty
                 ELSE greatest(s.on_hand_qty - s.awaiting_erp_qty - coalesce(f.qty, 0) + s.restocked_qty
-                              + coalesce(t.qty, 0) - s.safety_stock_qty, 0)
+                              + coalesce(t.qty, 0) + coalesce(u.qty, 0) - s.safety_stock_qty, 0)
            END AS qty
     FROM oms.atp_store_live((SELECT all_skus FROM skus)) s
     JOIN ref.channel c ON c.country_code = s.country_code AND c.active
     LEFT JOIN shipped_not_left f ON f.store_id = s.store_id AND f.sku = s.sku
     LEFT JOIN in_transit t ON t.store_id = s.store_id AND t.sku = s.sku
+    LEFT JOIN collected_unshipped u ON u.store_id = s.store_id AND u.sku = s.sku
     LEFT JOIN oms.atp_country_live((SELECT all_skus FROM skus)) a ON a.country_code = s.country_code AND a.sku = s.sku
 ),
 ordered AS (
     SELECT *,
-           coalesce(sum(qty) OVER (PARTITION BY country_code, sku ORDER BY qty DESC, source_code
-                                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
+           coalesce(sum(qty) FILTER (WHERE eligible)
+                        OVER (PARTITION BY country_code, sku ORDER BY eligible DESC, qty DESC, source_code
+                              ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
     FROM base
 )
 SELECT sku, source_code,
-       (qty - least(qty, greatest(holdback - before, 0)))::numeric(18, 4) AS quantity
+       (CASE WHEN eligible THEN qty - least(qty, greatest(holdback - before, 0)) ELSE qty END)::numeric(18, 4)
+           AS quantity,
+       CASE WHEN eligible THEN (qty - least(qty, greatest(holdback - before, 0)) > 0)::int
+            ELSE (publish_mode = 'physical' AND qty > 0)::int END AS status
 FROM ordered
 """

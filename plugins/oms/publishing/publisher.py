@@ -1,7 +1,8 @@
 """Delta publishing of source items to Magento, exactly as far as Magento accepted it.
 
-1. Expected values (expected.py) are compared with the publish ledger: only (sku, source) pairs
-   whose quantity or status differ are sent; a pair no longer expected is sent as 0/out of stock.
+1. Expected values (expected.py: quantity and status per pair) are compared with the publish
+   ledger: only (sku, source) pairs whose quantity or status differ are sent; a pair no longer
+   expected is sent as 0/out of stock.
 2. Sync mode sends chunks (20 when Magento's input limiting is on) with retries on 5xx/429/
    timeouts; async-bulk mode submits one operation per chunk and polls the bulk status.
 3. The ledger is written per chunk, in the same transaction as the attempt record, only for what
@@ -31,13 +32,13 @@ WITH expected AS ({EXPECTED_SQL})
 SELECT coalesce(e.sku, l.sku) AS sku,
        coalesce(e.source_code, l.source_code) AS source_code,
        coalesce(e.quantity, 0)::float8 AS quantity,
-       CASE WHEN coalesce(e.quantity, 0) > 0 THEN 1 ELSE 0 END AS status
+       coalesce(e.status, 0) AS status
 FROM expected e
 FULL JOIN oms.publish_ledger l ON l.sku = e.sku AND l.source_code = e.source_code
 WHERE l.sku IS NULL
    OR e.sku IS NULL AND (l.quantity <> 0 OR l.status <> 0)
    OR l.quantity <> e.quantity
-   OR l.status <> CASE WHEN e.quantity > 0 THEN 1 ELSE 0 END
+   OR l.status <> e.status
 ORDER BY 1, 2
 """
 
