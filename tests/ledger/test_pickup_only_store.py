@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 
 from oms import tokens
@@ -20,33 +19,12 @@ from oms.routing.model import Allocation, Decision, Shipment
 from oms.warehouse import connect
 
 from ..magento_shapes import item, order
-from .helpers import atp_via_api, auth
+from .helpers import atp_via_api, auth, magento, magento_under_contract
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+# what each test empties beside the Magento sandbox
+EMPTIED = "oms.publish_ledger, oms.fulfilment_task, oms.fulfilment_task_event, oms.magento_outbox"
 PICKUP = "AE-ST-02"   # pickup only: not eligible for the AE channel
-
-
-def _magento(settings, method: str, path: str, **kwargs):
-    response = httpx.request(method, f"{settings.magento_url}{path}", timeout=30,
-                             headers={"Authorization": f"Bearer {settings.magento_token}"}, **kwargs)
-    response.raise_for_status()
-    return response.json()
-
-
-def _setup(settings, dsn: str, contract: str) -> None:
-    _magento(settings, "POST", "/_sandbox/reset", json={})
-    _magento(settings, "POST", "/_sandbox/sources", json=[
-        {"source_code": code, "name": code, "enabled": True} for code in ("ae-wh-01", "ae-st-01", "ae-st-02",
-                                                                          "qa-wh-01")])
-    _magento(settings, "POST", "/_sandbox/stocks", json=[
-        {"stock_id": 2, "name": "AE", "website_code": "ae", "source_codes": ["ae-wh-01", "ae-st-01", "ae-st-02"],
-         "store_ids": [1]},
-        {"stock_id": 3, "name": "QA", "website_code": "qa", "source_codes": ["qa-wh-01"], "store_ids": [3]}])
-    with connect(dsn) as conn:
-        conn.execute("TRUNCATE oms.publish_ledger, oms.fulfilment_task, oms.fulfilment_task_event, oms.magento_outbox")
-        conn.execute("UPDATE ref.channel SET publish_mode = %s WHERE country_code = 'AE'", (contract,))
-    if contract == "sellable":
-        _magento(settings, "POST", "/_sandbox/stocks/2/reservations", json={"enabled": False})
 
 
 def _route(dsn, api_client, push, body, increment, line_key, sku, pickup: str = PICKUP) -> int:
@@ -70,12 +48,12 @@ def test_a_pickup_shipment_refused_before_the_publish_is_sent_again_after_it(
     """The store readies the order before the next stock publish has put its units in the pickup
     store's source: Magento refuses the shipment; the outbox keeps it and sends it again."""
     dsn, sku, entity = clean_ledger, "PICK-RACE", 950003
-    _setup(settings, dsn, "physical")
+    magento_under_contract(settings, dsn, "physical", EMPTIED)
     with MagentoClient(settings.magento_url, settings.magento_token, attempts=8) as msi:
         publish(dsn, msi, run_id="pickup-race-before")
     body = order(entity, [item(entity * 10 + 1, sku, qty=2, price=30.0, qty_invoiced=2)], T0,
                  pickup_location_code="ae-st-02", shipping_method="instore_pickup")
-    _magento(settings, "POST", "/_sandbox/orders", json=[body])
+    magento(settings, "POST", "/_sandbox/orders", json=[body])
     with connect(dsn) as conn:
         push = tokens.create_token(conn, "magento-webhook-pickup-race", ["orders:write"])
     task_id = _route(dsn, api_client, push, body, f"AE{entity:09d}", f"{entity}-{entity * 10 + 1}", sku)
@@ -90,7 +68,7 @@ def test_a_pickup_shipment_refused_before_the_publish_is_sent_again_after_it(
     with MagentoClient(settings.magento_url, settings.magento_token) as sales:
         second = send_pending(dsn, sales)
     assert second == {"done": 1, "found": 0, "failed": 0, "retry": 0}, second
-    assert float(_magento(settings, "GET", f"/rest/V1/orders/{entity}")["items"][0]["qty_shipped"]) == 2
+    assert float(magento(settings, "GET", f"/rest/V1/orders/{entity}")["items"][0]["qty_shipped"]) == 2
 
 
 @pytest.mark.parametrize("pickup", ["AE-ST-02", "AE-ST-01"])   # pickup only; ships too (eligible)
@@ -100,10 +78,10 @@ def test_an_order_collected_before_magento_heard_it_was_ready_still_ships(
     but Magento still reserves the order; the source keeps its units until Magento ships them."""
     dsn, sku = clean_ledger, f"PICK-FAST-{pickup[-1]}"
     entity = 950004 if pickup == "AE-ST-02" else 950005
-    _setup(settings, dsn, "physical")
+    magento_under_contract(settings, dsn, "physical", EMPTIED)
     body = order(entity, [item(entity * 10 + 1, sku, qty=2, price=30.0, qty_invoiced=2)], T0,
                  pickup_location_code=pickup.lower(), shipping_method="instore_pickup")
-    _magento(settings, "POST", "/_sandbox/orders", json=[body])
+    magento(settings, "POST", "/_sandbox/orders", json=[body])
     with connect(dsn) as conn:
         push = tokens.create_token(conn, f"magento-webhook-pickup-fast-{entity}", ["orders:write"])
     task_id = _route(dsn, api_client, push, body, f"AE{entity:09d}", f"{entity}-{entity * 10 + 1}", sku, pickup)
@@ -119,7 +97,7 @@ def test_an_order_collected_before_magento_heard_it_was_ready_still_ships(
     with MagentoClient(settings.magento_url, settings.magento_token, attempts=8) as msi:
         publish(dsn, msi, run_id="pickup-fast-after")
     countries, _, _ = atp_via_api(api_client, ledger_tokens["stock:read"], sku)
-    salable = float(_magento(settings, "GET", f"/rest/V1/inventory/get-product-salable-quantity/{sku}/2"))
+    salable = float(magento(settings, "GET", f"/rest/V1/inventory/get-product-salable-quantity/{sku}/2"))
     # AE-ST-02's 5 are not sold online; AE-ST-01's 5 less the 2 collected are
     assert salable == countries["AE"] == (3 if pickup == "AE-ST-02" else 6)
 
@@ -138,33 +116,21 @@ def test_a_pickup_only_store_ships_its_collect_order_in_magento(
     with connect(dsn) as conn:
         push = tokens.create_token(conn, f"magento-webhook-pickup-{contract}", ["orders:write"])
 
-    _magento(settings, "POST", "/_sandbox/reset", json={})
-    _magento(settings, "POST", "/_sandbox/sources", json=[
-        {"source_code": code, "name": code, "enabled": True} for code in ("ae-wh-01", "ae-st-01", "ae-st-02",
-                                                                          "qa-wh-01")])
-    _magento(settings, "POST", "/_sandbox/stocks", json=[
-        {"stock_id": 2, "name": "AE", "website_code": "ae", "source_codes": ["ae-wh-01", "ae-st-01", "ae-st-02"],
-         "store_ids": [1]},
-        {"stock_id": 3, "name": "QA", "website_code": "qa", "source_codes": ["qa-wh-01"], "store_ids": [3]}])
-    with connect(dsn) as conn:
-        conn.execute("TRUNCATE oms.publish_ledger, oms.fulfilment_task, oms.fulfilment_task_event, oms.magento_outbox")
-        conn.execute("UPDATE ref.channel SET publish_mode = %s WHERE country_code = 'AE'", (contract,))
-    if contract == "sellable":
-        _magento(settings, "POST", "/_sandbox/stocks/2/reservations", json={"enabled": False})
+    magento_under_contract(settings, dsn, contract, EMPTIED)
 
     def salable_equals_atp(step: str) -> float:
         with MagentoClient(settings.magento_url, settings.magento_token, attempts=8) as msi:
             report = publish(dsn, msi, run_id=f"pickup-only-{contract}-{step}")
         assert report.failed_chunks == 0, report.as_dict()
         countries, _, _ = atp_via_api(api_client, read, sku)
-        salable = float(_magento(settings, "GET", f"/rest/V1/inventory/get-product-salable-quantity/{sku}/2"))
+        salable = float(magento(settings, "GET", f"/rest/V1/inventory/get-product-salable-quantity/{sku}/2"))
         assert salable == countries["AE"], (contract, step, salable, countries)
         return salable
 
     try:
         # the warehouse's 4 less the AE buffer of 1; the pickup-only store's 5 are not sold online
         assert salable_equals_atp("before") == 3
-        _magento(settings, "POST", "/_sandbox/orders", json=[body])
+        magento(settings, "POST", "/_sandbox/orders", json=[body])
         assert api_client.post("/v1/magento/orders", json=body, headers=auth(push)).status_code == 200
         decision = Decision(
             order_increment_id=increment, country_code="AE", decided_at=T0 + timedelta(minutes=5), profile_id=None,
@@ -186,7 +152,7 @@ def test_a_pickup_only_store_ships_its_collect_order_in_magento(
             sent = send_pending(dsn, sales)
         # the "ready" shipment from the pickup store's source and its comment: both accepted
         assert sent["failed"] == 0 and sent["done"] >= 1, sent
-        shipped = _magento(settings, "GET", f"/rest/V1/orders/{entity}")["items"][0]["qty_shipped"]
+        shipped = magento(settings, "GET", f"/rest/V1/orders/{entity}")["items"][0]["qty_shipped"]
         assert float(shipped) == 2
 
         with connect(dsn) as conn:
@@ -196,4 +162,4 @@ def test_a_pickup_only_store_ships_its_collect_order_in_magento(
     finally:
         with connect(dsn) as conn:
             conn.execute("UPDATE ref.channel SET publish_mode = 'physical' WHERE country_code = 'AE'")
-        _magento(settings, "POST", "/_sandbox/stocks/2/reservations", json={"enabled": True})
+        magento(settings, "POST", "/_sandbox/stocks/2/reservations", json={"enabled": True})
