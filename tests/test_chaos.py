@@ -15,7 +15,14 @@ and routes them, clickpost_shipments ships them, and their parcels' scans are th
 stream from then on, through the Postgres outage.
 
 A stack of its own: its own state folder (.oms/chaos), Postgres cluster and ports (derived from
-OMS_TEST_PORT_OFFSET, away from the session's test cluster and from the demo's ports).
+OMS_TEST_PORT_OFFSET, away from the session's test cluster and from the demo's ports). The DAGs
+that neither feed nor read what the counts check (KPIs, notifications, after-sale sync, the daily
+ERP reconciliation) are paused once the stack is up: on two shared cores their runs only slow the
+ones under test.
+
+Bounded: every wait draws on one budget for the whole test (BUDGET, stack start included), so a
+hang fails with what it was waiting for and the timeline so far, before pytest's timeout (900 s,
+pyproject.toml) would kill it with a bare stack trace; TEARDOWN_RESERVE is left for `oms down`.
 """
 
 from __future__ import annotations
@@ -55,6 +62,9 @@ CHAOS_ENV = {
     "OMS_SMTP_PORT": str(18012 + _OFFSET),
     "OMS_SUPERVISOR_MAX_BACKOFF": "5",
 }
+BUDGET = 760.0          # seconds, from the start of `oms up` to the last count
+TEARDOWN_RESERVE = 120  # pytest's 900 s also covers the fixture's `oms down`
+PAUSED = ("kpi_build", "notifications_send", "aftersale_magento_sync", "erp_reconciliation")
 INITIAL_ORDERS = 8   # placed before the chaos; the stream places the rest
 SCANS = (4, 5)       # picked up (the parcel has left: its lines are posted to the ERP), in transit
 
@@ -66,20 +76,46 @@ def chaos_settings():
         return Settings()
 
 
+class Budget:
+    """One deadline for the whole test; each wait takes the smaller of its own timeout and what is
+    left, and says which of the two ran out."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.deadline = seconds, time.monotonic() + seconds
+        self.timeline: list[str] = []
+
+    def left(self) -> float:
+        return max(self.deadline - time.monotonic(), 0.0)
+
+    def cap(self, timeout: float) -> float:
+        return max(min(timeout, self.left()), 1.0)
+
+    def why(self, what: str, timeout: float) -> str:
+        spent = f"the test's budget of {self.seconds:.0f}s spent" if self.left() <= 1.0 else f"{timeout:.0f}s passed"
+        return f"{spent} waiting for {what}; timeline so far:\n" + "\n".join(self.timeline)
+
+
+budget = Budget(BUDGET)  # restarted by the stack fixture
+
+
 def oms(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """The operator's command, in the chaos stack's environment (not the test session's)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OMS_", "AIRFLOW"))}
-    return subprocess.run([OMS, *args], env={**env, **CHAOS_ENV, "COLUMNS": "200"}, capture_output=True,
-                          text=True, timeout=timeout)
+    try:
+        return subprocess.run([OMS, *args], env={**env, **CHAOS_ENV, "COLUMNS": "200"}, capture_output=True,
+                              text=True, timeout=budget.cap(timeout))
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(budget.why(f"`oms {' '.join(args)}` (its output: {str(exc.stdout or '')[-1500:]})", timeout))
 
 
 def wait(what: str, condition, timeout: float = 180, every: float = 1.0):
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + budget.cap(timeout)
     while True:
         found = condition()
         if found:
             return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        if time.monotonic() >= deadline:
+            pytest.fail(budget.why(what, timeout))
         time.sleep(every)
 
 
@@ -215,17 +251,21 @@ class Stream:
 
 @pytest.fixture(scope="module")
 def stack():
+    global budget
     settings = chaos_settings()
     oms("down", timeout=120)
     shutil.rmtree(settings.state_dir, ignore_errors=True)
+    budget = Budget(BUDGET)
     started = time.monotonic()
     try:
-        up = oms("up", timeout=900)
+        up = oms("up", timeout=600)
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
-        print(f"\nchaos stack up in {time.monotonic() - started:.0f}s")
+        budget.timeline.append(f"chaos stack up in {time.monotonic() - started:.0f}s")
+        print("\n" + budget.timeline[-1])
         yield settings
     finally:
-        oms("down", timeout=120)
+        budget.deadline = time.monotonic() + TEARDOWN_RESERVE
+        oms("down", timeout=TEARDOWN_RESERVE)
 
 
 def supervised(settings) -> dict:
@@ -236,6 +276,12 @@ def supervised(settings) -> dict:
 
 def monitor(settings) -> dict:
     return httpx.get(f"{settings.airflow_url}/api/v2/monitor/health", timeout=5).json()
+
+
+def finished(api, dag_id: str, run_id: str, timeout: float) -> dict:
+    """The run once it has ended (success or failed), within the budget."""
+    return wait(f"{dag_id} run {run_id} to end", lambda: (run := patient(api.dag_run, dag_id, run_id))["state"] in (
+        "success", "failed") and run, timeout, 2)
 
 
 def healthy(settings, scheduler_since: datetime | None = None) -> bool:
@@ -266,16 +312,19 @@ def magento_tracks(settings, entity_ids: list[int]) -> list[str]:
     return found
 
 
-@pytest.mark.timeout(2400)  # every wait below is bounded; this bounds them all, on a machine shared and busy
 def test_kill_9_in_turn_and_nothing_is_lost_or_done_twice(stack):
     from oms import tokens
     from oms.integrations.airflow import airflow_api
-    from oms.ops.dag_runs import run_pipeline, wait_for_run
+    from oms.ops.dag_runs import run_pipeline
     from oms.warehouse import connect
     from omsdev import demo, demo_data
     from omsdev.stack import processes
 
     settings = stack
+    api = airflow_api(settings)
+    patient(api.wait_for_dags, PAUSED, budget.cap(240))
+    for dag_id in PAUSED:
+        patient(api.request, "PATCH", f"/dags/{dag_id}", json={"is_paused": True})
     demo.load(settings, skus=12, stores_per_country=2, orders=0)
     data = demo_data.generate(skus=12, stores_per_country=2, orders=24, seed=demo.SEED, as_of=demo.demo_as_of())
     httpx.post(f"{settings.magento_url}/_sandbox/orders", json=data.orders[:INITIAL_ORDERS],
@@ -284,7 +333,7 @@ def test_kill_9_in_turn_and_nothing_is_lost_or_done_twice(stack):
         token = tokens.create_token(conn, "chaos-erp", ["erp:write"])
     stream = Stream(settings, token, data.orders[INITIAL_ORDERS:], data.skus[0]["sku"], data.locations[0]["store_id"])
     stream.thread.start()
-    timeline: list[str] = []
+    timeline = budget.timeline
     t0 = time.monotonic()
 
     def note(event: str) -> None:
@@ -313,15 +362,14 @@ def test_kill_9_in_turn_and_nothing_is_lost_or_done_twice(stack):
     # 3. a task mid-run: the pipeline over the first orders (land, ATP and order marts, routing), and
     #    atp_build's dbt build (long enough to be caught running) killed under it: Airflow retries
     #    it, the run succeeds, the pipeline goes on
-    api = airflow_api(settings)
     patient(api.wait_for_dags, ("erp_stock_ingest", "magento_orders_ingest", "atp_build", "order_routing",
-                                "clickpost_shipments", "clickpost_tracking"), 240)
+                                "clickpost_shipments", "clickpost_tracking"), budget.cap(240))
     since = (datetime.now(UTC) - timedelta(days=15)).replace(microsecond=0)
     first: dict = {}
 
     def first_pipeline() -> None:
         try:
-            first["reports"] = run_pipeline(api, since, datetime.now(UTC).replace(microsecond=0), 900,
+            first["reports"] = run_pipeline(api, since, datetime.now(UTC).replace(microsecond=0), budget.cap(900),
                                             downstream=(("order_routing", "route_orders", "atp_build"),))
         except Exception as exc:  # noqa: BLE001 — reported by the main thread
             first["error"] = exc
@@ -342,21 +390,22 @@ def test_kill_9_in_turn_and_nothing_is_lost_or_done_twice(stack):
     run, ti = wait("atp_build's dbt build running", running_task, 600, 0.5)
     os.kill(ti["pid"], signal.SIGKILL)
     note(f"kill -9 task {ti['task_id']} (pid {ti['pid']}, try {ti['try_number']})")
-    finished = wait("the interrupted run to finish", lambda: patient(api.dag_run, "atp_build", run["dag_run_id"])[
-        "state"] in ("success", "failed") and patient(api.dag_run, "atp_build", run["dag_run_id"]), 900, 3)
+    interrupted = finished(api, "atp_build", run["dag_run_id"], 900)
     tries = {t["task_id"]: t["try_number"] for t in patient(api.task_instances, "atp_build", run["dag_run_id"])}
-    assert finished["state"] == "success", tries
+    assert interrupted["state"] == "success", tries
     assert tries[ti["task_id"]] > ti["try_number"], tries  # it was retried, by Airflow alone
-    note(f"interrupted run {finished['state']} (tries {tries})")
-    pipeline.join(1200)
-    assert not pipeline.is_alive() and "error" not in first, first.get("error")
+    note(f"interrupted run {interrupted['state']} (tries {tries})")
+    pipeline.join(budget.cap(1200))
+    if pipeline.is_alive():
+        pytest.fail(budget.why("the pipeline over the first orders", 1200))
+    assert "error" not in first, first.get("error")
     assert all(r.state == "success" for r in first["reports"]), [(r.dag_id, r.state, r.tasks) for r in first["reports"]]
     note("pipeline over the first orders: " + ", ".join(f"{r.dag_id} {r.state}" for r in first["reports"]))
 
     # the first orders' parcels: shipped through Clickpost and Magento, then scanned by couriers
     # (webhooks) while the chaos goes on
     shipped = patient(api.trigger, "clickpost_shipments")
-    assert wait_for_run(api, "clickpost_shipments", shipped["dag_run_id"], 600)["state"] == "success"
+    assert finished(api, "clickpost_shipments", shipped["dag_run_id"], 600)["state"] == "success"
     with connect(settings.warehouse_dsn) as conn:
         awbs = [r["awb"] for r in conn.execute("SELECT awb FROM oms.shipment WHERE awb IS NOT NULL ORDER BY awb")]
     assert awbs, "the first orders made no shipment"
@@ -377,7 +426,7 @@ def test_kill_9_in_turn_and_nothing_is_lost_or_done_twice(stack):
     assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
     note("oms up: " + next((line.strip() for line in up.stderr.splitlines() if line.strip().startswith("airflow")),
                            "?"))
-    stream.finish(300)
+    stream.finish(budget.cap(300))
     note(f"stream stopped: {len(stream.acked)} movements acknowledged, {len(stream.placed)} orders placed, "
          f"{len(stream.delivered)} scans delivered as webhooks ({stream.webhook_attempts} attempts), "
          f"{stream.failures} failed attempts retried")
@@ -386,7 +435,7 @@ def test_kill_9_in_turn_and_nothing_is_lost_or_done_twice(stack):
     note("oms pipeline run: success")
     # tracking after every webhook: the parcels that left are posted to the ERP
     tracked = patient(api.trigger, "clickpost_tracking")
-    assert wait_for_run(api, "clickpost_tracking", tracked["dag_run_id"], 600)["state"] == "success"
+    assert finished(api, "clickpost_tracking", tracked["dag_run_id"], 600)["state"] == "success"
     note("clickpost_tracking: success")
 
     # the counts

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from oms.integrations.connections import warehouse_dsn
+from oms.tasks import wait_for_atp_build
 from oms.tasks.atp_build import SKIP_UNIT_TESTS
 from oms.transform import run_dbt
 
@@ -23,4 +24,6 @@ def build(dsn: str) -> dict[str, Any]:
 
 
 def dbt_build_kpis() -> dict[str, Any]:
-    return build(warehouse_dsn())
+    dsn = warehouse_dsn()
+    wait_for_atp_build(dsn)  # the KPI branch reads the order marts and their staging models, not selected here
+    return build(dsn)

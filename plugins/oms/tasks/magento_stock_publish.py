@@ -7,11 +7,13 @@ from typing import Any
 from oms.integrations.connections import magento_client, magento_publish_options, warehouse_dsn
 from oms.inventory import order_demand
 from oms.publishing.publisher import publish
+from oms.tasks import wait_for_atp_build
 from oms.warehouse import connect
 
 
 def publish_source_items(run_id: str | None) -> dict[str, Any]:
     dsn = warehouse_dsn()
+    wait_for_atp_build(dsn)  # what to publish is read from the ATP marts
     # Units an ERP movement brought in go to the lines waiting for them before Magento is offered
     # them: a backordered line's claim is older than the next checkout's.
     with connect(dsn) as conn:

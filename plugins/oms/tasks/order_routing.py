@@ -38,6 +38,7 @@ from oms.inventory import reservations
 from oms.inventory.reservations import ReservationError
 from oms.routing import profiles, service
 from oms.routing.model import Decision, Order
+from oms.tasks import wait_for_atp_build
 from oms.validation import order_exceptions
 from oms.warehouse import connect
 
@@ -197,7 +198,9 @@ def expire_pickups_at(dsn: str, now: datetime) -> dict[str, Any]:
 
 
 def route_orders(dag_run: Any) -> dict[str, Any]:
-    return route_pending(warehouse_dsn(), decision_time(dag_run))
+    dsn = warehouse_dsn()
+    wait_for_atp_build(dsn)  # the orders to route are read from the order marts
+    return route_pending(dsn, decision_time(dag_run))
 
 
 def expire_pickups(dag_run: Any) -> dict[str, Any]:
