@@ -62,3 +62,16 @@ def test_no_run_fails_before_the_first_atp_build(dag_id, dagbag, fresh_dsn, sand
     run = dag.test(logical_date=LOGICAL_DATE)
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
     assert run.state == "success", states
+
+
+def test_after_the_first_atp_build_a_missing_mart_is_a_fault_not_a_wait(fresh_dsn):
+    from oms.tasks import ATP_BUILD_MARTS, before_first_atp_build
+
+    assert before_first_atp_build(fresh_dsn) == list(ATP_BUILD_MARTS)
+    with connect(fresh_dsn) as conn:
+        conn.execute("INSERT INTO oms.atp_snapshot (store_rows, country_rows) VALUES (0, 0)")
+    try:
+        assert before_first_atp_build(fresh_dsn) == []  # the task runs, and fails on the missing relation
+    finally:
+        with connect(fresh_dsn) as conn:
+            conn.execute("DELETE FROM oms.atp_snapshot")

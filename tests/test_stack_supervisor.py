@@ -177,3 +177,44 @@ def test_a_helper_left_by_a_finished_task_is_left_to_exit_and_then_reaped(tmp_pa
         process.terminate()
         process.wait(30)
         release.touch()
+
+
+SEMAPHORE_HOLDER = """import multiprocessing, sys, time
+lock = multiprocessing.get_context("spawn").Lock()  # a named semaphore, as dbt's manifest and adapters make
+open(sys.argv[1], "w").write(lock._semlock.name)
+time.sleep(300)
+"""
+FAKE_AIRFLOW_WITH_SEMAPHORE = """#!/bin/sh
+if [ "$1" = db ]; then exit 0; fi
+if [ "$1" = scheduler ] && [ ! -e {name} ]; then
+    "{python}" "{holder}" "{name}" &
+fi
+exec sleep 300
+"""
+
+
+def test_a_killed_component_leaves_no_semaphore_behind(tmp_path):
+    """A task (a dbt build) registers its named semaphores with multiprocessing's resource tracker,
+    which unlinks them once the task is gone. When the task's scheduler is killed outright, the
+    supervisor kills what it left behind but not the tracker: the semaphore leaves /dev/shm."""
+    import subprocess
+    import sys
+
+    name, holder = tmp_path / "semaphore", tmp_path / "holder.py"
+    holder.write_text(SEMAPHORE_HOLDER)
+    fake = tmp_path / "airflow"
+    fake.write_text(FAKE_AIRFLOW_WITH_SEMAPHORE.format(name=name, python=sys.executable, holder=holder))
+    fake.chmod(0o755)
+    state_dir = tmp_path / "state"
+    process = subprocess.Popen([sys.executable, "-m", "omsdev.stack.supervisor", str(state_dir), str(fake)],
+                               stdout=subprocess.DEVNULL)
+    try:
+        semaphore = Path("/dev/shm") / ("sem." + wait(lambda: name.exists() and name.read_text()).lstrip("/"))
+        assert semaphore.exists()
+        scheduler = wait(lambda: components(state_dir)["scheduler"]["pid"])
+        os.kill(scheduler, signal.SIGKILL)
+        wait(lambda: components(state_dir)["scheduler"]["restarts"] == 1)
+        wait(lambda: not semaphore.exists())
+    finally:
+        process.terminate()
+        process.wait(30)

@@ -50,6 +50,7 @@ STOP_GRACE = 15.0
 # After a component exits, the orphans that come to the supervisor within this many seconds are what
 # it left behind (its children at once, their children once those are killed) and are killed.
 SWEEP_AFTER_EXIT = 10.0
+TRACKER_GRACE = 5.0  # seconds `oms down` waits for resource trackers to unlink their semaphores and exit
 PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
 
 
@@ -108,6 +109,15 @@ def _descendants(pid: int) -> list[int]:
             found.append(child)
             stack.append(child)
     return found
+
+
+def _is_resource_tracker(pid: int) -> bool:
+    """Python's multiprocessing resource tracker: it unlinks the named semaphores (/dev/shm/sem.mp-*)
+    its processes registered once the last of them is gone; killed, it leaves them in /dev/shm."""
+    try:
+        return b"multiprocessing.resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def _command(pid: int) -> str:
@@ -187,12 +197,17 @@ class Supervisor:
 
     def kill_orphans(self) -> int:
         """Kill and reap the children that are not components: with the subreaper set they are what a
-        component that died left behind (its executor workers, their tasks, its log server)."""
+        component that died left behind (its executor workers, their tasks, its log server). A
+        multiprocessing resource tracker among them (a dbt build's) is spared: once the task it
+        served is killed it unlinks the build's semaphores and exits, and is reaped then
+        (reap_orphans)."""
         own = {c.pid for c in self.components.values() if c.pid}
-        orphans = [pid for pid in _children(os.getpid()) if pid not in own]
+        orphans = [pid for pid in _children(os.getpid()) if pid not in own and not _is_resource_tracker(pid)]
         names = [_command(pid) for pid in orphans]
         for orphan in orphans:
             for pid in [*_descendants(orphan), orphan]:
+                if _is_resource_tracker(pid):
+                    continue
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
@@ -253,8 +268,7 @@ class Supervisor:
                 if time.monotonic() < self.sweep_until:
                     # The orphans' grandchildren come to us once their parent is killed: the next pass takes them.
                     self.kill_orphans()
-                else:
-                    self.reap_orphans()
+                self.reap_orphans()  # what is left: resource trackers, and helpers exiting by themselves
             for component in self.components.values():
                 if component.process is None and time.monotonic() >= component.next_start_at and not self.stopping:
                     self.start(component)
@@ -283,6 +297,12 @@ class Supervisor:
             component.process, component.pid = None, None
         if self.reaps_orphans:
             self.kill_orphans()
+            # the resource trackers spared above exit once the tasks they served are gone (and
+            # unlink those tasks' semaphores): a few seconds, not a reason to hold `oms down` up
+            deadline = time.monotonic() + TRACKER_GRACE
+            while _children(os.getpid()) and time.monotonic() < deadline:
+                self.reap_orphans()
+                time.sleep(0.1)
         self.write_state()
         self.log("stopped")
 
