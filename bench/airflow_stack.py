@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from pathlib import Path
 
 import httpx
 
@@ -30,6 +31,21 @@ def all_healthy(url: str) -> bool:
                for k in ("metadatabase", "scheduler", "triggerer", "dag_processor"))
 
 
+def tree(root: int) -> list[int]:
+    """The process and its descendants (task processes a run started count too: both modes run the
+    same DAGs on the same empty warehouse)."""
+    found, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        found.append(pid)
+        try:
+            stack.extend(int(p) for task in Path(f"/proc/{pid}/task").iterdir()
+                         for p in (task / "children").read_text().split())
+        except OSError:
+            continue
+    return found
+
+
 def measure(settings: Settings, standalone: bool, settle: float, timeout: float) -> dict:
     admin = settings.dsn("postgres")
     postgres.drop_database(admin, settings.airflow_db)
@@ -43,9 +59,11 @@ def measure(settings: Settings, standalone: bool, settle: float, timeout: float)
                 raise TimeoutError(f"not healthy within {timeout:.0f}s (see {processes.log_path(settings.state_dir, 'airflow')})")
             time.sleep(0.5)
         seconds = time.monotonic() - started
+        load_at_healthy = os.getloadavg()[0]
         time.sleep(settle)
         return {"mode": "standalone" if standalone else "supervised", "healthy_after_s": round(seconds, 1),
-                "pss_mib": round(processes.tree_pss_mib(pid))}
+                "pss_mib": round(processes.tree_pss_mib(pid)), "processes": len(tree(pid)),
+                "load_at_healthy": round(load_at_healthy, 1), "load_settled": round(os.getloadavg()[0], 1)}
     finally:
         processes.stop(settings.state_dir, "airflow")
 
@@ -54,7 +72,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--settle", type=float, default=20.0, help="Seconds after healthy before measuring memory.")
     parser.add_argument("--timeout", type=float, default=600.0)
-    parser.add_argument("--modes", default="standalone,supervised")
+    parser.add_argument("--modes", default="standalone,supervised",
+                        help="Measured in this order; repeat a mode to alternate them (the load drifts).")
     args = parser.parse_args()
     settings = Settings()
     control.ensure_postgres(settings)

@@ -10,9 +10,10 @@ its versions once), Magento's source items are what the publish ledger says was 
 routed parcel is one Clickpost order and one Magento shipment, every scan the webhooks carried is
 recorded once, and every shipped line is one ERP sales posting.
 
-The first orders are placed before the chaos: the pipeline run during which a task is killed lands
-and routes them, clickpost_shipments ships them, and their parcels' scans are the webhooks of the
-stream from then on, through the Postgres outage.
+The first orders are placed before the chaos: a pipeline run lands and routes them while atp_build's
+dbt build is killed under it (the stack's first scheduled build or the pipeline's own, whichever is
+caught running with a retry left), clickpost_shipments ships them, and their parcels' scans are the
+webhooks of the stream from then on, through the Postgres outage.
 
 A stack of its own: its own state folder (.oms/chaos), Postgres cluster and ports (derived from
 OMS_TEST_PORT_OFFSET, away from the session's test cluster and from the demo's ports). The DAGs
@@ -360,7 +361,8 @@ def test_kill_9_in_turn_and_nothing_is_lost_or_done_twice(stack):
     note("scheduler restarted and healthy")
 
     # 3. a task mid-run: the pipeline over the first orders (land, ATP and order marts, routing), and
-    #    atp_build's dbt build (long enough to be caught running) killed under it: Airflow retries
+    #    atp_build's dbt build (long enough to be caught running; on a fresh stack the first
+    #    scheduled build's, which the pipeline's build waits for) killed under it: Airflow retries
     #    it, the run succeeds, the pipeline goes on
     patient(api.wait_for_dags, ("erp_stock_ingest", "magento_orders_ingest", "atp_build", "order_routing",
                                 "clickpost_shipments", "clickpost_tracking"), budget.cap(240))

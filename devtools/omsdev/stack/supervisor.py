@@ -226,14 +226,16 @@ class Supervisor:
                      f"{', '.join(f'{pid} ({name})' for pid, name in zip(orphans, names, strict=True))}")
         return len(orphans)
 
-    def reap_orphans(self) -> int:
-        """Collect the exit status of orphans that exited by themselves (else they stay zombies)."""
+    def reap_orphans(self, sweeping: bool = False) -> int:
+        """Collect the exit status of orphans that exited by themselves (else they stay zombies).
+        `sweeping`: after kill_orphans, whose next pass kills what is still alive but a resource
+        tracker, so only those are logged as left to exit."""
         own = {c.pid for c in self.components.values() if c.pid}
         reaped = 0
         for pid in _children(os.getpid()):
             if pid in own:
                 continue
-            if pid not in self.adopted:
+            if pid not in self.adopted and (not sweeping or _is_resource_tracker(pid)):
                 self.adopted.add(pid)
                 self.log(f"left to exit by itself: {pid} ({_command(pid)})")
             try:
@@ -268,7 +270,9 @@ class Supervisor:
                 if time.monotonic() < self.sweep_until:
                     # The orphans' grandchildren come to us once their parent is killed: the next pass takes them.
                     self.kill_orphans()
-                self.reap_orphans()  # what is left: resource trackers, and helpers exiting by themselves
+                    self.reap_orphans(sweeping=True)  # the killed, and resource trackers done unlinking
+                else:
+                    self.reap_orphans()
             for component in self.components.values():
                 if component.process is None and time.monotonic() >= component.next_start_at and not self.stopping:
                     self.start(component)
@@ -301,7 +305,7 @@ class Supervisor:
             # unlink those tasks' semaphores): a few seconds, not a reason to hold `oms down` up
             deadline = time.monotonic() + TRACKER_GRACE
             while _children(os.getpid()) and time.monotonic() < deadline:
-                self.reap_orphans()
+                self.reap_orphans(sweeping=True)
                 time.sleep(0.1)
         self.write_state()
         self.log("stopped")
