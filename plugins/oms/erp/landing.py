@@ -5,7 +5,7 @@ backfills leave the same rows. Rows with missing or malformed fields are landed 
 validation can quarantine them with the payload: nothing received is dropped.
 
 The rows are COPYed straight into raw.erp_stock, chunk by chunk, leaving out the keys already
-landed (one primary-key probe per chunk). COPY inserts in bulk; the staged alternative (COPY into
+landed (found by the primary key when a chunk's COPY meets one). COPY inserts in bulk; the staged alternative (COPY into
 a scratch table, keys computed there in SQL, one INSERT … SELECT … ON CONFLICT) inserts row by
 row and wrote every row twice: 0.16–0.27× a raw COPY of the same rows (docs/benchmarks.md).
 """
@@ -72,14 +72,27 @@ COLUMNS = "record_key, store_id, sku, modified_at, payload, batch_id, data_inter
 CHUNK_ROWS = 50_000
 
 
-def _land_chunk(cur: psycopg.Cursor, chunk: dict[str, tuple], tail: tuple) -> int:
-    """COPY the chunk's rows whose key is not landed yet (landed before, or by an earlier chunk)."""
+def _copy(cur: psycopg.Cursor, rows: Iterable[tuple[str, tuple]], tail: tuple) -> None:
+    with cur.copy(f"COPY raw.erp_stock ({COLUMNS}) FROM STDIN") as copy:
+        for key, fields in rows:
+            copy.write_row((key, *fields, *tail))
+
+
+def _land_chunk(conn: psycopg.Connection, cur: psycopg.Cursor, chunk: dict[str, tuple], tail: tuple) -> int:
+    """COPY the chunk's rows whose key is not landed yet (landed before, or by an earlier chunk).
+
+    A window lands new rows far more often than it lands again, so the chunk is first COPYed
+    whole under a savepoint; only when a key is there already (a re-run, an overlapping window)
+    is that undone and the keys probed, one primary-key look-up each."""
+    try:
+        with conn.transaction():
+            _copy(cur, chunk.items(), tail)
+        return len(chunk)
+    except psycopg.errors.UniqueViolation:
+        pass
     landed = {r["record_key"] for r in cur.execute(
         "SELECT record_key FROM raw.erp_stock WHERE record_key = ANY(%s)", (list(chunk),))}
-    with cur.copy(f"COPY raw.erp_stock ({COLUMNS}) FROM STDIN") as copy:
-        for key, fields in chunk.items():
-            if key not in landed:
-                copy.write_row((key, *fields, *tail))
+    _copy(cur, ((key, fields) for key, fields in chunk.items() if key not in landed), tail)
     return len(chunk) - len(landed)
 
 
@@ -96,7 +109,8 @@ def land_stock_rows(
     tail = (batch_id, interval_start, interval_end)
     chunk: dict[str, tuple] = {}   # key -> fields; one key is one content, so the first is kept
     with conn.cursor() as cur:
-        # One landing at a time: a key found missing by the probe stays missing until the COPY.
+        # One landing at a time: a key missing when a chunk is COPYed or probed stays missing
+        # until the chunk is in.
         cur.execute("SELECT pg_advisory_xact_lock(hashtext('oms.land.erp_stock'))")
         for row in rows:
             received += 1
@@ -106,8 +120,8 @@ def land_stock_rows(
                 chunk[key] = (_text(row.get("locationCode")), _text(row.get("itemNumber")),
                               parse_erp_timestamp(row.get("lastModifiedDateTime")), text)
                 if len(chunk) == CHUNK_ROWS:
-                    inserted += _land_chunk(cur, chunk, tail)
+                    inserted += _land_chunk(conn, cur, chunk, tail)
                     chunk = {}
         if chunk:
-            inserted += _land_chunk(cur, chunk, tail)
+            inserted += _land_chunk(conn, cur, chunk, tail)
     return LandingResult(batch_id=batch_id, received=received, inserted=inserted)
