@@ -185,6 +185,24 @@ def test_landing_lands_the_rows_the_staged_path_landed(ref_data):
     assert rows == STAGED_PATH_ROWS
 
 
+def test_a_window_landing_partly_again_lands_only_its_new_rows(ref_data, monkeypatch):
+    """Chunks of 4: keys landed by an earlier landing and by an earlier chunk of the same one are
+    left out, the rest lands, and the rows are the staged path's."""
+    from oms.erp import landing
+
+    monkeypatch.setattr(landing, "CHUNK_ROWS", 4)
+    rows = AWKWARD + [row for row, _ in BAD]
+    with connect(ref_data) as conn:
+        conn.execute("SET LOCAL TimeZone = 'UTC'")
+        first = land_stock_rows(conn, rows[::3], "awkward", START, END)
+        again = land_stock_rows(conn, rows + rows[:7], "awkward", START, END)
+        landed = conn.execute(ROWS_HASH.format(table="raw.erp_stock"), ("awkward",)).fetchone()
+        conn.rollback()
+    assert first.inserted == len({record_key(r) for r in rows[::3]})
+    assert first.inserted + again.inserted == 22
+    assert landed == STAGED_PATH_ROWS
+
+
 def test_the_sql_gate_finds_what_the_great_expectations_suite_finds(ref_data):
     from oms.validation.erp_stock import run_suite, window_frame
 
