@@ -5,9 +5,9 @@ backfills leave the same rows. Rows with missing or malformed fields are landed 
 validation can quarantine them with the payload: nothing received is dropped.
 
 The rows are COPYed straight into raw.erp_stock, chunk by chunk, leaving out the keys already
-landed (found by the primary key when a chunk's COPY meets one). COPY inserts in bulk; the staged alternative (COPY into
-a scratch table, keys computed there in SQL, one INSERT … SELECT … ON CONFLICT) inserts row by
-row and wrote every row twice: 0.16–0.27× a raw COPY of the same rows (docs/benchmarks.md).
+landed (found by the primary key when a chunk's COPY meets one). COPY inserts in bulk; the staged
+alternative (COPY into a scratch table, keys computed there in SQL, one INSERT … SELECT … ON
+CONFLICT) inserted row by row and wrote every row twice (docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """The gate for a landed window of ERP stock rows: seven expectations, each naming the
 quarantine reason its failures get.
 
-The window's rows are checked where they are, in SQL, in one pass over the window's rows
-(`validate_window`: the rows this batch landed or stamped within the window, read through an
-index, never the table's whole history); each failing record is known by its record_key and lands in raw.quarantine
-with the reason and payload, and the rows that pass flow on to dbt (stg_erp__stock excludes open
+The window's rows are checked where they are, in SQL, in one pass (`validate_window`: the rows
+this batch landed or stamped within the window, read through an index, never the table's whole
+history); each failing record is known by its record_key and lands in raw.quarantine with the
+reason and payload, and the rows that pass flow on to dbt (stg_erp__stock excludes open
 quarantine entries). The same expectations as a Great Expectations suite over a DataFrame of the
 window (`run_suite`) are the reference the SQL gate is held to (tests/test_erp_landing.py checks
 that both find the same records, reasons and details); GX over pandas cost ~44 µs a row, as much
@@ -179,10 +179,11 @@ def validate_window(conn: psycopg.Connection, batch_id: str, start: datetime, en
         cur.execute("SET LOCAL jit = off")
         cur.execute("SET LOCAL enable_seqscan = off")
         checked = cur.execute(COUNT_SQL, window).fetchone()["n"]
-        if not checked:
-            return ValidationResult(0, 0, 0, {}, 0, True)
-        rows = cur.execute(FINDINGS_SQL, {**window, "num": NUMBER_PATTERN, "num_gx": NUMBER_PATTERN_AS_GX}).fetchall()
+        rows = cur.execute(FINDINGS_SQL, {**window, "num": NUMBER_PATTERN, "num_gx": NUMBER_PATTERN_AS_GX}
+                           ).fetchall() if checked else []
         cur.execute("SET LOCAL enable_seqscan = DEFAULT")
+    if not checked:
+        return ValidationResult(0, 0, 0, {}, 0, True)
     findings = [Finding(r["record_key"], r["reason"], f"{r['column_name']}={_detail_value(r['column_name'], r['value'])!r}")
                 for r in rows]
     quarantine(conn, SOURCE, "raw.erp_stock", batch_id, findings)

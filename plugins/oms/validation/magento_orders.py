@@ -184,15 +184,15 @@ def find_malformed(records: Sequence[dict[str, Any]]) -> tuple[list[Finding], bo
 # --- business exceptions ----------------------------------------------------------------------------
 
 # One row per checked order: its latest version without an open quarantine entry, and per
-# exception reason the problem as text (null when fine). Lines are raw.magento_order_lines (sql/015),
-# which dbt reads too: configurable and bundle parents carry no stock of their own, the
+# exception reason the problem as text (null when fine). Lines are raw.magento_order_lines
+# (sql/015), which dbt reads too: configurable and bundle parents carry no stock of their own, the
 # configurable's child row and the bundle's component rows are the stock lines; virtual and
 # downloadable lines need no fulfilment. The quantity check reads every items[] row
 # (raw.magento_order_items), parents included. Both functions are applied to the payload the
 # current version already holds (through their views, the join back to raw.magento_order by
-# record_key was planned as a sort of the whole table on every window). The checked versions passed the structural checks
-# above (a malformed one is quarantined, so not current), so every row has an item_id, a sku and a
-# numeric qty_ordered.
+# record_key was planned as a sort of the whole table on every window). The checked versions
+# passed the structural checks above (a malformed one is quarantined, so not current), so every
+# row has an item_id, a sku and a numeric qty_ordered.
 EXCEPTION_SQL = r"""
 WITH candidates AS (
     SELECT entity_id FROM raw.magento_order
