@@ -6,10 +6,6 @@ CREATE SCHEMA IF NOT EXISTS ref;
 CREATE SCHEMA IF NOT EXISTS raw;
 CREATE SCHEMA IF NOT EXISTS oms;
 
--- digest(): landing computes each received row's record key (a SHA-1 of its content) in SQL,
--- over the staged set, instead of row by row in Python (oms.erp.landing).
-CREATE EXTENSION IF NOT EXISTS pgcrypto;
-
 -- One sales channel per country (seed 01 §2): one Magento website with its own MSI stock.
 CREATE TABLE IF NOT EXISTS ref.channel (
     channel_code          text PRIMARY KEY,              -- e.g. 'ae_web'
@@ -83,7 +79,7 @@ CREATE TABLE IF NOT EXISTS raw.erp_stock (
     loaded_at            timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS erp_stock_store_sku_idx ON raw.erp_stock (store_id, sku, modified_at DESC);
-CREATE INDEX IF NOT EXISTS erp_stock_batch_idx ON raw.erp_stock (batch_id);
+-- (the index on batch_id alone was replaced by a BRIN index: sql/016)
 
 -- Records that failed validation: kept with reason and payload, counted, visible, replayable.
 CREATE TABLE IF NOT EXISTS raw.quarantine (

@@ -126,8 +126,8 @@ AWKWARD = [
 
 
 def _row_by_row_reference(conn, rows, batch):
-    """The landing path as it was before the staged merge: keys and fields computed row by row
-    in Python, the payload cast to jsonb by COPY. Landed into a copy of raw.erp_stock."""
+    """The first landing path, the reference: keys and fields computed row by row in Python with
+    json.dumps, the payload cast to jsonb by COPY. Landed into a copy of raw.erp_stock."""
     from oms.erp.landing import _text, parse_erp_timestamp
 
     conn.execute("CREATE TEMP TABLE _reference (LIKE raw.erp_stock INCLUDING DEFAULTS)")
@@ -153,7 +153,7 @@ FROM {table} WHERE batch_id = %s
 """
 
 
-def test_staged_landing_lands_the_same_rows_as_the_row_by_row_path(ref_data):
+def test_landing_lands_the_same_rows_as_the_row_by_row_path(ref_data):
     batch = batch_id_for(START, END)
     with connect(ref_data) as conn:
         landed = land_stock_rows(conn, AWKWARD, batch, START, END)
@@ -166,6 +166,41 @@ def test_staged_landing_lands_the_same_rows_as_the_row_by_row_path(ref_data):
     assert landed.inserted == len(AWKWARD) - 1 == staged["n"]
     assert staged == reference_rows
     assert keys == {record_key(r) for r in AWKWARD}
+
+
+# ROWS_HASH over AWKWARD + BAD landed as batch "awkward" (TimeZone UTC) by the staged path (COPY into
+# a scratch table, keys as encode(digest(text, 'sha1'), 'hex'), INSERT … SELECT … ON CONFLICT DO
+# NOTHING) that landed ERP stock before the direct COPY: every column but loaded_at (the time of
+# landing), so the rows landed are byte-identical to that path's.
+STAGED_PATH_ROWS = {"n": 22, "h": "c9734a07673af2b05108db6e844b595b"}
+
+
+def test_landing_lands_the_rows_the_staged_path_landed(ref_data):
+    with connect(ref_data) as conn:
+        conn.execute("SET LOCAL TimeZone = 'UTC'")
+        landed = land_stock_rows(conn, AWKWARD + [row for row, _ in BAD], "awkward", START, END)
+        rows = conn.execute(ROWS_HASH.format(table="raw.erp_stock"), ("awkward",)).fetchone()
+        conn.rollback()
+    assert landed.inserted == 22
+    assert rows == STAGED_PATH_ROWS
+
+
+def test_a_window_landing_partly_again_lands_only_its_new_rows(ref_data, monkeypatch):
+    """Chunks of 4: keys landed by an earlier landing and by an earlier chunk of the same one are
+    left out, the rest lands, and the rows are the staged path's."""
+    from oms.erp import landing
+
+    monkeypatch.setattr(landing, "CHUNK_ROWS", 4)
+    rows = AWKWARD + [row for row, _ in BAD]
+    with connect(ref_data) as conn:
+        conn.execute("SET LOCAL TimeZone = 'UTC'")
+        first = land_stock_rows(conn, rows[::3], "awkward", START, END)
+        again = land_stock_rows(conn, rows + rows[:7], "awkward", START, END)
+        landed = conn.execute(ROWS_HASH.format(table="raw.erp_stock"), ("awkward",)).fetchone()
+        conn.rollback()
+    assert first.inserted == len({record_key(r) for r in rows[::3]})
+    assert first.inserted + again.inserted == 22
+    assert landed == STAGED_PATH_ROWS
 
 
 def test_the_sql_gate_finds_what_the_great_expectations_suite_finds(ref_data):
