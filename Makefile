@@ -22,8 +22,11 @@ install: $(STAMP)
 demo: install
 	$(BIN)/oms demo
 
+# Two pytest-xdist workers, each with its own test cluster, state folder and ports (tests/conftest.py),
+# taking whole files, the longest first. TEST_WORKERS=1 runs the suite in one process.
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # Kills Postgres, the scheduler, a task mid-run and an API worker of a stack of its own under load
 # (tests/test_chaos.py): a whole stack and four atp_build dbt builds within one 760 s budget. Not part

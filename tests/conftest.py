@@ -15,12 +15,19 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-TEST_STATE = REPO / ".oms" / "test"
+# `make test` runs the suite on pytest-xdist workers (gw0, gw1, …). Each worker is a session of its
+# own: its own test cluster, state folder, Airflow metadata DB, sandboxes and API ports, 1000 ports
+# above the previous worker's, so nothing is shared between them but the checkout.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_WORKER_INDEX = int(_WORKER.removeprefix("gw")) if _WORKER.startswith("gw") else 0
+TEST_STATE = REPO / ".oms" / ("test" if _WORKER_INDEX == 0 else f"test-{_WORKER}")
 
 # OMS_TEST_PORT_OFFSET lets several checkouts (worktrees) run their suites side by side.
-_OFFSET = int(os.environ.get("OMS_TEST_PORT_OFFSET", "0"))
+_OFFSET = int(os.environ.get("OMS_TEST_PORT_OFFSET", "0")) + 1000 * _WORKER_INDEX
 TEST_ENV = {
     "OMS_STATE_DIR": str(TEST_STATE),
+    # every dbt run without a target of its own parses and compiles here, one folder per worker
+    "OMS_DBT_TARGET_PATH": str(TEST_STATE / "dbt-target"),
     "OMS_PG_PORT": str(5546 + _OFFSET),
     "OMS_WAREHOUSE_DB": "oms_test",
     "OMS_AIRFLOW_DB": "airflow_test",
@@ -67,6 +74,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         tier = max({by_fixtures, *marked}, key=TIERS.index)  # one tier each: the heaviest that applies
         if tier not in marked:
             item.add_marker(tier)
+    # Under `make test` the workers take whole files in collection order. Files with a test that runs
+    # for minutes go first, then by their heaviest tier, so the short unit tests fill the gaps at the
+    # end instead of one worker starting a long test while the other has nothing left. The order of
+    # the tests within a file is kept (the sort is stable and its key is the file's).
+    def file_of(item: pytest.Item) -> str:
+        return item.nodeid.split("::")[0]
+
+    has_long: dict[str, bool] = {}
+    heaviest: dict[str, int] = {}
+    for item in items:
+        tier = max(TIERS.index(t) for t in TIERS if item.get_closest_marker(t))
+        has_long[file_of(item)] = has_long.get(file_of(item), False) or item.get_closest_marker("long") is not None
+        heaviest[file_of(item)] = max(heaviest.get(file_of(item), 0), tier)
+    items.sort(key=lambda item: (not has_long[file_of(item)], -heaviest[file_of(item)]))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

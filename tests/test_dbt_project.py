@@ -20,6 +20,7 @@ global 1; buffers: ae_web 2, sa_web 0):
 from __future__ import annotations
 
 import functools
+import os
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -172,7 +173,7 @@ EXPECTED_COUNTRY = {
 def _dbt(*args: str):
     from dbt.cli.main import dbtRunner
 
-    target = REPO / ".oms" / "test" / "dbt-target-project-test"
+    target = Path(os.environ["OMS_STATE_DIR"]) / "dbt-target-project-test"
     return dbtRunner().invoke([*args, "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR),
                                "--target-path", str(target), "--log-path", str(target / "logs")])
 

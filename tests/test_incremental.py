@@ -10,10 +10,13 @@ default 15 minutes would recompute everything this test landed seconds ago).
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import psycopg
 import pytest
 
-from .test_dbt_project import FIXTURE_SQL, MAGENTO_FIXTURE_SQL, REPO
+from .test_dbt_project import FIXTURE_SQL, MAGENTO_FIXTURE_SQL
 
 SELECT = ("+fct_atp_store", "+fct_atp_country", "+fct_orders", "+fct_order_lines")
 NO_LOOKBACK = ("--vars", "{incremental_lookback_minutes: 0}")
@@ -85,7 +88,7 @@ def _run(dsn: str, *args: str):
     from oms.transform import run_dbt
 
     return run_dbt(dsn, "run", "--select", *SELECT, *NO_LOOKBACK, *args,
-                   target_path=REPO / ".oms" / "test" / "dbt-target-incremental")
+                   target_path=Path(os.environ["OMS_STATE_DIR"]) / "dbt-target-incremental")
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +178,7 @@ def _sliced_test_statuses(dsn: str, *args: str, env: dict[str, str] | None = Non
     from oms.transform import run_dbt
 
     outcome = run_dbt(dsn, "build", "--select", "stg_magento__orders", "stg_erp__stock", *NO_LOOKBACK, *args,
-                      env=env, target_path=REPO / ".oms" / "test" / "dbt-target-incremental")
+                      env=env, target_path=Path(os.environ["OMS_STATE_DIR"]) / "dbt-target-incremental")
     return {prefix: next(status for node, status in outcome.nodes.items() if node.startswith(prefix))
             for prefix in SLICED_TESTS}
 

@@ -4,6 +4,7 @@ the page loads, the charts render with data, a country filter changes them."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from .net import serve
 from .stock_scenario import demo_world
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[1] / ".oms" / "test" / "artifacts"
+ARTIFACTS = Path(os.environ["OMS_STATE_DIR"]) / "artifacts"
 
 
 @pytest.fixture(scope="module")

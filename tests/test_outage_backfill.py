@@ -32,7 +32,7 @@ from .conftest import fresh_database
 from .magento_shapes import magento_time
 from .test_alerting import webhook_server  # noqa: F401 — the receiver fixture
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
 START = datetime(2026, 3, 5, 10, 0, tzinfo=UTC)

@@ -75,6 +75,7 @@ def test_the_api_refuses_to_start_with_the_default_webhook_key(monkeypatch):
     assert create_app("postgresql://oms@127.0.0.1:1/oms").title
 
 
+@pytest.mark.integration  # parses a DAG file: imports Airflow
 def test_dags_with_default_secrets_do_not_load(monkeypatch):
     from airflow.dag_processing.dagbag import DagBag
 

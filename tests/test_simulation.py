@@ -20,7 +20,7 @@ from omsdev.stack.airflow_config import connection_env
 from tests.conftest import fresh_database
 from tests.net import free_port
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 
 @pytest.fixture

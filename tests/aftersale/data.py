@@ -12,13 +12,13 @@ Orders (AE, channel ae_web, all paid and invoiced):
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ..magento_shapes import address, item, order
 
-REPO = Path(__file__).resolve().parents[2]
-DBT_TARGET = REPO / ".oms" / "test" / "dbt-target-aftersale"
+DBT_TARGET = Path(os.environ["OMS_STATE_DIR"]) / "dbt-target-aftersale"
 NOW = datetime.now(UTC).replace(microsecond=0)
 SNAPSHOT_AT = NOW - timedelta(days=1)
 ORDER_TIME = SNAPSHOT_AT - timedelta(hours=2)

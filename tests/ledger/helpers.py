@@ -9,6 +9,7 @@ Stock in the fixture's ERP snapshot (taken at SNAPSHOT_AT), per SKU, is in STOCK
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -18,8 +19,7 @@ import pytest
 
 from oms.warehouse import connect
 
-REPO = Path(__file__).resolve().parents[2]
-DBT_TARGET = REPO / ".oms" / "test" / "dbt-target-ledger"
+DBT_TARGET = Path(os.environ["OMS_STATE_DIR"]) / "dbt-target-ledger"
 NOW = datetime.now(UTC).replace(microsecond=0)
 SNAPSHOT_AT = NOW - timedelta(days=1)
 BEFORE_SNAPSHOT = SNAPSHOT_AT - timedelta(hours=1)
