@@ -12,6 +12,7 @@ import pytest
 
 from oms.warehouse import connect
 
+from ..ledger.helpers import cache_caught_up
 from .conftest import auth
 from .data import JEANS_LINE, TEE_LINE
 
@@ -26,6 +27,9 @@ def counts(dsn) -> dict[str, int]:
 
 
 def store_atp(api, token, sku, store="AE-ST-01") -> Decimal:
+    # the tests change the ledger from their own connections and DAG runs too, which reach the API's
+    # ATP cache by NOTIFY (ADR 9): the look-up waits until the cache has heard them
+    cache_caught_up(api)
     response = api.get(f"/v1/atp/{sku}", params={"country": "AE"}, headers=auth(token))
     assert response.status_code == 200, response.text
     (country,) = response.json()["countries"]
