@@ -163,3 +163,40 @@ def test_a_pickup_only_store_ships_its_collect_order_in_magento(
         with connect(dsn) as conn:
             conn.execute("UPDATE ref.channel SET publish_mode = 'physical' WHERE country_code = 'AE'")
         magento(settings, "POST", "/_sandbox/stocks/2/reservations", json={"enabled": True})
+
+
+def test_a_pickup_order_at_a_store_below_its_safety_stock_still_ships(
+        clean_ledger, api_client, ledger_tokens, sandboxes, settings):
+    """A store that ships holds a click & collect order, then sells a unit at the till: its shelf
+    (3) is below safety stock (2) + the hold (2), so it publishes no free unit. Its source must
+    still carry the held units: Magento reserves the order against them and ships it from that
+    source at "ready for pickup" (a source short of them makes Magento refuse the shipment and show
+    less salable than the platform's ATP)."""
+    dsn, sku, entity, store = clean_ledger, "PICK-SAFETY", 950006, "AE-ST-01"
+    magento_under_contract(settings, dsn, "physical", EMPTIED)
+    body = order(entity, [item(entity * 10 + 1, sku, qty=2, price=30.0, qty_invoiced=2)], T0,
+                 pickup_location_code=store.lower(), shipping_method="instore_pickup")
+    magento(settings, "POST", "/_sandbox/orders", json=[body])
+    with connect(dsn) as conn:
+        push = tokens.create_token(conn, "magento-webhook-pickup-safety", ["orders:write"])
+    task_id = _route(dsn, api_client, push, body, f"AE{entity:09d}", f"{entity}-{entity * 10 + 1}", sku, store)
+    till_sale = {"document_id": "TILL-PICK-SAFETY", "line_no": 1, "movement_type": "sale", "store_id": store,
+                 "sku": sku, "qty": -1, "posted_at": (T0 + timedelta(minutes=10)).isoformat()}
+    answer = api_client.post("/v1/erp/stock-movements", json={"lines": [till_sale]},
+                             headers=auth(ledger_tokens["erp:write"]))
+    assert answer.status_code == 200, answer.text
+
+    with MagentoClient(settings.magento_url, settings.magento_token, attempts=8) as msi:
+        publish(dsn, msi, run_id="pickup-safety")
+    countries, _, _ = atp_via_api(api_client, ledger_tokens["stock:read"], sku)
+    salable = float(magento(settings, "GET", f"/rest/V1/inventory/get-product-salable-quantity/{sku}/2"))
+    # the warehouse's 4 less the AE buffer of 1; AE-ST-01 has nothing free (3 − 2 held − 2 safety)
+    assert salable == countries["AE"] == 3
+
+    with connect(dsn) as conn:
+        tasks.accept(conn, task_id)
+        tasks.ready_for_pickup(conn, task_id)
+    with MagentoClient(settings.magento_url, settings.magento_token) as sales:
+        sent = send_pending(dsn, sales)
+    assert sent["failed"] == 0 and sent["retry"] == 0 and sent["done"] >= 1, sent
+    assert float(magento(settings, "GET", f"/rest/V1/orders/{entity}")["items"][0]["qty_shipped"]) == 2

@@ -68,9 +68,14 @@ base AS (
                     THEN least(s.reserved_qty, greatest(s.on_hand_qty - s.awaiting_erp_qty + s.restocked_qty, 0))
                          + coalesce(u.qty, 0)
                 WHEN c.publish_mode = 'sellable' THEN s.atp_qty
-                ELSE greatest(s.on_hand_qty - s.awaiting_erp_qty - coalesce(f.qty, 0) + s.restocked_qty
-                              + coalesce(t.qty, 0) + coalesce(u.qty, 0) - s.safety_stock_qty, 0)
-           END AS qty
+                -- the free units (the store's ATP: safety stock and the floor at 0 apply to these
+                -- only) plus the units Magento still reserves against this source: held for
+                -- orders here and not shipped in Magento yet, in transit to a pickup store,
+                -- collected with the "ready" shipment unsent
+                ELSE s.atp_qty + greatest(s.reserved_qty - coalesce(f.qty, 0), 0)
+                     + coalesce(t.qty, 0) + coalesce(u.qty, 0)
+           END AS qty,
+           CASE WHEN s.is_channel_eligible THEN s.atp_qty ELSE 0 END AS free
     FROM oms.atp_store_live((SELECT all_skus FROM skus)) s
     JOIN ref.channel c ON c.country_code = s.country_code AND c.active
     LEFT JOIN shipped_not_left f ON f.store_id = s.store_id AND f.sku = s.sku
@@ -80,15 +85,15 @@ base AS (
 ),
 ordered AS (
     SELECT *,
-           coalesce(sum(qty) FILTER (WHERE eligible)
-                        OVER (PARTITION BY country_code, sku ORDER BY eligible DESC, qty DESC, source_code
+           coalesce(sum(free) FILTER (WHERE eligible)
+                        OVER (PARTITION BY country_code, sku ORDER BY eligible DESC, free DESC, source_code
                               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
     FROM base
-)
+),
+cut AS (SELECT *, least(free, greatest(holdback - before, 0)) AS held_back FROM ordered)
 SELECT sku, source_code,
-       (CASE WHEN eligible THEN qty - least(qty, greatest(holdback - before, 0)) ELSE qty END)::numeric(18, 4)
-           AS quantity,
-       CASE WHEN eligible THEN (qty - least(qty, greatest(holdback - before, 0)) > 0)::int
+       (qty - held_back)::numeric(18, 4) AS quantity,
+       CASE WHEN eligible THEN (qty - held_back > 0)::int
             ELSE (publish_mode = 'physical' AND qty > 0)::int END AS status
-FROM ordered
+FROM cut
 """
