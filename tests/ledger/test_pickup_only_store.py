@@ -200,3 +200,41 @@ def test_a_pickup_order_at_a_store_below_its_safety_stock_still_ships(
         sent = send_pending(dsn, sales)
     assert sent["failed"] == 0 and sent["retry"] == 0 and sent["done"] >= 1, sent
     assert float(magento(settings, "GET", f"/rest/V1/orders/{entity}")["items"][0]["qty_shipped"]) == 2
+
+
+def test_a_ready_pickup_order_magento_shipped_is_not_published_again(
+        clean_ledger, api_client, ledger_tokens, sandboxes, settings):
+    """At "ready for pickup" Magento ships the order from the store's source (deducting its units)
+    while the platform holds them until the customer collects. A later change at that store (a
+    till sale) publishes the source again: it must not put the shipped units back, or Magento
+    would show them salable a second time."""
+    dsn, sku, entity, store = clean_ledger, "PICK-READY", 950007, "AE-ST-01"
+    magento_under_contract(settings, dsn, "physical", EMPTIED)
+    with MagentoClient(settings.magento_url, settings.magento_token, attempts=8) as msi:
+        publish(dsn, msi, run_id="pickup-ready-before")
+    body = order(entity, [item(entity * 10 + 1, sku, qty=2, price=30.0, qty_invoiced=2)], T0,
+                 pickup_location_code=store.lower(), shipping_method="instore_pickup")
+    magento(settings, "POST", "/_sandbox/orders", json=[body])
+    with connect(dsn) as conn:
+        push = tokens.create_token(conn, "magento-webhook-pickup-ready", ["orders:write"])
+    task_id = _route(dsn, api_client, push, body, f"AE{entity:09d}", f"{entity}-{entity * 10 + 1}", sku, store)
+    with MagentoClient(settings.magento_url, settings.magento_token, attempts=8) as msi:
+        publish(dsn, msi, run_id="pickup-ready-routed")   # AE-ST-01: its 3 free + the 2 held
+    with connect(dsn) as conn:
+        tasks.accept(conn, task_id)
+        tasks.ready_for_pickup(conn, task_id)
+    with MagentoClient(settings.magento_url, settings.magento_token) as sales:
+        sent = send_pending(dsn, sales)
+    assert sent["failed"] == 0 and sent["retry"] == 0 and sent["done"] >= 1, sent
+    till_sale = {"document_id": "TILL-PICK-READY", "line_no": 1, "movement_type": "sale", "store_id": store,
+                 "sku": sku, "qty": -1, "posted_at": (T0 + timedelta(minutes=10)).isoformat()}
+    answer = api_client.post("/v1/erp/stock-movements", json={"lines": [till_sale]},
+                             headers=auth(ledger_tokens["erp:write"]))
+    assert answer.status_code == 200, answer.text
+
+    with MagentoClient(settings.magento_url, settings.magento_token, attempts=8) as msi:
+        publish(dsn, msi, run_id="pickup-ready-after")
+    countries, _, _ = atp_via_api(api_client, ledger_tokens["stock:read"], sku)
+    salable = float(magento(settings, "GET", f"/rest/V1/inventory/get-product-salable-quantity/{sku}/2"))
+    # the warehouse's 4 + AE-ST-01's 4 left less the 2 held for the order, less the AE buffer of 1
+    assert salable == countries["AE"] == 5
