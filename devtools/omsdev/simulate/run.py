@@ -93,9 +93,13 @@ class Simulation:
         self.push_path = True
         self.outages: set[str] = set()       # the systems down during the current tick
         self.erp_posted = False              # movements posted since the last stock publish
+        self.orders_changed = False          # orders Magento cancelled or invoiced since the last pull
         self.phase_seconds: dict[str, float] = defaultdict(float)   # wall time per part of a tick
-        self.api = httpx.Client(base_url=settings.api_url, timeout=60)
-        self.magento = httpx.Client(base_url=f"{settings.magento_url}/rest/V1", timeout=60,
+        # idle connections dropped after 1 s: the servers close theirs after 5 s (uvicorn), and a
+        # request sent on a connection the server is closing is reset (seen after the longer DAG runs)
+        limits = httpx.Limits(keepalive_expiry=1.0)
+        self.api = httpx.Client(base_url=settings.api_url, timeout=60, limits=limits)
+        self.magento = httpx.Client(base_url=f"{settings.magento_url}/rest/V1", timeout=60, limits=limits,
                                     headers={"Authorization": f"Bearer {settings.magento_token}"})
 
     # ------------------------------------------------------------------ set-up
@@ -175,11 +179,18 @@ class Simulation:
             self.on_the_hour(hour)
 
     def on_the_hour(self, at: datetime) -> None:
-        """Each simulated hour inside a tick: the stock publish the ERP movement API's asset event
-        would have triggered (the scheduler runs it within seconds of a movement; here at most an
-        hour later, only when a movement was posted), then a drift sample."""
+        """Each simulated hour inside a tick: what the scheduler would have run for what happened in
+        the hour — the order pull when Magento changed an order by itself (a payment failed or
+        completed), the stock publish when the ERP movement API sent its asset event (within
+        seconds of a movement in production; here at most an hour later) — then a drift sample."""
         self.due(at)
         self.clock.set(at)
+        if self.orders_changed and "magento" not in self.outages:
+            # Magento cancelled or invoiced an order this hour: the order pull (every 10 minutes
+            # in production) lands the change; a cancelled order's holds are released as it lands
+            with self.timed("dag runs"):
+                self.dags.run("magento_orders_ingest", at)
+            self.orders_changed = False
         if self.erp_posted and "magento" not in self.outages:
             with self.timed("dag runs"):
                 self.dags.run("magento_stock_publish", at)
@@ -214,7 +225,7 @@ class Simulation:
                 self.dags.run(dag_id, tick.end)
             if tick.end.hour == 0:   # the daily reconcile of Magento's source items with the platform
                 self.dags.run("magento_stock_reconcile", tick.end)
-        self.erp_posted = False   # the tick's publishes ran after its last movement
+        self.erp_posted = self.orders_changed = False   # the tick's pull and publishes ran after them
 
     @contextmanager
     def timed(self, phase: str):
@@ -392,8 +403,10 @@ class Simulation:
                                when)
             elif kind == "pay":
                 self.sandboxes.magento.state.sandbox.sales.invoice(int(item["entity_id"]), {"capture": True})
+                self.orders_changed = True
             else:
                 self.sandboxes.magento.state.sandbox.sales.cancel(int(item["entity_id"]))
+                self.orders_changed = True
 
     def act_as_erp(self, at: datetime) -> None:
         """The platform's sales postings are pulled, posted in the ERP's book (a sale naming the order
