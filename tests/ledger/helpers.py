@@ -73,6 +73,7 @@ STOCK = {
     "PICK-FAST-1": {"AE-WH-01": 4, "AE-ST-01": 5},
     "PICK-SAFETY": {"AE-WH-01": 4, "AE-ST-01": 4},   # safety stock 2 at AE-ST-01 (SAFETY_RULES)
     "PICK-READY": {"AE-WH-01": 4, "AE-ST-01": 5},
+    "PICK-SHORT": {"AE-WH-01": 4},
 }
 # (safety qty, store, sku) rules beside the store-wide one at AE-ST-02
 SAFETY_RULES = [(2, "AE-ST-01", "PICK-SAFETY")]
