@@ -590,6 +590,15 @@ BEGIN
                                                     CASE WHEN d.pickup_store_id IS NULL THEN 'order_demand'
                                                          ELSE 'click_and_collect' END);
             v_current := v_current + v_grow.granted;
+            IF d.pickup_store_id IS NOT NULL AND v_current < v_target THEN
+                -- what the pickup store cannot cover comes by transfer from an eligible location:
+                -- held at the country level until routing allocates it (Magento reserved the whole
+                -- line at checkout against the channel's stock; held nowhere, the platform's ATP
+                -- would stay above Magento's salable quantity until then)
+                SELECT * INTO v_grow FROM oms.grow_hold(d.order_increment_id, d.line_key, d.country_code, d.sku,
+                                                        NULL, v_target - v_current, true, 'click_and_collect');
+                v_current := v_current + v_grow.granted;
+            END IF;
             v_shortfall := v_target - v_current;
             v_status := CASE WHEN v_shortfall = 0 THEN 'reserved' ELSE 'short' END;
         ELSE

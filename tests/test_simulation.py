@@ -43,7 +43,7 @@ def test_a_short_simulation_keeps_the_books(sim_settings):
     from oms.shipping.config import get_shipping_settings
     from omsdev.simulate.run import Simulation
 
-    sim = Simulation(sim_settings, days=2, seed=11, scale="XS", tick_hours=24,
+    sim = Simulation(sim_settings, days=3, seed=11, scale="XS", tick_hours=24,
                      start=datetime(2026, 10, 5, tzinfo=UTC))
     sim.setup(get_shipping_settings().webhook_key)
     result = sim.run()

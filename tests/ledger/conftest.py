@@ -14,7 +14,7 @@ import pytest
 from oms import reference, tokens
 from oms.warehouse import apply_ddl, connect
 
-from .helpers import CHANNELS, DBT_TARGET, EXTRA_SKUS, GIFT, LOCATIONS, SNAPSHOT_AT, STOCK
+from .helpers import CHANNELS, DBT_TARGET, EXTRA_SKUS, GIFT, LOCATIONS, SAFETY_RULES, SNAPSHOT_AT, STOCK
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +31,8 @@ def ledger_dsn(pg_cluster):
         reference.upsert_skus(conn, [dict(sku=s, name=s, category="apparel") for s in [*STOCK, *EXTRA_SKUS]]
                               + [dict(sku=GIFT, name="Gift card", is_stock_managed=False)])
         reference.upsert_safety_rule(conn, 1, store_id="AE-ST-02")
+        for qty, store_id, sku in SAFETY_RULES:
+            reference.upsert_safety_rule(conn, qty, store_id=store_id, sku=sku)
         with conn.cursor().copy("COPY raw.erp_stock (record_key, store_id, sku, modified_at, payload, batch_id,"
                                 " data_interval_start, data_interval_end) FROM STDIN") as copy:
             for sku, stores in STOCK.items():

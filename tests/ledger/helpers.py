@@ -4,7 +4,7 @@ Stock in the fixture's ERP snapshot (taken at SNAPSHOT_AT), per SKU, is in STOCK
 
     AE-WH-01  warehouse, eligible              AE-ST-01  store, ship-from-store + pickup (eligible)
     AE-ST-02  store, pickup only (not eligible) QA-WH-01  warehouse (QA)
-    AE buffer 1, QA buffer 0; safety stock 1 at AE-ST-02, none elsewhere.
+    AE buffer 1, QA buffer 0; safety stock 1 at AE-ST-02, and per SKU in SAFETY_RULES.
 """
 
 from __future__ import annotations
@@ -71,7 +71,12 @@ STOCK = {
     "PICK-RACE": {"AE-WH-01": 4, "AE-ST-02": 5},
     "PICK-FAST-2": {"AE-WH-01": 4, "AE-ST-02": 5},
     "PICK-FAST-1": {"AE-WH-01": 4, "AE-ST-01": 5},
+    "PICK-SAFETY": {"AE-WH-01": 4, "AE-ST-01": 4},   # safety stock 2 at AE-ST-01 (SAFETY_RULES)
+    "PICK-READY": {"AE-WH-01": 4, "AE-ST-01": 5},
+    "PICK-SHORT": {"AE-WH-01": 4},
 }
+# (safety qty, store, sku) rules beside the store-wide one at AE-ST-02
+SAFETY_RULES = [(2, "AE-ST-01", "PICK-SAFETY")]
 EXTRA_SKUS = ["NEW-NOSTOCK"]  # known, no stock anywhere
 GIFT = "GIFT-CARD"           # known, not stock-managed
 

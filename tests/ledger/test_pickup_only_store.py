@@ -163,3 +163,105 @@ def test_a_pickup_only_store_ships_its_collect_order_in_magento(
         with connect(dsn) as conn:
             conn.execute("UPDATE ref.channel SET publish_mode = 'physical' WHERE country_code = 'AE'")
         magento(settings, "POST", "/_sandbox/stocks/2/reservations", json={"enabled": True})
+
+
+def test_a_pickup_order_at_a_store_below_its_safety_stock_still_ships(
+        clean_ledger, api_client, ledger_tokens, sandboxes, settings):
+    """A store that ships holds a click & collect order, then sells a unit at the till: its shelf
+    (3) is below safety stock (2) + the hold (2), so it publishes no free unit. Its source must
+    still carry the held units: Magento reserves the order against them and ships it from that
+    source at "ready for pickup" (a source short of them makes Magento refuse the shipment and show
+    less salable than the platform's ATP)."""
+    dsn, sku, entity, store = clean_ledger, "PICK-SAFETY", 950006, "AE-ST-01"
+    magento_under_contract(settings, dsn, "physical", EMPTIED)
+    body = order(entity, [item(entity * 10 + 1, sku, qty=2, price=30.0, qty_invoiced=2)], T0,
+                 pickup_location_code=store.lower(), shipping_method="instore_pickup")
+    magento(settings, "POST", "/_sandbox/orders", json=[body])
+    with connect(dsn) as conn:
+        push = tokens.create_token(conn, "magento-webhook-pickup-safety", ["orders:write"])
+    task_id = _route(dsn, api_client, push, body, f"AE{entity:09d}", f"{entity}-{entity * 10 + 1}", sku, store)
+    till_sale = {"document_id": "TILL-PICK-SAFETY", "line_no": 1, "movement_type": "sale", "store_id": store,
+                 "sku": sku, "qty": -1, "posted_at": (T0 + timedelta(minutes=10)).isoformat()}
+    answer = api_client.post("/v1/erp/stock-movements", json={"lines": [till_sale]},
+                             headers=auth(ledger_tokens["erp:write"]))
+    assert answer.status_code == 200, answer.text
+
+    with MagentoClient(settings.magento_url, settings.magento_token, attempts=8) as msi:
+        publish(dsn, msi, run_id="pickup-safety")
+    countries, _, _ = atp_via_api(api_client, ledger_tokens["stock:read"], sku)
+    salable = float(magento(settings, "GET", f"/rest/V1/inventory/get-product-salable-quantity/{sku}/2"))
+    # the warehouse's 4 less the AE buffer of 1; AE-ST-01 has nothing free (3 − 2 held − 2 safety)
+    assert salable == countries["AE"] == 3
+
+    with connect(dsn) as conn:
+        tasks.accept(conn, task_id)
+        tasks.ready_for_pickup(conn, task_id)
+    with MagentoClient(settings.magento_url, settings.magento_token) as sales:
+        sent = send_pending(dsn, sales)
+    assert sent["failed"] == 0 and sent["retry"] == 0 and sent["done"] >= 1, sent
+    assert float(magento(settings, "GET", f"/rest/V1/orders/{entity}")["items"][0]["qty_shipped"]) == 2
+
+
+def test_a_ready_pickup_order_magento_shipped_is_not_published_again(
+        clean_ledger, api_client, ledger_tokens, sandboxes, settings):
+    """At "ready for pickup" Magento ships the order from the store's source (deducting its units)
+    while the platform holds them until the customer collects. A later change at that store (a
+    till sale) publishes the source again: it must not put the shipped units back, or Magento
+    would show them salable a second time."""
+    dsn, sku, entity, store = clean_ledger, "PICK-READY", 950007, "AE-ST-01"
+    magento_under_contract(settings, dsn, "physical", EMPTIED)
+    with MagentoClient(settings.magento_url, settings.magento_token, attempts=8) as msi:
+        publish(dsn, msi, run_id="pickup-ready-before")
+    body = order(entity, [item(entity * 10 + 1, sku, qty=2, price=30.0, qty_invoiced=2)], T0,
+                 pickup_location_code=store.lower(), shipping_method="instore_pickup")
+    magento(settings, "POST", "/_sandbox/orders", json=[body])
+    with connect(dsn) as conn:
+        push = tokens.create_token(conn, "magento-webhook-pickup-ready", ["orders:write"])
+    task_id = _route(dsn, api_client, push, body, f"AE{entity:09d}", f"{entity}-{entity * 10 + 1}", sku, store)
+    with MagentoClient(settings.magento_url, settings.magento_token, attempts=8) as msi:
+        publish(dsn, msi, run_id="pickup-ready-routed")   # AE-ST-01: its 3 free + the 2 held
+    with connect(dsn) as conn:
+        tasks.accept(conn, task_id)
+        tasks.ready_for_pickup(conn, task_id)
+    with MagentoClient(settings.magento_url, settings.magento_token) as sales:
+        sent = send_pending(dsn, sales)
+    assert sent["failed"] == 0 and sent["retry"] == 0 and sent["done"] >= 1, sent
+    till_sale = {"document_id": "TILL-PICK-READY", "line_no": 1, "movement_type": "sale", "store_id": store,
+                 "sku": sku, "qty": -1, "posted_at": (T0 + timedelta(minutes=10)).isoformat()}
+    answer = api_client.post("/v1/erp/stock-movements", json={"lines": [till_sale]},
+                             headers=auth(ledger_tokens["erp:write"]))
+    assert answer.status_code == 200, answer.text
+
+    with MagentoClient(settings.magento_url, settings.magento_token, attempts=8) as msi:
+        publish(dsn, msi, run_id="pickup-ready-after")
+    countries, _, _ = atp_via_api(api_client, ledger_tokens["stock:read"], sku)
+    salable = float(magento(settings, "GET", f"/rest/V1/inventory/get-product-salable-quantity/{sku}/2"))
+    # the warehouse's 4 + AE-ST-01's 4 left less the 2 held for the order, less the AE buffer of 1
+    assert salable == countries["AE"] == 5
+
+
+def test_a_pickup_order_its_store_cannot_cover_is_held_until_routed(
+        clean_ledger, api_client, ledger_tokens, sandboxes, settings):
+    """Click & collect at a store with none of the SKU: Magento reserves the order at checkout
+    against the channel's stock; the platform holds it at the country level (it will come by
+    transfer from an eligible location) until routing allocates it, so both show the same."""
+    dsn, sku, entity = clean_ledger, "PICK-SHORT", 950008
+    magento_under_contract(settings, dsn, "physical", EMPTIED)
+    with MagentoClient(settings.magento_url, settings.magento_token, attempts=8) as msi:
+        publish(dsn, msi, run_id="pickup-short-before")
+    body = order(entity, [item(entity * 10 + 1, sku, qty=2, price=30.0, qty_invoiced=2)], T0,
+                 pickup_location_code="ae-st-01", shipping_method="instore_pickup")
+    magento(settings, "POST", "/_sandbox/orders", json=[body])
+    with connect(dsn) as conn:
+        push = tokens.create_token(conn, "magento-webhook-pickup-short", ["orders:write"])
+    assert api_client.post("/v1/magento/orders", json=body, headers=auth(push)).status_code == 200
+
+    with MagentoClient(settings.magento_url, settings.magento_token, attempts=8) as msi:
+        publish(dsn, msi, run_id="pickup-short-landed")
+    countries, _, _ = atp_via_api(api_client, ledger_tokens["stock:read"], sku)
+    salable = float(magento(settings, "GET", f"/rest/V1/inventory/get-product-salable-quantity/{sku}/2"))
+    # the warehouse's 4 less the AE buffer of 1 less the order's 2
+    assert salable == countries["AE"] == 1
+    with connect(dsn) as conn:
+        short = conn.execute("SELECT count(*) AS n FROM oms.reservation_shortfall WHERE sku = %s", (sku,)).fetchone()
+    assert short["n"] == 0

@@ -41,6 +41,14 @@ STOCK_LINE_TYPES = ("simple", "virtual", "downloadable")
 # Courier scans after a parcel is packed: (status code, hours later). A share fails and goes back.
 DELIVERED = ((4, 2), (5, 8), (6, 20), (8, 24))
 RETURNED_TO_ORIGIN = ((4, 2), (5, 8), (6, 20), (9, 22), (11, 30), (12, 32), (14, 48))
+# a failed delivery (NDR: the customer was out) and a second attempt the next day that delivers
+DELIVERED_AFTER_NDR = ((4, 2), (5, 8), (6, 20), (9, 22), (6, 44), (8, 46))
+RTO_SHARE, NDR_SHARE = 0.04, 0.06
+# delivered parcels of which one unit comes back 0–3 days later: (share, how) — in a store for a
+# refund, in a store for another size (an exchange), or from home by a Clickpost reverse pickup
+RETURN_SHARE = 0.25   # fashion: a quarter of the parcels
+RETURN_HOW = (("store", 0.5), ("exchange", 0.2), ("home", 0.3))
+DAMAGED_SHARE = 0.2   # returned units not fit to sell again: not restocked, kept off the shelves
 
 
 class Simulation:
@@ -66,16 +74,32 @@ class Simulation:
         # (it books them when it pulls the transfer_out/transfer_in postings): + at the pickup
         # store, − at the source; a count must not "find" them either
         self.transfer_unbooked: dict[tuple[str, str], float] = defaultdict(float)
-        self.rto_back: list[tuple[datetime, str, list[tuple[str, float]], str]] = []
+        # units coming back to a shelf at a moment: (when, store, [(sku, qty)], waybill, rto_back | return_home)
+        self.rto_back: list[tuple[datetime, str, list[tuple[str, float]], str, str]] = []
+        self._scans: list[tuple[datetime, dict[str, Any]]] = []   # courier scans, sent at their moment
+        # returns: planned (when, what), reverse pickups on their way (waybill → return), and
+        # units back on a shelf whose return_receipt the ERP has not booked yet (a count must not
+        # "find" them, as it must not find units picked and not posted)
+        self._returns: list[tuple[datetime, dict[str, Any]]] = []
+        self.home_returns: dict[int, dict[str, Any]] = {}     # return_id → what is coming back
+        self.returned_unbooked: dict[tuple[str, str], float] = defaultdict(float)
+        self.aftersale_rng = random.Random(f"{seed}:aftersale")
+        self.returns = defaultdict(int)                          # by outcome, for the report
         # planned for later moments: transfers arriving, payment failures cancelling their orders
         self._arrivals: list[tuple[datetime, dict[str, Any]]] = []
         self._pending_cancels: list[tuple[datetime, dict[str, Any]]] = []
         self._pending_payments: list[tuple[datetime, dict[str, Any]]] = []
         self.settled_postings: set[int] = set()
         self.push_path = True
+        self.outages: set[str] = set()       # the systems down during the current tick
+        self.erp_posted = False              # movements posted since the last stock publish
+        self.orders_changed = False          # orders Magento cancelled or invoiced since the last pull
         self.phase_seconds: dict[str, float] = defaultdict(float)   # wall time per part of a tick
-        self.api = httpx.Client(base_url=settings.api_url, timeout=60)
-        self.magento = httpx.Client(base_url=f"{settings.magento_url}/rest/V1", timeout=60,
+        # idle connections dropped after 1 s: the servers close theirs after 5 s (uvicorn), and a
+        # request sent on a connection the server is closing is reset (seen after the longer DAG runs)
+        limits = httpx.Limits(keepalive_expiry=1.0)
+        self.api = httpx.Client(base_url=settings.api_url, timeout=60, limits=limits)
+        self.magento = httpx.Client(base_url=f"{settings.magento_url}/rest/V1", timeout=60, limits=limits,
                                     headers={"Authorization": f"Bearer {settings.magento_token}"})
 
     # ------------------------------------------------------------------ set-up
@@ -139,14 +163,40 @@ class Simulation:
         return self.metrics.report(self, wall_seconds=time.perf_counter() - started)
 
     def play(self, tick: Tick) -> None:
+        self.outages = set(tick.outages)
         self._faults(tick.outages)
         self._post_erp(self.late_lines, tick.start)   # yesterday's late ERP postings arrive first
         self.late_lines = []
+        hours = [tick.start + timedelta(hours=h) for h in range(1, int((tick.end - tick.start).total_seconds() // 3600))]
         for event in tick.events:
+            while hours and hours[0] <= event["at"]:
+                self.on_the_hour(hours.pop(0))
             self.due(event["at"])
             self.clock.set(event["at"])
             handler = getattr(self, f"on_{event['kind']}")
             handler(event)
+        for hour in hours:
+            self.on_the_hour(hour)
+
+    def on_the_hour(self, at: datetime) -> None:
+        """Each simulated hour inside a tick: what the scheduler would have run for what happened in
+        the hour — the order pull when Magento changed an order by itself (a payment failed or
+        completed), the stock publish when the ERP movement API sent its asset event (within
+        seconds of a movement in production; here at most an hour later) — then a drift sample."""
+        self.due(at)
+        self.clock.set(at)
+        if self.orders_changed and "magento" not in self.outages:
+            # Magento cancelled or invoiced an order this hour: the order pull (every 10 minutes
+            # in production) lands the change; a cancelled order's holds are released as it lands
+            with self.timed("dag runs"):
+                self.dags.run("magento_orders_ingest", at)
+            self.orders_changed = False
+        if self.erp_posted and "magento" not in self.outages:
+            with self.timed("dag runs"):
+                self.dags.run("magento_stock_publish", at)
+            self.erp_posted = False
+        with self.timed("drift sampling"):
+            self.metrics.sample_drift(self, at, reconciled=False)
 
     def cycle(self, tick: Tick) -> None:
         """The tick's DAG runs at its end, then the stores, the courier and the ERP act on what the
@@ -164,6 +214,7 @@ class Simulation:
             self.restock_returned_parcels(tick.end)
             self.act_as_erp(tick.end)
         self._faults(set())
+        self.outages = set()
         # aftersale_magento_sync sends the Magento documents the stores' and routing's steps queued
         # (the shipment of a click & collect order at "ready for pickup", cancellations)
         with self.timed("dag runs"):
@@ -174,6 +225,7 @@ class Simulation:
                 self.dags.run(dag_id, tick.end)
             if tick.end.hour == 0:   # the daily reconcile of Magento's source items with the platform
                 self.dags.run("magento_stock_reconcile", tick.end)
+        self.erp_posted = self.orders_changed = False   # the tick's pull and publishes ran after them
 
     @contextmanager
     def timed(self, phase: str):
@@ -196,6 +248,7 @@ class Simulation:
         for dag_id in ("clickpost_shipments", "clickpost_tracking"):
             self.dags.run(dag_id, end)
         self.act_as_courier(end)
+        self.send_scans(end + timedelta(days=3))   # every parcel on its way reaches its end
         self.restock_returned_parcels(end + timedelta(days=3))
         self.dags.run("clickpost_tracking", end)
         self.act_as_erp(end)
@@ -289,7 +342,7 @@ class Simulation:
             if store_id != event["store_id"]:
                 continue
             counted = (self.world.on_shelf[(store_id, sku)] + self.picked_unposted[(store_id, sku)]
-                       - self.transfer_unbooked[(store_id, sku)])
+                       - self.transfer_unbooked[(store_id, sku)] - self.returned_unbooked[(store_id, sku)])
             if abs(counted - book) > 1e-9 and not self._unposted_at(store_id, sku):
                 lines.append(self._line("adjustment", store_id, sku, counted - book, event["at"]))
         self.metrics.counts += 1
@@ -311,6 +364,7 @@ class Simulation:
         started = time.perf_counter()
         response = self.api.post("/v1/erp/stock-movements", json={"lines": lines},
                                  headers={"Authorization": f"Bearer {self.tokens['erp']}"})
+        self.erp_posted = True   # the API sends the asset event the stock publish is scheduled on
         if response.status_code >= 300:
             self.metrics.incident("erp_post_refused", at, detail=response.text[:300], lines=lines)
         if measure:
@@ -325,25 +379,34 @@ class Simulation:
         self.sandboxes.erp.state.sandbox.state.put_stock(rows, mode="upsert")
 
     def due(self, at: datetime) -> None:
-        """What was planned for until `at`, at its own moment: transfers arrive (posted by the ERP),
-        payment failures cancel their orders in Magento."""
+        """What was planned for until `at`, at its own moment: the courier's scans (their webhooks),
+        parcels back on a shelf, transfers arriving (posted by the ERP), payments failing (Magento
+        cancels the order) or completing (invoiced), customers returning a unit."""
         planned = [(when, "arrival", item) for when, item in self._arrivals if when <= at]
         planned += [(when, "cancel", item) for when, item in self._pending_cancels if when <= at]
         planned += [(when, "pay", item) for when, item in self._pending_payments if when <= at]
         self._arrivals = [a for a in self._arrivals if a[0] > at]
         self._pending_cancels = [c for c in self._pending_cancels if c[0] > at]
         self._pending_payments = [c for c in self._pending_payments if c[0] > at]
+        self.send_scans(at)
+        self.restock_returned_parcels(at)
+        planned += [(when, "return", item) for when, item in self._returns if when <= at]
+        self._returns = [r for r in self._returns if r[0] > at]
         for when, kind, item in sorted(planned, key=lambda p: (p[0], p[1])):
             self.clock.set(when)
-            if kind == "arrival":
+            if kind == "return":
+                self.hand_back(when, item)
+            elif kind == "arrival":
                 self.world.change(when, "transfer_in", item["to_store_id"], item["sku"], item["qty"],
                                   ref=item["document"])
                 self._post_erp([self._line("transfer_in", item["to_store_id"], item["sku"], item["qty"], when)],
                                when)
             elif kind == "pay":
                 self.sandboxes.magento.state.sandbox.sales.invoice(int(item["entity_id"]), {"capture": True})
+                self.orders_changed = True
             else:
                 self.sandboxes.magento.state.sandbox.sales.cancel(int(item["entity_id"]))
+                self.orders_changed = True
 
     def act_as_erp(self, at: datetime) -> None:
         """The platform's sales postings are pulled, posted in the ERP's book (a sale naming the order
@@ -365,6 +428,8 @@ class Simulation:
                                              order_increment_id=item["order_increment_id"],
                                              order_line_key=item["line_key"]))
             elif item["posting_type"] in ("return_restock", "return", "return_receipt", "restock"):
+                key = (item["store_id"], item["sku"])
+                self.returned_unbooked[key] = max(0.0, self.returned_unbooked[key] - qty)
                 sale_lines.append(self._line("return_receipt", item["store_id"], item["sku"], qty, at,
                                              order_increment_id=item["order_increment_id"],
                                              order_line_key=item["line_key"]))
@@ -454,38 +519,115 @@ class Simulation:
             awb = str(getattr(shipment, "waybill", None) or shipment.get("waybill"))
             if awb in self.parcels:
                 continue
-            rto = self.rng.random() < 0.04
+            rto = self.rng.random() < RTO_SHARE
+            origin = self._parcel_origin(awb)
             if rto:
-                origin = self._parcel_origin(awb)
                 if origin is None or origin[2]:   # a transfer to a pickup store is not returned here
                     rto = False
                 else:
-                    self.rto_back.append((at + timedelta(hours=48), origin[0], origin[1], awb))
-            self.parcels[awb] = {"rto": rto, "packed_at": at}
-            for code, hours in (RETURNED_TO_ORIGIN if rto else DELIVERED):
-                asks.append({"waybill": awb, "status_code": code,
-                             "timestamp": (at + timedelta(hours=hours)).isoformat()})
+                    self.rto_back.append((at + timedelta(hours=48), origin[0], origin[1], awb, "rto_back"))
+            ndr = not rto and self.aftersale_rng.random() < NDR_SHARE
+            scans = RETURNED_TO_ORIGIN if rto else DELIVERED_AFTER_NDR if ndr else DELIVERED
+            self.parcels[awb] = {"rto": rto, "ndr": ndr, "packed_at": at}
+            self.metrics.courier[("rto" if rto else "ndr_then_delivered" if ndr else "delivered")] += 1
+            self._after_delivery(awb, origin, at + timedelta(hours=scans[-1][1]))
+            for code, hours in scans:
+                asks.append((hours, {"waybill": awb, "status_code": code,
+                                     "timestamp": (at + timedelta(hours=hours)).isoformat()}))
         if asks:
-            response = httpx.post(f"{self.settings.clickpost_url}/_sandbox/advance", json=asks, timeout=600)
+            self._scans += [(at + timedelta(hours=hours), ask) for hours, ask in asks]
+            self.metrics.parcels += len({a["waybill"] for _, a in asks})
+        self.send_scans(at)
+
+    def send_scans(self, at: datetime) -> None:
+        """The courier's scans up to `at`, each at its own moment (its webhook reaches the platform
+        then: an RTO or a reverse pickup is restocked when its parcel is back, not before)."""
+        due = sorted((s for s in self._scans if s[0] <= at), key=lambda s: (s[0], s[1]["waybill"]))
+        self._scans = [s for s in self._scans if s[0] > at]
+        if due:
+            response = httpx.post(f"{self.settings.clickpost_url}/_sandbox/advance", json=[a for _, a in due],
+                                  timeout=600)
             if response.status_code >= 300:
                 self.metrics.incident("courier_scan_refused", at, detail=response.text[:300])
-            self.metrics.parcels += len({a["waybill"] for a in asks})
 
-    def _parcel_origin(self, awb: str) -> tuple[str, list[tuple[str, float]], bool] | None:
-        """Where a parcel left from, what it holds and whether it is a transfer to a pickup store (the
-        platform's shipment row, read to know which shelf the returned units go back to)."""
+    def _parcel_origin(self, awb: str) -> tuple[str, list[tuple[str, float]], bool, str | None] | None:
+        """Where a parcel left from, what it holds, whether it is a transfer to a pickup store and its
+        order (the platform's shipment row, read to know which shelf the returned units go back to)."""
         with connect(self.settings.warehouse_dsn) as conn:
-            row = conn.execute("SELECT store_id, line_items, deliver_to_store_id FROM oms.shipment WHERE awb = %s",
-                               (awb,)).fetchone()
+            row = conn.execute("SELECT store_id, line_items, deliver_to_store_id, order_increment_id"
+                               " FROM oms.shipment WHERE awb = %s", (awb,)).fetchone()
         if row is None:
             return None
         lines = [(str(i.get("sku")), float(i.get("quantity") or i.get("qty") or 0)) for i in row["line_items"] or []]
-        return row["store_id"], [line for line in lines if line[1] > 0], row["deliver_to_store_id"] is not None
+        return (row["store_id"], [line for line in lines if line[1] > 0], row["deliver_to_store_id"] is not None,
+                row["order_increment_id"])
+
+    def _after_delivery(self, awb: str, origin, delivered_at: datetime) -> None:
+        """A reverse pickup's parcel reaches its store when the courier delivers it; a share of the
+        customers' parcels comes back (one unit) a few days after delivery."""
+        with connect(self.settings.warehouse_dsn) as conn:
+            rvp = conn.execute("SELECT return_id FROM oms.reverse_pickup WHERE waybill = %s", (awb,)).fetchone()
+        if rvp is not None and rvp["return_id"] in self.home_returns:
+            back = self.home_returns.pop(rvp["return_id"])
+            if back["condition"] == "sellable":
+                self.rto_back.append((delivered_at, back["store_id"], [(back["sku"], 1.0)], awb, "return_home"))
+            self.returns["home_delivered"] += 1
+            return
+        if origin is None or origin[2] or self.parcels[awb]["rto"] or not origin[1]:
+            return
+        if self.aftersale_rng.random() >= RETURN_SHARE:
+            return
+        draw, how = self.aftersale_rng.random(), RETURN_HOW[-1][0]
+        for name, share in RETURN_HOW:
+            if draw < share:
+                how = name
+                break
+            draw -= share
+        sku = origin[1][self.aftersale_rng.randrange(len(origin[1]))][0]
+        country = self.locations[origin[0]]["country_code"]
+        stores = sorted(s for s, loc in self.locations.items()
+                        if loc["country_code"] == country and loc["location_type"] == "store")
+        when = delivered_at + timedelta(days=self.aftersale_rng.randrange(4), hours=1 + self.aftersale_rng.randrange(10))
+        self._returns.append((when, {
+            "how": how, "order": origin[3], "sku": sku, "store_id": stores[self.aftersale_rng.randrange(len(stores))],
+            "condition": "damaged" if self.aftersale_rng.random() < DAMAGED_SHARE else "sellable",
+            "exchange_sku": self._another_size(sku, country)}))
+
+    def _another_size(self, sku: str, country: str) -> str:
+        """The exchange's replacement: a SKU of the same product in another size (the catalogue's
+        SKUs are <product>-<colour>-<size>), else the next SKU of the catalogue."""
+        skus = sorted(s["sku"] for s in self.data.skus)
+        family = [s for s in skus if s.rsplit("-", 1)[0] == sku.rsplit("-", 1)[0] and s != sku]
+        pool = family or [s for s in skus if s != sku]
+        return pool[self.aftersale_rng.randrange(len(pool))]
+
+    def hand_back(self, at: datetime, item: dict[str, Any]) -> None:
+        """The customer returns one unit: in a store (a refund, or an exchange for another size) or
+        from home (a reverse pickup the platform books with Clickpost). A sellable unit handed in at
+        a store is on its shelf at once; a damaged one is set apart (never on a sellable shelf)."""
+        body = {"client_return_id": f"SIM-RET-{next(self.documents)}", "order_increment_id": item["order"],
+                "store_id": item["store_id"], "lines": [{"sku": item["sku"], "qty": 1, "condition": item["condition"]}]}
+        if item["how"] == "exchange":
+            body["exchange"] = [{"sku": item["exchange_sku"], "qty": 1}]
+        path = "/v1/returns/pickups" if item["how"] == "home" else "/v1/returns"
+        response = self.api.post(path, json=body, headers={"Authorization": f"Bearer {self.tokens['store']}"})
+        if response.status_code != 201:
+            self.returns[f"refused_{item['how']}"] += 1
+            self.metrics.incident("return_refused", at, how=item["how"], order=item["order"], sku=item["sku"],
+                                  status=response.status_code, detail=response.text[:300])
+            return
+        self.returns[item["how"]] += 1
+        if item["how"] == "home":
+            self.home_returns[int(response.json()["return_id"])] = item
+        elif item["condition"] == "sellable":
+            self.world.change(at, "return_in_store", item["store_id"], item["sku"], 1.0, ref=item["order"])
+            self.returned_unbooked[(item["store_id"], item["sku"])] += 1.0
 
     def restock_returned_parcels(self, at: datetime) -> None:
-        for when, store_id, lines, awb in [r for r in self.rto_back if r[0] <= at]:
+        for when, store_id, lines, awb, kind in [r for r in self.rto_back if r[0] <= at]:
             for sku, qty in lines:
-                self.world.change(when, "rto_back", store_id, sku, qty, ref=awb)
+                self.world.change(when, kind, store_id, sku, qty, ref=awb)
+                self.returned_unbooked[(store_id, sku)] += qty
         self.rto_back = [r for r in self.rto_back if r[0] > at]
 
     def _faults(self, systems: set[str]) -> None:
