@@ -4,6 +4,11 @@
 -- downloadable lines need no fulfilment) is raw.magento_order_lines' rule (sql/015),
 -- read through stg_magento__order_lines: the order gate, the shipment body builder and the
 -- landing's order demand read the same view.
+--
+-- A view, not a table: fct_order_lines, its only reader, reads the orders it recomputes through
+-- it (an index condition on base_magento__orders_current's entity_id reaches the JSON parsing),
+-- so the lines of unchanged orders are never parsed; as a table every build parsed every order.
+{{ config(materialized='view') }}
 with
 
 lines as (
@@ -53,7 +58,8 @@ final as (
             0
         ) as qty_open,
         skus.sku is not null as is_known_sku,
-        skus.is_stock_managed
+        skus.is_stock_managed,
+        lines.record_key as source_record_key
 
     from lines
 
