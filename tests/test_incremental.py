@@ -239,6 +239,18 @@ SELECT '1@2026-11-23T12:00:00Z', 1, '2026-11-23T12:00:00Z', 'AE1', 1, 'ae_web',
 """
 
 
+# Store eligibility: AE-ST-02 starts shipping from store (its rows become channel-eligible, the UAE
+# country rows count it).
+LOCATION_SQL = "UPDATE ref.location SET ship_from_store = true, updated_at = now() WHERE store_id = 'AE-ST-02'"
+# A channel's buffer: the KSA web channel holds 3 units back.
+CHANNEL_SQL = "UPDATE ref.channel SET buffer_qty = 3, updated_at = now() WHERE channel_code = 'sa_web'"
+# The ledger lets go: the store reservation is released, the country-level one grows.
+RELEASE_SQL = """
+UPDATE oms.reservation SET qty = 0, status = 'released', reason = 'test', updated_at = now() WHERE order_increment_id = 'AE9';
+UPDATE oms.reservation SET qty = 5, reason = 'test', updated_at = now() WHERE order_increment_id = 'SA9';
+"""
+
+
 def _incremental_equals_full_refresh(dsn: str, change_sql: str) -> dict[str, tuple[int, str]]:
     with psycopg.connect(dsn, autocommit=True) as conn:
         before = _digests(conn)
@@ -254,6 +266,8 @@ def _incremental_equals_full_refresh(dsn: str, change_sql: str) -> dict[str, tup
 
 
 def test_ledger_reference_and_order_changes_equal_a_full_refresh(dsn):
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("UPDATE ref.channel SET active = true")  # the first test switched one off
     _run(dsn, "--full-refresh")
 
     _incremental_equals_full_refresh(dsn, LEDGER_SQL)
@@ -278,3 +292,23 @@ def test_ledger_reference_and_order_changes_equal_a_full_refresh(dsn):
     with psycopg.connect(dsn, autocommit=True) as conn:
         lines = [r[0] for r in conn.execute("SELECT line_key FROM marts.fct_order_lines WHERE entity_id = 1")]
     assert lines == ["1-3"]
+
+    _incremental_equals_full_refresh(dsn, LOCATION_SQL)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        eligible = {r[0] for r in conn.execute("SELECT DISTINCT is_channel_eligible FROM marts.fct_atp_store "
+                                               "WHERE store_id = 'AE-ST-02'")}
+    assert eligible == {True}
+
+    _incremental_equals_full_refresh(dsn, CHANNEL_SQL)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        buffers = {str(r[0]) for r in conn.execute("SELECT DISTINCT buffer_qty FROM marts.fct_atp_country "
+                                                    "WHERE country_code = 'SA'")}
+    assert buffers == {"3.0000"}
+
+    _incremental_equals_full_refresh(dsn, RELEASE_SQL)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        reserved = conn.execute("SELECT reserved_qty FROM marts.fct_atp_store "
+                                "WHERE store_id = 'AE-ST-01' AND sku = 'TSHIRT-BLK-M'").fetchone()[0]
+        unallocated = conn.execute("SELECT unallocated_reserved_qty FROM marts.fct_atp_country "
+                                   "WHERE country_code = 'SA' AND sku = 'JEANS-BLU-32'").fetchone()[0]
+    assert (str(reserved), str(unallocated)) == ("0.0000", "5.0000")

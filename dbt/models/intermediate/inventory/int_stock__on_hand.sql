@@ -17,10 +17,11 @@
     unique_key=['store_id', 'sku'],
     incremental_strategy='delete+insert',
     on_schema_change='fail',
-    indexes=[{'columns': ['store_id', 'sku'], 'unique': true}],
+    indexes=[{'columns': ['store_id', 'sku'], 'unique': true}, {'columns': ['snapshot_loaded_at']},
+             {'columns': ['movements_received_at']}],
     post_hook=[
         "{% if is_incremental() %}
-         delete from {{ this }} held using {{ ref('stg_quarantine__entries') }} q, {{ ref('base_erp__stock') }} landed
+         delete from {{ this }} held using {{ ref('base_quarantine__records') }} q, {{ ref('base_erp__stock') }} landed
          where q.source_feed = 'erp_stock' and q.is_open and landed.record_key = q.record_key
            and held.store_id = landed.store_id and held.sku = landed.sku
            and not exists (select 1 from {{ ref('int_stock__latest_snapshot') }} s
@@ -31,9 +32,9 @@
         "analyze {{ this }}",
     ],
 ) }}
--- depends_on: {{ ref('stg_quarantine__entries') }}
+-- depends_on: {{ ref('base_quarantine__records') }}
 -- depends_on: {{ ref('base_erp__stock') }}
-{% set lookback = "interval '" ~ (env_var('OMS_DBT_LOOKBACK_MINUTES', var('incremental_lookback_minutes')) | int) ~ " minutes'" %}
+{% set lookback = incremental_lookback() %}
 with
 
 {% if is_incremental() %}
@@ -53,7 +54,7 @@ changed_pairs as (
     union
 
     select landed.store_id, landed.sku
-    from {{ ref('stg_quarantine__entries') }} as entries
+    from {{ ref('base_quarantine__records') }} as entries
     inner join {{ ref('base_erp__stock') }} as landed
         on landed.record_key = entries.record_key
     where entries.source_feed = 'erp_stock'

@@ -5,7 +5,7 @@
 -- Incremental (docs/adr/0012-incremental-marts.md), by difference like fct_orders: a run
 -- recomputes the lines of the orders whose current version is not the one their held lines come
 -- from (source_record_key; an order with no stock line is never held, so it is read again each
--- run), and of the orders with a held line whose SKU lookup now answers differently (ref.sku: a
+-- run), and of the orders with a held line whose SKU lookup now answers differently (dim_skus: a
 -- SKU created, removed or made (not) stock-managed). An order's lines are replaced whole
 -- (delete+insert on entity_id), so a line a new version drops goes; the post-hook deletes the
 -- lines of orders whose held version is no longer current (a new version with no stock line, an
@@ -24,7 +24,7 @@
     ],
 ) }}
 -- depends_on: {{ ref('stg_magento__order_versions') }}
--- depends_on: {{ ref('stg_ref__skus') }}
+-- depends_on: {{ ref('dim_skus') }}
 with
 
 {% if is_incremental() %}
@@ -43,7 +43,7 @@ changed_orders as (
 
     select held.entity_id
     from {{ this }} as held
-    left join {{ ref('stg_ref__skus') }} as skus
+    left join {{ ref('dim_skus') }} as skus
         on skus.sku = held.sku
     where held.is_known_sku is distinct from (skus.sku is not null)
        or held.is_stock_managed is distinct from skus.is_stock_managed
