@@ -15,6 +15,10 @@
     {{ return(api.Relation.create(database=target.database, schema='oms', identifier='dbt_incremental_state')) }}
 {%- endmacro %}
 
+{% macro atp_store_pending_relation() -%}
+    {{ return(api.Relation.create(database=target.database, schema='oms', identifier='atp_store_pending')) }}
+{%- endmacro %}
+
 {% macro atp_country_pending_relation() -%}
     {{ return(api.Relation.create(database=target.database, schema='oms', identifier='atp_country_pending')) }}
 {%- endmacro %}
@@ -57,26 +61,74 @@
     )
 {%- endmacro %}
 
+{#- int_stock__on_hand's pre-hook: the (store, SKU) pairs to recompute, into on_hand_slice: pairs
+    whose snapshot row landed after the newest snapshot_loaded_at held, pairs with a movement
+    received after the newest movements_received_at held (both less the look-back; movements are
+    only inserted), and the pairs of erp_stock quarantine entries open now or resolved since (the
+    pair's snapshot row may have gone back to an older row, or gone). -#}
+{% macro on_hand_slice() -%}
+    create temporary table on_hand_slice on commit drop as
+    with
+
+    since as (
+        select
+            coalesce(max(held.snapshot_loaded_at), '-infinity'::timestamptz) - {{ incremental_lookback() }} as loaded_at,
+            coalesce(max(held.movements_received_at), '-infinity'::timestamptz) - {{ incremental_lookback() }} as received_at
+        from {{ this }} as held
+    )
+
+    select latest.store_id, latest.sku
+    from {{ ref('int_stock__latest_snapshot') }} as latest
+    where latest.loaded_at > (select since.loaded_at from since)
+    union
+    select recorded.store_id, recorded.sku
+    from {{ ref('stg_oms_inventory__erp_movements') }} as recorded
+    where recorded.received_at > (select since.received_at from since)
+    union
+    select landed.store_id, landed.sku
+    from {{ ref('base_quarantine__records') }} as entries
+    inner join {{ ref('base_erp__stock') }} as landed
+        on landed.record_key = entries.record_key
+    where entries.source_feed = 'erp_stock'
+      and (entries.is_open or entries.resolved_at > (select since.loaded_at from since))
+      and landed.store_id is not null
+      and landed.sku is not null;
+
+    analyze on_hand_slice;
+
+    delete from {{ this }} as held
+    using on_hand_slice as slice
+    where held.store_id = slice.store_id
+      and held.sku = slice.sku
+{%- endmacro %}
+
+{#- int_stock__on_hand's post-hook: hand the recomputed pairs to fct_atp_store. -#}
+{% macro on_hand_record() -%}
+    {% if is_incremental() %}
+        insert into {{ atp_store_pending_relation() }} (store_id, sku) select store_id, sku from on_hand_slice
+    {% else %}
+        insert into {{ atp_store_pending_relation() }} (store_id, sku) values ('*', '*')
+    {% endif %}
+{%- endmacro %}
+
 {#- fct_atp_store's pre-hook: the (store, SKU) keys to recompute, into atp_store_slice. -#}
 {% macro atp_store_slice() -%}
     create temporary table atp_store_slice on commit drop as
     with
 
     state as (
-        select watermark, reference_digest from {{ incremental_state_relation() }} where model = 'fct_atp_store'
+        select reference_digest from {{ incremental_state_relation() }} where model = 'fct_atp_store'
     ),
 
-    -- no state yet, or reference data changed: every key
+    pending as (
+        select store_id, sku from {{ atp_store_pending_relation() }}
+    ),
+
+    -- no state yet, the reference data changed or int_stock__on_hand was rebuilt whole: every key
     every_key as (
         select not exists (
-            select 1 from state
-            where state.watermark is not null
-              and state.reference_digest = ({{ atp_store_reference_digest() }})
-        ) as yes
-    ),
-
-    since as (
-        select (select watermark from state) - {{ incremental_lookback() }} as loaded_at
+            select 1 from state where state.reference_digest = ({{ atp_store_reference_digest() }})
+        ) or exists (select 1 from pending where pending.store_id = '*') as yes
     ),
 
     -- an active location whose attributes differ from those its held rows carry (all rows of a
@@ -109,18 +161,8 @@
     union
     select store_id, sku from {{ ref('int_stock__on_hand') }} where (select yes from every_key)
     union
-    -- on hand recomputed from a snapshot row or movement landed since
-    select store_id, sku from {{ ref('int_stock__on_hand') }}
-    where snapshot_loaded_at > (select loaded_at from since)
-       or movements_received_at > (select loaded_at from since)
-    union
-    -- a snapshot row quarantined (the pair's on hand went back to an older row, or went) or released
-    select landed.store_id, landed.sku
-    from {{ ref('base_quarantine__records') }} as entries
-    inner join {{ ref('base_erp__stock') }} as landed
-        on landed.record_key = entries.record_key
-    where entries.source_feed = 'erp_stock'
-      and (entries.is_open or entries.resolved_at > (select loaded_at from since))
+    -- on hand recomputed since (int_stock__on_hand's post-hook)
+    select store_id, sku from pending where store_id <> '*'
     union
     -- holds (reservations, postings awaiting the ERP, restocks), by difference with the held rows
     select coalesce(holds.store_id, held_holds.store_id), coalesce(holds.sku, held_holds.sku)
@@ -138,6 +180,8 @@
     select store_id, sku from {{ this }} where store_id in (select store_id from changed_stores);
 
     analyze atp_store_slice;
+
+    delete from {{ atp_store_pending_relation() }};
 
     -- the country rows of the keys' old store rows (a store that moved country)
     insert into {{ atp_country_pending_relation() }} (country_code, sku)
@@ -165,11 +209,10 @@
     {% else %}
         insert into {{ atp_country_pending_relation() }} (country_code, sku) values ('*', '*');
     {% endif %}
-    {{ record_incremental_state(
-        'fct_atp_store',
-        "select greatest((select max(snapshot_loaded_at) from " ~ ref('int_stock__on_hand') ~ "),
-                         (select max(movements_received_at) from " ~ ref('int_stock__on_hand') ~ "))",
-        atp_store_reference_digest()) }}
+    {% if not is_incremental() %}
+        delete from {{ atp_store_pending_relation() }};
+    {% endif %}
+    {{ record_incremental_state('fct_atp_store', 'select null::timestamptz', atp_store_reference_digest()) }}
 {%- endmacro %}
 
 {#- fct_atp_country's pre-hook: the (country, SKU) keys to recompute, into atp_country_slice. -#}
@@ -191,7 +234,7 @@
         from (
             select country_code from {{ ref('stg_ref__channels') }}
             union
-            select country_code from {{ ref('dim_locations') }}
+            select distinct country_code from {{ this }}
         ) as countries
         left join {{ ref('stg_ref__channels') }} as channels
             on channels.country_code = countries.country_code

@@ -3,7 +3,7 @@
     get_where_subquery (the `where` config); this override adds, on an incremental build, a filter
     to the rows landed since the previous build for the models whose tests otherwise read whole
     landed history on every run: the order staging views (each test re-parses every order's JSON)
-    and the ERP stock rows, and int_order_lines__stock (a view over the order lines).
+    and the ERP stock rows.
 
     The slice is what the incremental models recompute (macros/incremental_since.sql): rows landed
     after the newest loaded_at they held when the build started, less the look-back.
@@ -38,8 +38,7 @@
     {%- set orders_since = env_var('OMS_DBT_TEST_SINCE_ORDERS', '') -%}
     {%- set stock_since = env_var('OMS_DBT_TEST_SINCE_STOCK', '') -%}
     {%- if orders_since and relation.identifier in ['stg_magento__orders', 'stg_magento__order_lines', 'stg_magento__order_addresses',
-                                   'stg_magento__order_payments', 'stg_magento__order_versions',
-                                   'int_order_lines__stock'] -%}
+                                   'stg_magento__order_payments', 'stg_magento__order_versions'] -%}
         {#- an array, not `in (select …)`: an index condition below the views' JSON parsing (fct_orders) -#}
         {%- set current = relation.incorporate(path={'schema': 'staging', 'identifier': 'base_magento__orders_current'}) -%}
         {%- do return('entity_id = any(array(select entity_id from ' ~ current ~ ' where loaded_at > '

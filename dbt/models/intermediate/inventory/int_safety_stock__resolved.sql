@@ -5,7 +5,10 @@
 --
 -- The pre-hook records a digest of what it is built from (macros/atp_incremental.sql): when it
 -- changes, the incremental fct_atp_store recomputes every row.
-{{ config(pre_hook="{{ record_incremental_state('int_safety_stock__resolved', 'select null::timestamptz', safety_stock_reference_digest()) }}") }}
+{{ config(
+    pre_hook="{{ record_incremental_state('int_safety_stock__resolved', 'select null::timestamptz',
+                                          safety_stock_reference_digest()) }}",
+) }}
 with
 
 locations as (

@@ -3,75 +3,36 @@
 -- A movement posted at or before the snapshot's time is already in the snapshot and is not
 -- added again. A (store, SKU) with movements but no snapshot row starts from 0.
 --
--- Incremental (docs/adr/0012-incremental-marts.md): a run recomputes the (store, SKU) pairs
--- whose snapshot row or movements can have changed since the rows it holds were built: pairs
--- whose snapshot row landed after the newest snapshot_loaded_at held, pairs with a movement
--- received after the newest movements_received_at held (both less the look-back, as
--- macros/incremental_since.sql), and the pairs of erp_stock quarantine entries open now or
--- resolved since (the snapshot row of such a pair may have reverted to an older row, or gone).
--- Movements are only ever inserted (settled_qty and absorbed_at change, which on hand does not
--- read). The post-hook deletes the quarantined pairs left with neither a snapshot row nor a
--- movement. `--full-refresh` gives the same rows.
+-- Incremental (docs/adr/0012-incremental-marts.md; macros/atp_incremental.sql): the pre-hook
+-- collects the (store, SKU) pairs whose snapshot row or movements can have changed since the rows
+-- it holds were built — a snapshot row landed after the newest snapshot_loaded_at held, a
+-- movement received after the newest movements_received_at held (both less the look-back), an
+-- erp_stock quarantine entry open now or resolved since — deletes their rows and the model
+-- appends what it computes for them (a pair left with neither a snapshot row nor a movement gets
+-- none). The post-hook hands the pairs to fct_atp_store (oms.atp_store_pending). `--full-refresh`
+-- gives the same rows.
 {{ config(
     materialized='incremental',
-    unique_key=['store_id', 'sku'],
-    incremental_strategy='delete+insert',
+    incremental_strategy='append',
     on_schema_change='fail',
     indexes=[{'columns': ['store_id', 'sku'], 'unique': true}, {'columns': ['snapshot_loaded_at']},
              {'columns': ['movements_received_at']}],
-    post_hook=[
-        "{% if is_incremental() %}
-         delete from {{ this }} held using {{ ref('base_quarantine__records') }} q, {{ ref('base_erp__stock') }} landed
-         where q.source_feed = 'erp_stock' and q.is_open and landed.record_key = q.record_key
-           and held.store_id = landed.store_id and held.sku = landed.sku
-           and not exists (select 1 from {{ ref('int_stock__latest_snapshot') }} s
-                           where s.store_id = held.store_id and s.sku = held.sku)
-           and not exists (select 1 from {{ ref('stg_oms_inventory__erp_movements') }} m
-                           where m.store_id = held.store_id and m.sku = held.sku)
-         {% endif %}",
-        "analyze {{ this }}",
-    ],
+    pre_hook="{% if is_incremental() %}{{ on_hand_slice() }}{% endif %}",
+    post_hook=["{{ on_hand_record() }}", "analyze {{ this }}"],
 ) }}
 -- depends_on: {{ ref('base_quarantine__records') }}
 -- depends_on: {{ ref('base_erp__stock') }}
-{% set lookback = incremental_lookback() %}
 with
 
 {% if is_incremental() %}
-
-changed_pairs as (
-
-    select store_id, sku
-    from {{ ref('int_stock__latest_snapshot') }}
-    where loaded_at > (select coalesce(max(snapshot_loaded_at), '-infinity'::timestamptz) - {{ lookback }} from {{ this }})
-
-    union
-
-    select store_id, sku
-    from {{ ref('stg_oms_inventory__erp_movements') }}
-    where received_at > (select coalesce(max(movements_received_at), '-infinity'::timestamptz) - {{ lookback }} from {{ this }})
-
-    union
-
-    select landed.store_id, landed.sku
-    from {{ ref('base_quarantine__records') }} as entries
-    inner join {{ ref('base_erp__stock') }} as landed
-        on landed.record_key = entries.record_key
-    where entries.source_feed = 'erp_stock'
-      and (
-          entries.is_open
-          or entries.resolved_at > (select coalesce(max(snapshot_loaded_at), '-infinity'::timestamptz) - {{ lookback }} from {{ this }})
-      )
-
-),
 
 snapshot as (
 
     select latest.*
     from {{ ref('int_stock__latest_snapshot') }} as latest
-    inner join changed_pairs
-        on changed_pairs.store_id = latest.store_id
-        and changed_pairs.sku = latest.sku
+    inner join on_hand_slice as slice
+        on slice.store_id = latest.store_id
+        and slice.sku = latest.sku
 
 ),
 
@@ -79,9 +40,9 @@ movements as (
 
     select recorded.*
     from {{ ref('stg_oms_inventory__erp_movements') }} as recorded
-    inner join changed_pairs
-        on changed_pairs.store_id = recorded.store_id
-        and changed_pairs.sku = recorded.sku
+    inner join on_hand_slice as slice
+        on slice.store_id = recorded.store_id
+        and slice.sku = recorded.sku
 
 ),
 

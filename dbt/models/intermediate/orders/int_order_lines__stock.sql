@@ -5,17 +5,69 @@
 -- read through stg_magento__order_lines: the order gate, the shipment body builder and the
 -- landing's order demand read the same view.
 --
--- A view, not a table: fct_order_lines, its only reader, reads the orders it recomputes through
--- it (an index condition on base_magento__orders_current's entity_id reaches the JSON parsing),
--- so the lines of unchanged orders are never parsed; as a table every build parsed every order.
-{{ config(materialized='view') }}
+-- Incremental (docs/adr/0012-incremental-marts.md), by difference like fct_orders: a run
+-- recomputes the lines of the orders whose current version is not the one their held lines come
+-- from (source_record_key; an order with no stock line is never held, so it is read again each
+-- run) and of the orders with a held line whose SKU lookup now answers differently (ref.sku: a
+-- SKU created, removed or made (not) stock-managed). An order's lines are replaced whole
+-- (delete+insert on entity_id), so a line a new version drops goes; the post-hook deletes the
+-- lines of orders whose held version is no longer current. The slice is read as
+-- `entity_id = any(array(…))`, an index condition on base_magento__orders_current below the
+-- JSON parsing, with hash joins (fct_orders says why). `--full-refresh` gives the same rows.
+{{ config(
+    materialized='incremental',
+    unique_key='entity_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+    sql_header='set local enable_nestloop = off;',
+    indexes=[{'columns': ['entity_id']}],
+    post_hook=[
+        "delete from {{ this }} held where not exists (select 1 from {{ ref('stg_magento__order_versions') }} cur
+         where cur.entity_id = held.entity_id and cur.record_key = held.source_record_key)",
+    ],
+) }}
+-- depends_on: {{ ref('stg_magento__order_versions') }}
 with
+
+{% if is_incremental() %}
+
+changed_orders as (
+
+    select cur.entity_id
+    from {{ ref('stg_magento__order_versions') }} as cur
+    where not exists (
+        select 1 from {{ this }} as held
+        where held.entity_id = cur.entity_id
+          and held.source_record_key = cur.record_key
+    )
+
+    union
+
+    select held.entity_id
+    from {{ this }} as held
+    left join {{ ref('stg_ref__skus') }} as known
+        on known.sku = held.sku
+    where held.is_known_sku is distinct from (known.sku is not null)
+       or held.is_stock_managed is distinct from known.is_stock_managed
+
+),
+
+lines as (
+
+    select order_lines.* from {{ ref('stg_magento__order_lines') }} as order_lines
+    where order_lines.entity_id = any(array(select changed_orders.entity_id from changed_orders))
+
+),
+
+{% else %}
 
 lines as (
 
     select * from {{ ref('stg_magento__order_lines') }}
 
 ),
+
+{% endif %}
 
 skus as (
 

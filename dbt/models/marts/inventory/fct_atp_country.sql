@@ -22,7 +22,6 @@
     pre_hook="{% if is_incremental() %}{{ atp_country_slice() }}{% endif %}",
     post_hook="{% if not is_incremental() %}delete from {{ atp_country_pending_relation() }}{% endif %}",
 ) }}
--- depends_on: {{ ref('dim_locations') }}
 with
 
 store_atp as (

@@ -11,15 +11,14 @@
 -- names and types are a dbt contract the API relies on.
 --
 -- Incremental (docs/adr/0012-incremental-marts.md; macros/atp_incremental.sql): the pre-hook
--- collects the (store, SKU) keys whose row can have changed since the last build — on hand
--- recomputed from a snapshot row or movement landed after the newest one the last build saw,
--- erp_stock quarantine entries open or resolved since, holds that differ from the held row's,
--- every key of an active store whose attributes (type, ship-from-store, pickup, channel,
--- eligibility, source code) differ from its held rows', and every key when the reference digest
--- (safety stock rules, the active locations and SKUs, categories) differs from the last build's —
--- deletes their rows and the model appends what it computes for them. The post-hook hands the
--- keys' (country, SKU) to fct_atp_country and records the watermark and digest. `--full-refresh`
--- gives the same rows (tests/test_incremental.py).
+-- collects the (store, SKU) keys whose row can have changed since the last build — pairs
+-- int_stock__on_hand recomputed since (oms.atp_store_pending, which it then empties), holds
+-- that differ from the held row's, every key of an active store whose attributes (type,
+-- ship-from-store, pickup, channel, eligibility, source code) differ from its held rows', and
+-- every key when the reference digest (safety stock rules, the active locations and SKUs,
+-- categories) differs from the last build's — deletes their rows and the model appends what it
+-- computes for them. The post-hook hands the keys' (country, SKU) to fct_atp_country and records
+-- the digest. `--full-refresh` gives the same rows (tests/test_incremental.py).
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
@@ -27,8 +26,6 @@
     pre_hook="{% if is_incremental() %}{{ atp_store_slice() }}{% endif %}",
     post_hook="{{ atp_store_record() }}",
 ) }}
--- depends_on: {{ ref('base_quarantine__records') }}
--- depends_on: {{ ref('base_erp__stock') }}
 with
 
 stock as (

@@ -2,29 +2,23 @@
 -- stock, its quantities and what is left to fulfil, and its money (from the configurable parent
 -- for a configurable). Reservations and routing read qty_open where requires_fulfilment.
 --
--- Incremental (docs/adr/0012-incremental-marts.md), by difference like fct_orders: a run
--- recomputes the lines of the orders whose current version is not the one their held lines come
--- from (source_record_key; an order with no stock line is never held, so it is read again each
--- run), and of the orders with a held line whose SKU lookup now answers differently (dim_skus: a
--- SKU created, removed or made (not) stock-managed). An order's lines are replaced whole
--- (delete+insert on entity_id), so a line a new version drops goes; the post-hook deletes the
--- lines of orders whose held version is no longer current (a new version with no stock line, an
--- order whose every version is quarantined). The slice is read as `entity_id = any(array(…))`,
--- an index condition below int_order_lines__stock's JSON parsing, with hash joins (fct_orders
--- says why). `--full-refresh` gives the same rows.
+-- Incremental (docs/adr/0012-incremental-marts.md): a copy of int_order_lines__stock (itself
+-- incremental on the order's version and SKU lookup) with the contract's types, so a run
+-- recomputes, by difference with it, the orders with a line int_order_lines__stock holds in
+-- another version or with another SKU lookup than the held line, or that is not held. An order's
+-- lines are replaced whole (delete+insert on entity_id); the post-hook deletes held lines
+-- int_order_lines__stock no longer has (a dropped line, an order without a current version).
+-- `--full-refresh` gives the same rows.
 {{ config(
     materialized='incremental',
     unique_key='entity_id',
     incremental_strategy='delete+insert',
     on_schema_change='fail',
-    sql_header='set local enable_nestloop = off;',
     post_hook=[
-        "delete from {{ this }} held where not exists (select 1 from {{ ref('stg_magento__order_versions') }} cur
-         where cur.entity_id = held.entity_id and cur.record_key = held.source_record_key)",
+        "delete from {{ this }} held where not exists (select 1 from {{ ref('int_order_lines__stock') }} cur
+         where cur.line_key = held.line_key and cur.source_record_key = held.source_record_key)",
     ],
 ) }}
--- depends_on: {{ ref('stg_magento__order_versions') }}
--- depends_on: {{ ref('dim_skus') }}
 with
 
 {% if is_incremental() %}
@@ -32,21 +26,14 @@ with
 changed_orders as (
 
     select cur.entity_id
-    from {{ ref('stg_magento__order_versions') }} as cur
+    from {{ ref('int_order_lines__stock') }} as cur
     where not exists (
         select 1 from {{ this }} as held
-        where held.entity_id = cur.entity_id
-          and held.source_record_key = cur.record_key
+        where held.line_key = cur.line_key
+          and held.source_record_key = cur.source_record_key
+          and held.is_known_sku = cur.is_known_sku
+          and held.is_stock_managed is not distinct from cur.is_stock_managed
     )
-
-    union
-
-    select held.entity_id
-    from {{ this }} as held
-    left join {{ ref('dim_skus') }} as skus
-        on skus.sku = held.sku
-    where held.is_known_sku is distinct from (skus.sku is not null)
-       or held.is_stock_managed is distinct from skus.is_stock_managed
 
 ),
 
