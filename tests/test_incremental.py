@@ -206,3 +206,112 @@ def test_data_tests_on_landed_history_read_the_changed_slice(dsn):
             conn.execute(statement, {"offset": "0 seconds"})
     _run(dsn)
     assert _sliced_test_statuses(dsn, env=env) == every_row
+
+
+# Between builds, one kind of change at a time: each incremental build must equal a full refresh.
+# The ERP pushes movements (one for a held pair posted after its snapshot, one for a pair with no
+# snapshot row, one posted before the snapshot, which changes nothing but its watermark) and the
+# ledger holds units (a store reservation and a country-level one).
+LEDGER_SQL = """
+INSERT INTO oms.erp_movement (document_id, line_no, movement_type, store_id, sku, qty_delta, posted_at,
+                              batch_id, payload)
+VALUES ('DOC-1', 1, 'adjustment', 'AE-ST-01', 'TSHIRT-BLK-M', -3, now(), 'mv-1', '{}'),
+       ('DOC-1', 2, 'receipt', 'AE-ST-02', 'JEANS-BLU-32', 4, now(), 'mv-1', '{}'),
+       ('DOC-1', 3, 'adjustment', 'AE-WH-01', 'JEANS-BLU-32', 5, '2020-01-01T00:00:00Z', 'mv-1', '{}');
+INSERT INTO oms.reservation (order_increment_id, line_key, country_code, store_id, sku, qty, status, reason)
+VALUES ('AE9', '9-1', 'AE', 'AE-ST-01', 'TSHIRT-BLK-M', 1, 'active', 'test'),
+       ('SA9', '9-2', 'SA', null, 'JEANS-BLU-32', 2, 'active', 'test');
+"""
+# Reference data: SKU-1 stops being stock-managed (its order lines say so, its ATP rows go) and the
+# global safety stock rule changes.
+REFERENCE_SQL = """
+UPDATE ref.sku SET is_stock_managed = false, updated_at = now() WHERE sku = 'SKU-1';
+UPDATE ref.safety_stock_rule SET safety_qty = 4 WHERE store_id IS NULL AND sku IS NULL AND category IS NULL;
+"""
+# A new version of order 1 with one of its two stock lines dropped, and a movement received for a
+# pair whose only ERP row is quarantined (the pair stays, on movements alone).
+ORDER_SQL = """
+INSERT INTO raw.magento_order (record_key, entity_id, updated_at, increment_id, store_id, channel_code, payload,
+                               batch_id, data_interval_start, data_interval_end)
+SELECT '1@2026-11-23T12:00:00Z', 1, '2026-11-23T12:00:00Z', 'AE1', 1, 'ae_web',
+       jsonb_build_object('entity_id', 1, 'increment_id', 'AE1', 'state', 'processing',
+           'created_at', '2026-11-21 08:00:00', 'updated_at', '2026-11-23 12:00:00', 'items', jsonb_build_array(
+               jsonb_build_object('item_id', 3, 'sku', 'SKU-1', 'product_type', 'simple', 'qty_ordered', 3,
+                                  'qty_canceled', 1, 'price', 7.5, 'row_total', 22.5))),
+       'batch-4', '2026-11-23T00:00:00Z', '2026-11-24T00:00:00Z';
+"""
+
+
+# Store eligibility: AE-ST-02 starts shipping from store (its rows become channel-eligible, the UAE
+# country rows count it).
+LOCATION_SQL = "UPDATE ref.location SET ship_from_store = true, updated_at = now() WHERE store_id = 'AE-ST-02'"
+# A channel's buffer: the KSA web channel holds 3 units back.
+CHANNEL_SQL = "UPDATE ref.channel SET buffer_qty = 3, updated_at = now() WHERE channel_code = 'sa_web'"
+# The ledger lets go: the store reservation is released, the country-level one grows.
+RELEASE_SQL = """
+UPDATE oms.reservation SET qty = 0, status = 'released', reason = 'test', updated_at = now() WHERE order_increment_id = 'AE9';
+UPDATE oms.reservation SET qty = 5, reason = 'test', updated_at = now() WHERE order_increment_id = 'SA9';
+"""
+
+
+def _incremental_equals_full_refresh(dsn: str, change_sql: str) -> dict[str, tuple[int, str]]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        before = _digests(conn)
+        conn.execute(change_sql)
+    _run(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        incremental = _digests(conn)
+    _run(dsn, "--full-refresh")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert _digests(conn) == incremental
+    assert incremental != before
+    return incremental
+
+
+def test_ledger_reference_and_order_changes_equal_a_full_refresh(dsn):
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("UPDATE ref.channel SET active = true")  # the first test switched one off
+    _run(dsn, "--full-refresh")
+
+    _incremental_equals_full_refresh(dsn, LEDGER_SQL)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        on_hand = {(r[0], r[1]): (str(r[2]), r[3]) for r in conn.execute(
+            "SELECT store_id, sku, movement_qty, movement_count FROM intermediate.int_stock__on_hand")}
+        reserved = conn.execute("SELECT reserved_qty FROM marts.fct_atp_store "
+                                "WHERE store_id = 'AE-ST-01' AND sku = 'TSHIRT-BLK-M'").fetchone()[0]
+    assert on_hand[("AE-ST-01", "TSHIRT-BLK-M")] == ("-3.0000", 1)
+    assert on_hand[("AE-ST-02", "JEANS-BLU-32")] == ("4.0000", 1)
+    assert on_hand[("AE-WH-01", "JEANS-BLU-32")] == ("0", 0)
+    assert str(reserved) == "1.0000"
+
+    _incremental_equals_full_refresh(dsn, REFERENCE_SQL)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        managed = {r[0] for r in conn.execute("SELECT DISTINCT is_stock_managed FROM marts.fct_order_lines "
+                                              "WHERE sku = 'SKU-1'")}
+        atp_skus = {r[0] for r in conn.execute("SELECT DISTINCT sku FROM marts.fct_atp_store")}
+    assert managed == {False} and "SKU-1" not in atp_skus
+
+    _incremental_equals_full_refresh(dsn, ORDER_SQL)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        lines = [r[0] for r in conn.execute("SELECT line_key FROM marts.fct_order_lines WHERE entity_id = 1")]
+    assert lines == ["1-3"]
+
+    _incremental_equals_full_refresh(dsn, LOCATION_SQL)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        eligible = {r[0] for r in conn.execute("SELECT DISTINCT is_channel_eligible FROM marts.fct_atp_store "
+                                               "WHERE store_id = 'AE-ST-02'")}
+    assert eligible == {True}
+
+    _incremental_equals_full_refresh(dsn, CHANNEL_SQL)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        buffers = {str(r[0]) for r in conn.execute("SELECT DISTINCT buffer_qty FROM marts.fct_atp_country "
+                                                    "WHERE country_code = 'SA'")}
+    assert buffers == {"3.0000"}
+
+    _incremental_equals_full_refresh(dsn, RELEASE_SQL)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        reserved = conn.execute("SELECT reserved_qty FROM marts.fct_atp_store "
+                                "WHERE store_id = 'AE-ST-01' AND sku = 'TSHIRT-BLK-M'").fetchone()[0]
+        unallocated = conn.execute("SELECT unallocated_reserved_qty FROM marts.fct_atp_country "
+                                   "WHERE country_code = 'SA' AND sku = 'JEANS-BLU-32'").fetchone()[0]
+    assert (str(reserved), str(unallocated)) == ("0.0000", "5.0000")

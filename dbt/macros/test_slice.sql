@@ -40,7 +40,7 @@
     {%- if orders_since and relation.identifier in ['stg_magento__orders', 'stg_magento__order_lines', 'stg_magento__order_addresses',
                                    'stg_magento__order_payments', 'stg_magento__order_versions'] -%}
         {#- an array, not `in (select …)`: an index condition below the views' JSON parsing (fct_orders) -#}
-        {%- set current = relation.incorporate(path={'identifier': 'base_magento__orders_current'}) -%}
+        {%- set current = relation.incorporate(path={'schema': 'staging', 'identifier': 'base_magento__orders_current'}) -%}
         {%- do return('entity_id = any(array(select entity_id from ' ~ current ~ ' where loaded_at > '
                       ~ test_slice_since(orders_since, lookback) ~ '))') -%}
     {%- elif stock_since

@@ -2,6 +2,13 @@
 -- matching rule wins, (store, sku) > (store, category) > (store) > (sku) > (category) > global;
 -- 0 when no rule matches. The rule table keeps one rule per scope (unique index), and
 -- a rule names a SKU or a category, never both, so each level matches at most one rule.
+--
+-- The pre-hook records a digest of what it is built from (macros/atp_incremental.sql): when it
+-- changes, the incremental fct_atp_store recomputes every row.
+{{ config(
+    pre_hook="{{ record_incremental_state('int_safety_stock__resolved', 'select null::timestamptz',
+                                          safety_stock_reference_digest()) }}",
+) }}
 with
 
 locations as (

@@ -14,7 +14,7 @@
     unique_key=['store_id', 'sku'],
     incremental_strategy='delete+insert',
     on_schema_change='fail',
-    indexes=[{'columns': ['store_id', 'sku'], 'unique': true}, {'columns': ['record_key']}],
+    indexes=[{'columns': ['store_id', 'sku'], 'unique': true}, {'columns': ['record_key']}, {'columns': ['loaded_at']}],
     post_hook=[
         "delete from {{ this }} held using {{ ref('stg_quarantine__entries') }} q
          where q.source_feed = 'erp_stock' and q.is_open and q.record_key = held.record_key",

@@ -8,11 +8,32 @@
 -- country, so a SKU held only by non-eligible stores is published as 0 rather than left out.
 -- The snapshot_* sums are the live path's base (oms.atp_country_live). Quantities are
 -- numeric(18, 4); names and types are a dbt contract the API relies on.
+--
+-- Incremental (docs/adr/0012-incremental-marts.md; macros/atp_incremental.sql): the pre-hook
+-- collects the (country, SKU) keys to recompute — those whose store rows fct_atp_store rewrote
+-- since (oms.atp_country_pending, which it then empties), those whose country-level reservations
+-- differ from the held row's, and every key of a country whose active channel (code, buffer)
+-- differs from its held rows' — deletes their rows and the model appends what it computes for
+-- them. `--full-refresh` gives the same rows (tests/test_incremental.py).
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{% if is_incremental() %}{{ atp_country_slice() }}{% endif %}",
+    post_hook="{% if not is_incremental() %}delete from {{ atp_country_pending_relation() }}{% endif %}",
+) }}
 with
 
 store_atp as (
 
-    select * from {{ ref('fct_atp_store') }}
+    select store_rows.* from {{ ref('fct_atp_store') }} as store_rows
+    {% if is_incremental() %}
+        where exists (
+            select 1 from atp_country_slice as slice
+            where slice.country_code = store_rows.country_code
+              and slice.sku = store_rows.sku
+        )
+    {% endif %}
 
 ),
 

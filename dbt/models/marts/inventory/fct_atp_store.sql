@@ -9,11 +9,35 @@
 -- since to it (oms.atp_store_live), so these columns are the live path's base.
 -- Quantities are numeric(18, 4) (Magento source-item quantities have 4 decimals); the column
 -- names and types are a dbt contract the API relies on.
+--
+-- Incremental (docs/adr/0012-incremental-marts.md; macros/atp_incremental.sql): the pre-hook
+-- collects the (store, SKU) keys whose row can have changed since the last build — pairs
+-- int_stock__on_hand recomputed since (oms.atp_store_pending, which it then empties), holds
+-- that differ from the held row's, every key of an active store whose attributes (type,
+-- ship-from-store, pickup, channel, eligibility, source code) differ from its held rows', and
+-- every key when the reference digest (safety stock rules, the active locations and SKUs,
+-- categories) differs from the last build's — deletes their rows and the model appends what it
+-- computes for them. The post-hook hands the keys' (country, SKU) to fct_atp_country and records
+-- the digest. `--full-refresh` gives the same rows (tests/test_incremental.py).
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{% if is_incremental() %}{{ atp_store_slice() }}{% endif %}",
+    post_hook="{{ atp_store_record() }}",
+) }}
 with
 
 stock as (
 
-    select * from {{ ref('int_stock__on_hand') }}
+    select on_hand.* from {{ ref('int_stock__on_hand') }} as on_hand
+    {% if is_incremental() %}
+        where exists (
+            select 1 from atp_store_slice as slice
+            where slice.store_id = on_hand.store_id
+              and slice.sku = on_hand.sku
+        )
+    {% endif %}
 
 ),
 

@@ -44,7 +44,10 @@ lines as (
         order_lines.tax_amount,
 
         ---------- booleans
-        order_lines.requires_fulfilment
+        order_lines.requires_fulfilment,
+
+        ---------- lineage
+        orders.record_key
 
     from orders
 
