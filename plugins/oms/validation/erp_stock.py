@@ -35,7 +35,7 @@ NUMBER_PATTERN_AS_GX = r"^-?[0-9]+(?:\.[0-9]+)?\n?$"
 
 # The window's rows: landed by this batch, or stamped within the window (a row another batch landed
 # first). Both arms are read through raw.erp_stock's BRIN index on (modified_at, batch_id)
-# (sql/016), so a window costs its own rows, not the table's history.
+# (sql/017), so a window costs its own rows, not the table's history.
 WINDOW = """
     (r.batch_id = %(batch)s OR (r.modified_at >= %(start)s AND r.modified_at < %(end)s))
 """
