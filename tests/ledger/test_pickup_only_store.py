@@ -131,18 +131,7 @@ def test_a_pickup_only_store_ships_its_collect_order_in_magento(
         # the warehouse's 4 less the AE buffer of 1; the pickup-only store's 5 are not sold online
         assert salable_equals_atp("before") == 3
         magento(settings, "POST", "/_sandbox/orders", json=[body])
-        assert api_client.post("/v1/magento/orders", json=body, headers=auth(push)).status_code == 200
-        decision = Decision(
-            order_increment_id=increment, country_code="AE", decided_at=T0 + timedelta(minutes=5), profile_id=None,
-            profile_version=None, profile_name="test", outcome="allocated", reason="pickup_in_stock",
-            allocations=[Allocation(line_key=line_key, sku=sku, qty=2, store_id=PICKUP, shipment_no=1,
-                                    fulfilment="pickup")],
-            shipments=[Shipment(shipment_no=1, store_id=PICKUP, fulfilment="pickup", line_keys=[line_key])],
-            explanation="collected where it is")
-        with connect(dsn) as conn:
-            assert holds.reserve_decision(conn, decision)
-            decision_id = decisions.save_decision(conn, decision)
-            [task_id] = tasks.create_for_decision(conn, decision_id, decision)
+        task_id = _route(dsn, api_client, push, body, increment, line_key, sku)
         salable_equals_atp("routed")
 
         with connect(dsn) as conn:
