@@ -1,6 +1,6 @@
 """`oms backfill`: the REST API v2 calls it makes, its dry run, its progress until Airflow completes
 the backfill, and clear errors. Airflow is a stand-in serving the v2 shapes of the backfill
-endpoints (`/backfills/dry_run`, `/backfills`, `/backfills/{id}`, `/dags/{id}/dagRuns`) whose runs
+endpoints (`/backfills/dry_run`, `/backfills`, `/backfills/{id}`, `/dags`, `/dags/{id}/dagRuns`) whose runs
 advance one state per poll; the backfilled runs' effect on the warehouse is
 tests/test_outage_backfill.py."""
 
@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from typer.testing import CliRunner
 
 from oms import cli
+from oms.integrations.airflow import PIPELINE_DAGS
 
 from .net import free_port, serve
 
@@ -34,6 +35,7 @@ class FakeAirflow:
         self.busy: set[str] = set()
         self.fail_dates: set[str] = set()
         self.scheduler_beat: str | None = None  # None: a live scheduler; else its last heartbeat, down since
+        self.paused: set[str] = set()
         self.app = FastAPI()
         self._routes()
 
@@ -90,6 +92,12 @@ class FakeAirflow:
             if all(r["state"] in ("success", "failed") for r in self.runs[backfill["dag_id"]]):
                 backfill["completed_at"] = "2026-03-05T12:00:00Z"
             return backfill
+
+        @app.get("/api/v2/dags")
+        async def dags():
+            self.calls.append(("GET", "/dags", {}))
+            return {"dags": [{"dag_id": d, "is_paused": d in self.paused} for d in PIPELINE_DAGS],
+                    "total_entries": len(PIPELINE_DAGS)}
 
         @app.get("/api/v2/dags/{dag_id}/dagRuns")
         async def dag_runs(dag_id: str, request: Request):
@@ -185,3 +193,15 @@ def test_no_live_scheduler_fails_fast_in_one_line(airflow, command):
     assert lines[0].startswith("error: no live Airflow scheduler: scheduler down since 2026-03-05 11:58:30 UTC")
     assert "oms up" in lines[0]
     assert [c[1] for c in airflow.calls] == ["/monitor/health"]  # nothing triggered, nothing created
+
+
+def test_a_paused_pipeline_dag_fails_the_pipeline_run_in_one_line(airflow):
+    """A paused DAG's runs stay queued and asset events do not start it, so `oms pipeline run` would
+    wait for it until its timeout: it names the paused DAG at once and triggers nothing."""
+    airflow.paused = {"kpi_build"}
+    result = runner.invoke(cli.app, ["pipeline", "run", "--timeout", "600"])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error: paused in Airflow: kpi_build;")
+    assert [c[1] for c in airflow.calls] == ["/monitor/health", "/dags"]  # nothing triggered

@@ -93,9 +93,14 @@ def pipeline_run(
     require_scheduler(settings.airflow_url)
     api = airflow_api(settings)
     try:
-        api.wait_for_dags(PIPELINE_DAGS)
+        dags = api.wait_for_dags(PIPELINE_DAGS)
     except (httpx.HTTPError, TimeoutError) as exc:
         fail(f"Airflow is not reachable or has not parsed the DAGs ({exc}); run `oms up` and `oms status`.")
+    # A paused DAG's runs stay queued and asset events do not start it: the wait would only time out.
+    paused = [dag_id for dag_id, dag in dags.items() if dag.get("is_paused")]
+    if paused:
+        fail(f"paused in Airflow: {', '.join(paused)}; the pipeline waits for {'it' if len(paused) == 1 else 'them'} "
+             "and nothing would run. Unpause in the Airflow UI (or `airflow dags unpause <dag_id>`), then run again.")
     with _progress() as progress:
         steps: dict[str, int] = {}
 

@@ -123,14 +123,15 @@ class AirflowApi:
         """Airflow's own component health (`/api/v2/monitor/health`, open, no login)."""
         return monitor_health(self.base_url, timeout)
 
-    def wait_for_dags(self, dag_ids: tuple[str, ...], timeout: float = 120) -> None:
+    def wait_for_dags(self, dag_ids: tuple[str, ...], timeout: float = 120) -> dict[str, dict[str, Any]]:
+        """Wait until Airflow has parsed every one of dag_ids; their entries (`is_paused`, …) by id."""
         deadline = time.monotonic() + timeout
         missing = set(dag_ids)
         while time.monotonic() < deadline:
-            known = {d["dag_id"] for d in self.request("GET", "/dags", params={"limit": 100})["dags"]}
-            missing = set(dag_ids) - known
+            known = {d["dag_id"]: d for d in self.request("GET", "/dags", params={"limit": 100})["dags"]}
+            missing = set(dag_ids) - set(known)
             if not missing:
-                return
+                return {dag_id: known[dag_id] for dag_id in dag_ids}
             time.sleep(1)
         raise TimeoutError(f"Airflow has not parsed these DAGs yet: {sorted(missing)} (see `oms status`, logs)")
 
