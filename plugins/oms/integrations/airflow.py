@@ -62,6 +62,7 @@ class AirflowApi:
     password_file: str | None = None   # the passwords file to read `password` from, when not given
     _token: str | None = None
     _asset_ids: dict[str, int] = field(default_factory=dict)
+    _client: httpx.Client | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
@@ -72,11 +73,18 @@ class AirflowApi:
             password = json.loads(Path(self.password_file).read_text())[self.username] if self.password_file else ""
         return {"username": self.username, "password": password}
 
-    def _headers(self) -> dict[str, str]:
-        if self._token is None:
+    def _sync_client(self) -> httpx.Client:
+        """One client for every synchronous call: a client per call would load the CA bundle again
+        each time (most of a call's CPU; `oms backfill` polls several calls every 2 s)."""
+        if self._client is None:
             import httpx
 
-            response = httpx.post(f"{self.base_url}/auth/token", json=self._login_body(), timeout=10)
+            self._client = httpx.Client()
+        return self._client
+
+    def _headers(self) -> dict[str, str]:
+        if self._token is None:
+            response = self._sync_client().post(f"{self.base_url}/auth/token", json=self._login_body(), timeout=10)
             response.raise_for_status()
             self._token = response.json()["access_token"]
         return {"Authorization": f"Bearer {self._token}"}
@@ -126,9 +134,8 @@ class AirflowApi:
 
     # ------------------------------------------------------------------ synchronous calls (CLI, local stack)
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        import httpx
-
-        response = httpx.request(method, f"{self.base_url}/api/v2{path}", headers=self._headers(), timeout=30, **kwargs)
+        response = self._sync_client().request(method, f"{self.base_url}/api/v2{path}", headers=self._headers(),
+                                               timeout=30, **kwargs)
         response.raise_for_status()
         return response.json() if response.content else None
 
