@@ -22,22 +22,31 @@ install: $(STAMP)
 demo: install
 	$(BIN)/oms demo
 
+# Test runs keep compiled modules, and pytest's assertion-rewritten ones (the tests and the packages of
+# pytest plugins: hypothesis, anyio, xdist), in the gitignored __pycache__ folders. This machine sets
+# PYTHONDONTWRITEBYTECODE, under which every run compiled and rewrote them all again: about half of
+# the unit tier's collection CPU (docs/benchmarks.md, "The test suite").
+PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest
+
 # Two pytest-xdist workers, each with its own test cluster, state folder and ports (tests/conftest.py),
 # taking whole files, the longest first. TEST_WORKERS=1 runs the suite in one process.
 TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # Kills Postgres, the scheduler, a task mid-run and an API worker of a stack of its own under load
-# (tests/test_chaos.py): a whole stack and four atp_build dbt builds within one 760 s budget. Part of
+# (tests/test_chaos.py): a whole stack and four atp_build dbt builds within one 1,000 s budget. Part of
 # `make test`; this target runs it alone.
 test-chaos: install
-	$(BIN)/python -m pytest -m chaos tests/test_chaos.py
+	$(PYTEST) -m chaos tests/test_chaos.py
 
-# The unit tier only (pure logic: no Postgres, no Airflow, no dbt), in seconds. Tiers are set in
-# tests/conftest.py from the fixtures each test uses; the run fails if a unit test pulled in Airflow or dbt.
+# The unit tier only (pure logic: no Postgres, no Airflow, no dbt). Tiers are set in tests/conftest.py
+# from the fixtures each test uses; the run fails if a unit test pulled in Airflow or dbt. 170 tests in
+# ~13 s of CPU from the second run on (the first compiles: ~18 s), plus what the tests that start
+# processes and servers wait for them. One process: two xdist workers each collect the whole suite
+# (+60 % CPU) and were no faster on the loaded machine (docs/benchmarks.md, "The test suite").
 test-fast: install
-	$(BIN)/python -m pytest -m unit -q
+	$(PYTEST) -m unit -q
 
 stop:
 	@if [ -x $(BIN)/oms ]; then $(BIN)/oms down; else echo "nothing to stop (no .venv)"; fi

@@ -43,7 +43,10 @@ def create_app(dsn: str | None = None) -> FastAPI:
         await app.state.pool.open(wait=False)
         app.state.atp_cache = AtpCache(warehouse_dsn, app.state.pool)
         app.state.atp_cache.warmer = atp.warm_cache
-        await app.state.atp_cache.start()
+        # The listener gets as long to connect at start-up as a request gets for a connection
+        # (OMS_API_POOL_TIMEOUT, 5 s by default); past that the API serves from Postgres while the
+        # listener keeps trying.
+        await app.state.atp_cache.start(wait=app.state.pool.timeout)
         app.state.airflow_events = AirflowEvents.from_env()
         yield
         await app.state.atp_cache.stop()

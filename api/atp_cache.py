@@ -132,7 +132,7 @@ class AtpCache:
         try:
             await asyncio.wait_for(self._live.wait(), wait)
         except TimeoutError:
-            log.warning("ATP cache listener not connected after %.0f s: answering from Postgres", wait)
+            log.warning("ATP cache listener not connected after %g s: answering from Postgres", wait)
 
     async def stop(self) -> None:
         for task in (self._warm_task, self._task):

@@ -1,5 +1,5 @@
-"""Property check on random networks, backlogs and profiles (seeded loop; hypothesis is not
-installed): allocations never exceed what a candidate could give, every line is allocated
+"""Property check on random networks, backlogs and profiles (a loop over 150 seeds, not hypothesis):
+allocations never exceed what a candidate could give, every line is allocated
 exactly once or explained, rule limits hold, and the same inputs give the same decisions."""
 
 from __future__ import annotations

@@ -24,7 +24,8 @@ class HealthReport(BaseModel):
             responses={503: {"model": HealthReport, "description": "not ready: the warehouse cannot be reached"}})
 async def health(pool: Pool) -> JSONResponse:
     try:
-        async with pool.connection(timeout=2) as conn:
+        # 2 s, or less when requests wait less for a connection (OMS_API_POOL_TIMEOUT)
+        async with pool.connection(timeout=min(2.0, pool.timeout)) as conn:
             await conn.execute("SELECT 1")
     except Exception as exc:  # noqa: BLE001 — any failure means not ready
         return JSONResponse({"status": "unavailable", "warehouse": str(exc)[:200]}, status_code=503,

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from oms.integrations.airflow import ComponentHealth, component_health, monitor_health
+from oms.integrations.airflow import MONITOR_ERRORS, ComponentHealth, component_health, monitor_health
 from oms.settings import Settings
 from oms.shipping.config import get_shipping_settings
 from oms.warehouse import apply_ddl
@@ -135,7 +135,7 @@ def airflow_components(settings: Settings) -> list[ComponentHealth] | None:
     """Airflow's own view of its components; None when its api-server does not answer."""
     try:
         return component_health(monitor_health(settings.airflow_url, timeout=5))
-    except (httpx.HTTPError, ValueError):
+    except MONITOR_ERRORS:
         return None
 
 

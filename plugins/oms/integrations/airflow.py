@@ -9,16 +9,23 @@ passwords file under the state folder (read at the first login when `password_fi
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from oms.settings import Settings
+
+# httpx is imported where a call needs it: `python -m oms.integrations.airflow`, the Airflow
+# containers' healthcheck, runs every 15–30 s and needs only the standard library (importing httpx,
+# which brings rich and click along, would be most of its CPU).
+if TYPE_CHECKING:
+    import httpx
 
 ADMIN_USER = "admin"
 PIPELINE_DAGS = ("erp_stock_ingest", "magento_orders_ingest", "atp_build", "magento_stock_publish", "order_routing",
@@ -55,6 +62,7 @@ class AirflowApi:
     password_file: str | None = None   # the passwords file to read `password` from, when not given
     _token: str | None = None
     _asset_ids: dict[str, int] = field(default_factory=dict)
+    _client: httpx.Client | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
@@ -65,9 +73,18 @@ class AirflowApi:
             password = json.loads(Path(self.password_file).read_text())[self.username] if self.password_file else ""
         return {"username": self.username, "password": password}
 
+    def _sync_client(self) -> httpx.Client:
+        """One client for every synchronous call: a client per call would load the CA bundle again
+        each time (most of a call's CPU; `oms backfill` polls several calls every 2 s)."""
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.Client()
+        return self._client
+
     def _headers(self) -> dict[str, str]:
         if self._token is None:
-            response = httpx.post(f"{self.base_url}/auth/token", json=self._login_body(), timeout=10)
+            response = self._sync_client().post(f"{self.base_url}/auth/token", json=self._login_body(), timeout=10)
             response.raise_for_status()
             self._token = response.json()["access_token"]
         return {"Authorization": f"Bearer {self._token}"}
@@ -100,6 +117,8 @@ class AirflowApi:
 
     async def emit_asset_event(self, asset_uri: str, extra: dict[str, Any], timeout: float = 5) -> None:
         """Record an event of the asset with this URI (its id is looked up once)."""
+        import httpx
+
         async with httpx.AsyncClient(timeout=timeout) as client:
             headers = await self._async_headers(client)
             if asset_uri not in self._asset_ids:
@@ -115,7 +134,8 @@ class AirflowApi:
 
     # ------------------------------------------------------------------ synchronous calls (CLI, local stack)
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = httpx.request(method, f"{self.base_url}/api/v2{path}", headers=self._headers(), timeout=30, **kwargs)
+        response = self._sync_client().request(method, f"{self.base_url}/api/v2{path}", headers=self._headers(),
+                                               timeout=30, **kwargs)
         response.raise_for_status()
         return response.json() if response.content else None
 
@@ -158,6 +178,8 @@ class AirflowApi:
         # run's start_date is null and fails the response model): seen in `make demo` at the
         # moment atp_build's event queued order_routing. The run starts within seconds, so the
         # listing is asked again a few times before the error stands.
+        import httpx
+
         for attempt in range(ASSET_EVENT_TRIES):
             try:
                 return self.request("GET", "/assets/events", params={"limit": 100, **filters})["asset_events"]
@@ -168,6 +190,8 @@ class AirflowApi:
         raise AssertionError("unreachable")
 
     def xcom(self, dag_id: str, run_id: str, task_id: str) -> Any:
+        import httpx
+
         try:
             return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value")["value"]
         except httpx.HTTPStatusError:
@@ -196,10 +220,25 @@ class ComponentHealth:
         return f"{self.name} down {since}"
 
 
+# What monitor_health raises when the api-server does not answer, answers an HTTP error, or answers
+# something that is not JSON.
+MONITOR_ERRORS = (OSError, http.client.HTTPException, ValueError)
+
+
 def monitor_health(base_url: str, timeout: float = 5) -> dict[str, Any]:
-    response = httpx.get(f"{base_url.rstrip('/')}/api/v2/monitor/health", timeout=timeout)
-    response.raise_for_status()
-    return response.json()
+    """Airflow's `/api/v2/monitor/health` (open, no login), by the standard library alone (the
+    containers' healthcheck calls it); raises one of MONITOR_ERRORS when there is no answer."""
+    with urllib.request.urlopen(f"{base_url.rstrip('/')}/api/v2/monitor/health", timeout=timeout) as response:
+        return json.load(response)
+
+
+def _why(exc: Exception) -> str:
+    """A short name for a MONITOR_ERRORS failure: the refused or timed-out connection behind urllib's
+    wrapper, or the HTTP status."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code}"
+    reason = getattr(exc, "reason", None)
+    return type(reason if isinstance(reason, BaseException) else exc).__name__
 
 
 def component_health(body: dict[str, Any]) -> list[ComponentHealth]:
@@ -217,8 +256,8 @@ def scheduler_down_reason(base_url: str, timeout: float = 5) -> str | None:
     """Why no DAG run would start now (Airflow unreachable, or no live scheduler); None when a scheduler is alive."""
     try:
         body = monitor_health(base_url, timeout)
-    except httpx.HTTPError as exc:
-        return f"Airflow is not reachable at {base_url} ({type(exc).__name__})"
+    except MONITOR_ERRORS as exc:
+        return f"Airflow is not reachable at {base_url} ({_why(exc)})"
     found = {c.name: c for c in component_health(body)}
     for name in ("metadatabase", "scheduler"):  # without its database Airflow cannot tell a scheduler's heartbeat
         if not found[name].healthy:
@@ -313,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         found = {c.name: c for c in component_health(monitor_health(args.url, timeout=5))}
-    except (httpx.HTTPError, ValueError) as exc:
+    except MONITOR_ERRORS as exc:
         print(f"Airflow api-server not answering at {args.url}: {exc}")
         return 1
     if args.component == "api-server":

@@ -27,15 +27,19 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import psycopg
 
 from oms.magento.landing import parse_int, parse_magento_timestamp, text_or_none
 from oms.validation.gx import unexpected_records
 from oms.validation.order_exceptions import record_exceptions, resolve_cleared
 from oms.validation.quarantine import Finding, quarantine, resolve_passing
+
+# pandas is imported by the validation runs that build frames: the API imports this module (through
+# the order push's structural checks) and would otherwise load pandas in every worker.
+if TYPE_CHECKING:
+    import pandas as pd
 
 SOURCE = "magento_order"
 RAW_TABLE = "raw.magento_order"
@@ -173,6 +177,8 @@ def _malformed_checks():
 
 
 def find_malformed(records: Sequence[dict[str, Any]]) -> tuple[list[Finding], bool]:
+    import pandas as pd
+
     frame = pd.DataFrame(
         [{"record_key": r["record_key"], **structural_problems(r["payload"])} for r in records],
         columns=["record_key", *MALFORMED_REASONS],
@@ -316,6 +322,8 @@ def find_exceptions(
     payment_timeout: timedelta,
     entity_ids: Sequence[int] = (),
 ) -> tuple[pd.DataFrame, list[Finding], bool]:
+    import pandas as pd
+
     rows = conn.execute(
         EXCEPTION_SQL,
         {
