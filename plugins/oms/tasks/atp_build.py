@@ -37,7 +37,8 @@ WHERE m.absorbed_at IS NULL
 
 # The data tests of the order staging views and the ERP stock rows read, on an incremental build,
 # only what the incremental models recompute: rows landed after the newest loaded_at these hold
-# (less the look-back; dbt/macros/test_slice.sql). A full refresh tests every row.
+# (less the look-back; dbt/macros/test_slice.sql). A build that runs the whole selection
+# (full_build_due: a full refresh, the first build, the day's first) tests every row.
 TEST_SLICE_WATERMARKS = {"OMS_DBT_TEST_SINCE_ORDERS": "staging.base_magento__orders_current",
                          "OMS_DBT_TEST_SINCE_STOCK": "intermediate.int_stock__latest_snapshot"}
 
