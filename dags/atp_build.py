@@ -24,7 +24,20 @@ emits the `marts.atp` asset. Reservations are not synced here: landing an order 
 The staging and intermediate tables under the marts are incremental: a run recomputes what
 landed (or was released from quarantine) since the last build. Trigger with
 `{"full_refresh": true}` to rebuild them whole. The task's return value lists each model's
-status, seconds and rows written in this run (XCom tab).
+status, seconds and rows written in this run (XCom tab), and `dbt_selector`, the selection it ran
+(`dbt/selectors.yml`):
+
+- `atp_build` — every view re-created and every data test over every row — on a full refresh, on
+  the first build of a warehouse, on the first build of each UTC day (the day of the run's data
+  interval end, else of the run; decided from the builds recorded in `oms.atp_snapshot`, so a
+  backfill's runs, taken in order, choose the same whenever they run) and on the first build after
+  the dbt project's code changed (that build deploys a changed view).
+- `atp_build_changed` — every other build: the tables and incremental models, and the data tests
+  of the models rebuilt from what lands (order and ERP stock staging on the landed slice, the
+  incremental marts, the ledger's holds, the customer marts). The views (over raw tables and
+  incremental models, which an incremental build does not drop) stay as the day's full build made
+  them, and the data tests that read reference data only (locations, SKUs, channels, safety-stock
+  rules and the dimensions built from them) wait for it.
 """
 
 

@@ -11,6 +11,8 @@ default 15 minutes would recompute everything this test landed seconds ago).
 from __future__ import annotations
 
 import os
+import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -21,6 +23,7 @@ from .test_dbt_project import FIXTURE_SQL, MAGENTO_FIXTURE_SQL
 SELECT = ("+fct_atp_store", "+fct_atp_country", "+fct_orders", "+fct_order_lines")
 NO_LOOKBACK = ("--vars", "{incremental_lookback_minutes: 0}")
 MODELS = ["intermediate.int_stock__latest_snapshot", "staging.base_magento__orders_current",
+          "intermediate.int_safety_stock__resolved",
           "intermediate.int_stock__on_hand", "marts.fct_atp_store", "marts.fct_atp_country",
           "marts.fct_orders", "marts.fct_order_lines"]
 
@@ -315,3 +318,64 @@ def test_ledger_reference_and_order_changes_equal_a_full_refresh(dsn):
         unallocated = conn.execute("SELECT unallocated_reserved_qty FROM marts.fct_atp_country "
                                    "WHERE country_code = 'SA' AND sku = 'JEANS-BLU-32'").fetchone()[0]
     assert (str(reserved), str(unallocated)) == ("0.0000", "5.0000")
+
+
+def test_atp_build_runs_every_data_test_on_the_days_first_build_and_the_changed_ones_after(dsn, monkeypatch):
+    """atp_build's first build of a UTC day (and a full refresh) runs every view and data test of the
+    ATP path over every row; the day's later builds leave out the views and the tests that read
+    reference data only (dbt/selectors.yml), and keep the tests of what they rebuilt."""
+    from oms.tasks import atp_build
+    from oms.transform import run_dbt
+
+    runs: list[dict[str, str]] = []
+
+    def recorded(*args, **kwargs):
+        outcome = run_dbt(*args, **kwargs)
+        runs.append(outcome.nodes)
+        return outcome
+
+    monkeypatch.setattr(atp_build, "run_dbt", recorded)
+
+    def ran(data_interval_end: datetime, **kwargs) -> tuple[str, set[str]]:
+        del runs[:]
+        result = atp_build.build(dsn, f"test-{data_interval_end:%d%H}", data_interval_end, **kwargs)
+        assert result["dbt_failed"] == 0
+        return result["dbt_selector"], set(runs[0])  # the ATP build, not the holds' rebuild after it
+
+    morning = datetime(2026, 11, 25, 1, tzinfo=UTC)
+    selector, day_first = ran(morning)
+    assert selector == "atp_build"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(LEDGER_SQL.replace("DOC-1", "DOC-2").replace("'AE9'", "'AE8'").replace("'SA9'", "'SA8'"))
+    selector, later = ran(morning + timedelta(hours=1))
+    assert selector == "atp_build_changed"
+    selector, next_day = ran(morning + timedelta(days=1))
+    assert selector == "atp_build"
+    selector, refresh = ran(morning + timedelta(days=1, hours=1), full_refresh=True)
+    assert selector == "atp_build"
+
+    tests = {node for node in day_first if node.startswith("test.")}
+    assert {node for node in next_day | refresh if node.startswith("test.")} == tests
+    later_tests = {node for node in later if node.startswith("test.")}
+    reference = {node for node in tests if REFERENCE_TEST.match(node)}
+    assert len(reference) > 40
+    assert later_tests == tests - reference, "the later build runs every data test but the reference data's"
+    # Kept: the incremental marts' keys, the sliced staging tests, a rebuilt mart's relationship to a
+    # reference model.
+    for prefix in ("test.oms.unique_fct_orders_entity_id.", "test.oms.accepted_values_stg_magento__orders_state_",
+                   "test.oms.not_null_stg_erp__stock_sku.", "test.oms.relationships_fct_atp_store_store_id__"):
+        assert any(node.startswith(prefix) for node in later_tests), prefix
+    # Views: every one on the day's first build, none later; every table and incremental model both times.
+    models = {node for node in day_first if node.startswith("model.")}
+    views = {node for node in models if VIEW.match(node)}
+    assert {"model.oms.stg_ref__skus", "model.oms.stg_magento__orders", "model.oms.base_erp__stock"} <= views
+    assert {node for node in later if node.startswith("model.")} == models - views
+    assert {node for node in next_day if node.startswith("model.")} == models
+
+
+# Data tests on models built from reference data only (tagged `reference`), and the views (every
+# staging model but the incremental base_magento__orders_current).
+REFERENCE_TEST = re.compile(r"test\.oms\.(unique|not_null|accepted_values|relationships|expression_is_true"
+                            r"|unique_combination_of_columns)_(stg_ref__|dim_locations_|dim_skus_"
+                            r"|int_safety_stock__resolved_)")
+VIEW = re.compile(r"model\.oms\.(stg_|base_(?!magento__orders_current$))")

@@ -46,6 +46,28 @@
     )
 {%- endmacro %}
 
+{#- int_safety_stock__resolved's first pre-hook on an incremental build: the digest now and whether
+    it differs from the one recorded at its last build (safety_stock_changed, dropped at commit);
+    if so the grid is emptied here and the model writes it whole. The second pre-hook records this
+    same digest (read once: a change committed after it makes the next build differ, never the
+    reverse). TRUNCATE, not DELETE: the whole grid goes (5M rows at M); it is transactional in
+    Postgres. -#}
+{% macro safety_stock_changed() -%}
+    create temporary table safety_stock_changed on commit drop as
+    select now_digest.digest,
+           (select reference_digest from {{ incremental_state_relation() }}
+            where model = 'int_safety_stock__resolved') is distinct from now_digest.digest as changed
+    from ({{ safety_stock_reference_digest() }}) as now_digest (digest);
+
+    do $$
+    begin
+        if (select safety_stock_changed.changed from safety_stock_changed) then
+            truncate {{ this }};
+        end if;
+    end
+    $$
+{%- endmacro %}
+
 {#- The reference data fct_atp_store's rows depend on beyond a store's own attributes: the safety
     stock rules and grid int_safety_stock__resolved was built from (its recorded digest), and
     which locations and SKUs are active and stock-managed (dim_locations, dim_skus: tables, the

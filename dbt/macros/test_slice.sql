@@ -9,8 +9,9 @@
     after the newest loaded_at they held when the build started, less the look-back.
     oms.tasks.atp_build reads those watermarks before an incremental build and passes them as
     OMS_DBT_TEST_SINCE_ORDERS (base_magento__orders_current's) and OMS_DBT_TEST_SINCE_STOCK
-    (int_stock__latest_snapshot's). Unset — a full refresh, the first build, kpi_build, `dbt
-    build` by hand — every test reads every row. The variables are read only when dbt executes
+    (int_stock__latest_snapshot's). Unset — a full refresh, the first build, the first build of a
+    UTC day or after a project change (oms.tasks.atp_build.full_build_due), kpi_build, `dbt build`
+    by hand — every test reads every row. The variables are read only when dbt executes
     (not while it parses), so a new value each run does not invalidate dbt's partial parse.
 -#}
 {% macro default__get_where_subquery(relation) -%}

@@ -81,19 +81,33 @@ def _profile_environment(dsn: str, extra: dict[str, str] | None = None) -> Itera
                 os.environ[name] = value
 
 
+def _files_digest(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(path.relative_to(DBT_PROJECT_DIR).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def dbt_project_digest() -> str:
+    """A digest of the dbt project's code (models, macros, tests, project and selector files):
+    what a build deploys. A build that leaves out the views (dbt/selectors.yml) is due only
+    after a build that created them from the same code (oms.tasks.atp_build.full_build_due)."""
+    paths = [path for folder in ("models", "macros", "tests") for path in (DBT_PROJECT_DIR / folder).rglob("*")
+             if path.is_file()]
+    return _files_digest(paths + [DBT_PROJECT_DIR / "dbt_project.yml", DBT_PROJECT_DIR / "selectors.yml"])
+
+
 def _forget_parse_on_macro_change(target: Path) -> None:
     """dbt's partial parse does not re-render the generic tests when a macro they call (an
     override of one of dbt's own, such as get_where_subquery) is added or changed: they fail
     with "'<macro>' is undefined" until the project is parsed whole. The macros' digest is kept
     beside the parse cache, and a new digest drops the cache (one full parse, then partial again)."""
-    digest = hashlib.sha256()
-    for path in sorted((DBT_PROJECT_DIR / "macros").rglob("*.sql")):
-        digest.update(path.relative_to(DBT_PROJECT_DIR).as_posix().encode() + b"\0" + path.read_bytes())
+    digest = _files_digest(list((DBT_PROJECT_DIR / "macros").rglob("*.sql")))
     stamp = target / "macros.sha256"
-    if not stamp.exists() or stamp.read_text() != digest.hexdigest():
+    if not stamp.exists() or stamp.read_text() != digest:
         (target / "partial_parse.msgpack").unlink(missing_ok=True)
         target.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(digest.hexdigest())
+        stamp.write_text(digest)
 
 
 def run_dbt(dsn: str, command: str, *args: str, target_path: Path | None = None,

@@ -3,21 +3,19 @@ from recorded. Reservations are not synced here: orders reserve as they land (om
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from oms.integrations.connections import warehouse_dsn
 from oms.inventory import order_demand
-from oms.transform import run_dbt
+from oms.transform import dbt_project_digest, run_dbt
 from oms.warehouse import connect
 
-# The order marts are built with the ATP marts: reservations make ATP depend on them.
-# The KPI marts hang off the order marts (fct_orders+) but are kpi_build's: kept out of the ATP
-# critical path, which runs on every stock and order batch.
-ATP_EXCLUDE = "path:models/intermediate/fulfilment path:models/marts/kpis"
-# The customer marts are children of the order marts; +dim_customers brings their other
-# parent (the returns staging model) along.
-ATP_SELECTOR = "+fct_atp_store+ +fct_atp_country+ +fct_orders+ +fct_order_lines+ +dim_customers"
+# The ATP and order marts' selections (dbt/selectors.yml): `atp_build` is every model and data test
+# of the ATP path; `atp_build_changed` leaves out the views and the data tests that read reference
+# data only. Which one a build runs: full_build_due.
+FULL_SELECTOR = "atp_build"
+CHANGED_SELECTOR = "atp_build_changed"
 # dbt unit tests check the SQL, not the data: they run in the test suite (tests/test_dbt_project.py)
 # and CI, not on every build, where they cost a fixed ~20 s (docs/benchmarks.md).
 SKIP_UNIT_TESTS = ("--exclude-resource-type", "unit_test")
@@ -39,7 +37,8 @@ WHERE m.absorbed_at IS NULL
 
 # The data tests of the order staging views and the ERP stock rows read, on an incremental build,
 # only what the incremental models recompute: rows landed after the newest loaded_at these hold
-# (less the look-back; dbt/macros/test_slice.sql). A full refresh tests every row.
+# (less the look-back; dbt/macros/test_slice.sql). A build that runs the whole selection
+# (full_build_due: a full refresh, the first build, the day's first) tests every row.
 TEST_SLICE_WATERMARKS = {"OMS_DBT_TEST_SINCE_ORDERS": "staging.base_magento__orders_current",
                          "OMS_DBT_TEST_SINCE_STOCK": "intermediate.int_stock__latest_snapshot"}
 
@@ -57,16 +56,43 @@ def data_test_slice_env(dsn: str) -> dict[str, str]:
     return env
 
 
+def full_build_due(dsn: str, data_interval_end: datetime | None, full_refresh: bool, project_digest: str) -> bool:
+    """Whether this build runs the whole `atp_build` selection (every view re-created, every data
+    test over every row) rather than `atp_build_changed`: on a full refresh, on the first build of
+    the warehouse, on the first build of a UTC day (the day of the run's data interval end, else
+    today) and on the first build after the dbt project changed (a changed view is created then).
+    Decided from the builds recorded in oms.atp_snapshot, so a backfill's runs, taken in their
+    order, make the same choice whenever they run."""
+    if full_refresh:
+        return True
+    day = (data_interval_end or datetime.now(UTC)).astimezone(UTC).date()
+    with connect(dsn) as conn:
+        done = conn.execute(
+            """
+            SELECT EXISTS (SELECT 1 FROM oms.atp_snapshot
+                           WHERE dbt_selector = %s AND dbt_project_digest = %s
+                             AND (coalesce(data_interval_end, built_at) AT TIME ZONE 'UTC')::date = %s) AS done
+            """,
+            (FULL_SELECTOR, project_digest, day),
+        ).fetchone()["done"]
+    return not done
+
+
 def build(dsn: str, dag_run_id: str | None, data_interval_end: datetime | None,
           full_refresh: bool = False) -> dict[str, Any]:
     """One dbt build of the ATP and order marts. The incremental models (docs/adr/0012) recompute
-    what changed since their last build, and the data tests on landed history read that slice;
-    `full_refresh` rebuilds them whole (same rows) and tests every row."""
-    outcome = run_dbt(dsn, "build", "--select", *ATP_SELECTOR.split(), "--exclude", *ATP_EXCLUDE.split(),
-                      *SKIP_UNIT_TESTS, *(("--full-refresh",) if full_refresh else ()),
-                      env=None if full_refresh else data_test_slice_env(dsn))
+    what changed since their last build; the data tests on landed history read that slice, and
+    the views and the reference data's tests wait for the day's full build (full_build_due);
+    `full_refresh` rebuilds the incremental models whole (same rows) and tests every row."""
+    digest = dbt_project_digest()
+    full = full_build_due(dsn, data_interval_end, full_refresh, digest)
+    selector = FULL_SELECTOR if full else CHANGED_SELECTOR
     with connect(dsn) as conn:
         first_build = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM oms.atp_snapshot) AS first").fetchone()["first"]
+    outcome = run_dbt(dsn, "build", "--selector", selector, *SKIP_UNIT_TESTS,
+                      *(("--full-refresh",) if full_refresh else ()),
+                      env=None if full else data_test_slice_env(dsn))
+    with connect(dsn) as conn:
         # Orders that landed before the ATP marts existed had nothing to reserve against; the first
         # build reserves them, once, so a warehouse built in another order of runs (an outage and
         # its backfill) holds the same as a clean run. Later orders reserve as they land.
@@ -85,14 +111,16 @@ def build(dsn: str, dag_run_id: str | None, data_interval_end: datetime | None,
     with connect(dsn) as conn:
         row = conn.execute(
             """
-            INSERT INTO oms.atp_snapshot (dag_run_id, data_interval_end, stock_as_of, store_rows, country_rows)
+            INSERT INTO oms.atp_snapshot (dag_run_id, data_interval_end, stock_as_of, store_rows, country_rows,
+                                          dbt_selector, dbt_project_digest)
             SELECT %s, %s,
                    (SELECT max(stock_as_of) FROM marts.fct_atp_store),
                    (SELECT count(*) FROM marts.fct_atp_store),
-                   (SELECT count(*) FROM marts.fct_atp_country)
-            RETURNING snapshot_id, store_rows, country_rows
+                   (SELECT count(*) FROM marts.fct_atp_country),
+                   %s, %s
+            RETURNING snapshot_id, store_rows, country_rows, dbt_selector
             """,
-            (dag_run_id, data_interval_end),
+            (dag_run_id, data_interval_end, selector, digest),
         ).fetchone()
         absorbed = conn.execute(ABSORB_SQL).rowcount
     return {"dbt_passed": outcome.passed + (holds.passed if holds else 0),

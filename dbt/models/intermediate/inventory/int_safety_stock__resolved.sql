@@ -3,11 +3,23 @@
 -- 0 when no rule matches. The rule table keeps one rule per scope (unique index), and
 -- a rule names a SKU or a category, never both, so each level matches at most one rule.
 --
--- The pre-hook records a digest of what it is built from (macros/atp_incremental.sql): when it
--- changes, the incremental fct_atp_store recomputes every row.
+-- Incremental on the digest of what it is built from (macros/atp_incremental.sql: the rules, the
+-- active locations, the SKUs with their categories and flags — every column the model reads):
+-- its pre-hooks compare that digest with the one recorded at the last build; a different one
+-- empties the table and the model writes the whole grid again, an equal one writes nothing (the
+-- grid is the same). The recorded digest also tells the incremental fct_atp_store to recompute
+-- every row.
 {{ config(
-    pre_hook="{{ record_incremental_state('int_safety_stock__resolved', 'select null::timestamptz',
-                                          safety_stock_reference_digest()) }}",
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    tags=['reference'],
+    pre_hook=[
+        "{% if is_incremental() %}{{ safety_stock_changed() }}{% endif %}",
+        "{{ record_incremental_state('int_safety_stock__resolved', 'select null::timestamptz',
+                                     'select digest from safety_stock_changed' if is_incremental()
+                                     else safety_stock_reference_digest()) }}",
+    ],
 ) }}
 with
 
@@ -99,6 +111,9 @@ grid as (
 
     from locations
     cross join skus
+    {% if is_incremental() %}
+        where (select safety_stock_changed.changed from safety_stock_changed)
+    {% endif %}
 
 ),
 
