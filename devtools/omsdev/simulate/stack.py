@@ -109,11 +109,11 @@ class Dags:
     def _folder_synced_once(self) -> Iterator[None]:
         """dag.test() parses the whole DAG folder again and writes every DAG of it to Airflow's
         database on each call (so that DAGs a TriggerDagRunOperator names exist; apache/airflow#64884):
-        191 s of the 983 s of DAG runs in a 3-day run at S (110 runs, ~1.7 s each at load 12–20,
-        py-spy). The files do not change during a
-        simulation, so once the first run has written them, later runs reuse the bag parsed here and
-        skip the write (it would find every DAG's hash unchanged). The run itself — the DAG run,
-        its task instances, each task executed in this process — is dag.test()'s own."""
+        191 s of the 983 s of DAG runs of a 3-day run at S (110 runs, ~1.7 s each at load 7–21,
+        py-spy). The files do not change during a simulation, so once the first run has written
+        them, later runs reuse the bag parsed here and skip the write (it would find every DAG's
+        hash unchanged). The run itself — the DAG run, its task instances, each task executed in
+        this process — is dag.test()'s own."""
         if not self.synced:
             yield
             return
