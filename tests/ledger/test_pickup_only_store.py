@@ -43,30 +43,67 @@ def _route(dsn, api_client, push, body, increment, line_key, sku, pickup: str = 
     return task_id
 
 
+def _pickup_order(settings, entity: int, sku: str, pickup: str) -> dict:
+    """A click & collect order of 2 units of sku at pickup, placed in the Magento sandbox."""
+    body = order(entity, [item(entity * 10 + 1, sku, qty=2, price=30.0, qty_invoiced=2)], T0,
+                 pickup_location_code=pickup.lower(), shipping_method="instore_pickup")
+    magento(settings, "POST", "/_sandbox/orders", json=[body])
+    return body
+
+
+def _push_token(dsn: str, name: str) -> str:
+    with connect(dsn) as conn:
+        return tokens.create_token(conn, name, ["orders:write"])
+
+
+def _publish(dsn: str, settings, run_id: str):
+    with MagentoClient(settings.magento_url, settings.magento_token, attempts=8) as msi:
+        return publish(dsn, msi, run_id=run_id)
+
+
+def _ready_and_sent(dsn: str, settings, task_id: int) -> dict:
+    """The store accepts the task and readies the order; the outbox sends what that queued."""
+    with connect(dsn) as conn:
+        tasks.accept(conn, task_id)
+        tasks.ready_for_pickup(conn, task_id)
+    with MagentoClient(settings.magento_url, settings.magento_token) as sales:
+        return send_pending(dsn, sales)
+
+
+def _send_pending(dsn: str, settings) -> dict:
+    with MagentoClient(settings.magento_url, settings.magento_token) as sales:
+        return send_pending(dsn, sales)
+
+
+def _salable_and_atp(api_client, ledger_tokens, settings, sku: str) -> tuple[float, float]:
+    """Magento's salable quantity of sku on the AE stock, and the platform's AE ATP."""
+    countries, _, _ = atp_via_api(api_client, ledger_tokens["stock:read"], sku)
+    salable = float(magento(settings, "GET", f"/rest/V1/inventory/get-product-salable-quantity/{sku}/2"))
+    return salable, countries["AE"]
+
+
+def _till_sale(api_client, ledger_tokens, document_id: str, store: str, sku: str) -> None:
+    """The ERP posts one unit sold at the store's till."""
+    line = {"document_id": document_id, "line_no": 1, "movement_type": "sale", "store_id": store,
+            "sku": sku, "qty": -1, "posted_at": (T0 + timedelta(minutes=10)).isoformat()}
+    answer = api_client.post("/v1/erp/stock-movements", json={"lines": [line]}, headers=auth(ledger_tokens["erp:write"]))
+    assert answer.status_code == 200, answer.text
+
+
 def test_a_pickup_shipment_refused_before_the_publish_is_sent_again_after_it(
         clean_ledger, api_client, ledger_tokens, sandboxes, settings):
     """The store readies the order before the next stock publish has put its units in the pickup
     store's source: Magento refuses the shipment; the outbox keeps it and sends it again."""
     dsn, sku, entity = clean_ledger, "PICK-RACE", 950003
     magento_under_contract(settings, dsn, "physical", EMPTIED)
-    with MagentoClient(settings.magento_url, settings.magento_token, attempts=8) as msi:
-        publish(dsn, msi, run_id="pickup-race-before")
-    body = order(entity, [item(entity * 10 + 1, sku, qty=2, price=30.0, qty_invoiced=2)], T0,
-                 pickup_location_code="ae-st-02", shipping_method="instore_pickup")
-    magento(settings, "POST", "/_sandbox/orders", json=[body])
-    with connect(dsn) as conn:
-        push = tokens.create_token(conn, "magento-webhook-pickup-race", ["orders:write"])
+    _publish(dsn, settings, "pickup-race-before")
+    body = _pickup_order(settings, entity, sku, "AE-ST-02")
+    push = _push_token(dsn, "magento-webhook-pickup-race")
     task_id = _route(dsn, api_client, push, body, f"AE{entity:09d}", f"{entity}-{entity * 10 + 1}", sku)
-    with connect(dsn) as conn:
-        tasks.accept(conn, task_id)
-        tasks.ready_for_pickup(conn, task_id)
-    with MagentoClient(settings.magento_url, settings.magento_token) as sales:
-        first = send_pending(dsn, sales)
+    first = _ready_and_sent(dsn, settings, task_id)
     assert first["failed"] == 0 and first["retry"] == 1, first
-    with MagentoClient(settings.magento_url, settings.magento_token, attempts=8) as msi:
-        publish(dsn, msi, run_id="pickup-race-after")
-    with MagentoClient(settings.magento_url, settings.magento_token) as sales:
-        second = send_pending(dsn, sales)
+    _publish(dsn, settings, "pickup-race-after")
+    second = _send_pending(dsn, settings)
     assert second == {"done": 1, "found": 0, "failed": 0, "retry": 0}, second
     assert float(magento(settings, "GET", f"/rest/V1/orders/{entity}")["items"][0]["qty_shipped"]) == 2
 
@@ -79,52 +116,41 @@ def test_an_order_collected_before_magento_heard_it_was_ready_still_ships(
     dsn, sku = clean_ledger, f"PICK-FAST-{pickup[-1]}"
     entity = 950004 if pickup == "AE-ST-02" else 950005
     magento_under_contract(settings, dsn, "physical", EMPTIED)
-    body = order(entity, [item(entity * 10 + 1, sku, qty=2, price=30.0, qty_invoiced=2)], T0,
-                 pickup_location_code=pickup.lower(), shipping_method="instore_pickup")
-    magento(settings, "POST", "/_sandbox/orders", json=[body])
-    with connect(dsn) as conn:
-        push = tokens.create_token(conn, f"magento-webhook-pickup-fast-{entity}", ["orders:write"])
+    body = _pickup_order(settings, entity, sku, pickup)
+    push = _push_token(dsn, f"magento-webhook-pickup-fast-{entity}")
     task_id = _route(dsn, api_client, push, body, f"AE{entity:09d}", f"{entity}-{entity * 10 + 1}", sku, pickup)
     with connect(dsn) as conn:
         tasks.accept(conn, task_id)
         tasks.ready_for_pickup(conn, task_id)
         tasks.picked_up(conn, task_id)
-    with MagentoClient(settings.magento_url, settings.magento_token, attempts=8) as msi:
-        publish(dsn, msi, run_id="pickup-fast")
-    with MagentoClient(settings.magento_url, settings.magento_token) as sales:
-        sent = send_pending(dsn, sales)
+    _publish(dsn, settings, "pickup-fast")
+    sent = _send_pending(dsn, settings)
     assert sent["failed"] == 0 and sent["retry"] == 0 and sent["done"] == 2, sent   # the shipment and the comment
-    with MagentoClient(settings.magento_url, settings.magento_token, attempts=8) as msi:
-        publish(dsn, msi, run_id="pickup-fast-after")
-    countries, _, _ = atp_via_api(api_client, ledger_tokens["stock:read"], sku)
-    salable = float(magento(settings, "GET", f"/rest/V1/inventory/get-product-salable-quantity/{sku}/2"))
+    _publish(dsn, settings, "pickup-fast-after")
+    salable, atp = _salable_and_atp(api_client, ledger_tokens, settings, sku)
     # AE-ST-02's 5 are not sold online; AE-ST-01's 5 less the 2 collected are
-    assert salable == countries["AE"] == (3 if pickup == "AE-ST-02" else 6)
+    assert salable == atp == (3 if pickup == "AE-ST-02" else 6)
 
 
 @pytest.mark.parametrize("contract", ["physical", "sellable"])
 def test_a_pickup_only_store_ships_its_collect_order_in_magento(
         contract, clean_ledger, api_client, ledger_tokens, sandboxes, settings):
-    dsn, read = clean_ledger, ledger_tokens["stock:read"]
-    sku = f"PICK-{contract.upper()}"
+    dsn, sku = clean_ledger, f"PICK-{contract.upper()}"
     entity = 950001 if contract == "physical" else 950002
     item_id, increment = entity * 10 + 1, f"AE{entity:09d}"
     line_key = f"{entity}-{item_id}"
     body = order(entity, [item(item_id, sku, qty=2, price=30.0, qty_invoiced=2)], T0,
                  pickup_location_code="ae-st-02", shipping_method="instore_pickup")
     body["total_invoiced"] = body["grand_total"]
-    with connect(dsn) as conn:
-        push = tokens.create_token(conn, f"magento-webhook-pickup-{contract}", ["orders:write"])
+    push = _push_token(dsn, f"magento-webhook-pickup-{contract}")
 
     magento_under_contract(settings, dsn, contract, EMPTIED)
 
     def salable_equals_atp(step: str) -> float:
-        with MagentoClient(settings.magento_url, settings.magento_token, attempts=8) as msi:
-            report = publish(dsn, msi, run_id=f"pickup-only-{contract}-{step}")
+        report = _publish(dsn, settings, f"pickup-only-{contract}-{step}")
         assert report.failed_chunks == 0, report.as_dict()
-        countries, _, _ = atp_via_api(api_client, read, sku)
-        salable = float(magento(settings, "GET", f"/rest/V1/inventory/get-product-salable-quantity/{sku}/2"))
-        assert salable == countries["AE"], (contract, step, salable, countries)
+        salable, atp = _salable_and_atp(api_client, ledger_tokens, settings, sku)
+        assert salable == atp, (contract, step, salable, atp)
         return salable
 
     try:
@@ -134,11 +160,7 @@ def test_a_pickup_only_store_ships_its_collect_order_in_magento(
         task_id = _route(dsn, api_client, push, body, increment, line_key, sku)
         salable_equals_atp("routed")
 
-        with connect(dsn) as conn:
-            tasks.accept(conn, task_id)
-            tasks.ready_for_pickup(conn, task_id)
-        with MagentoClient(settings.magento_url, settings.magento_token) as sales:
-            sent = send_pending(dsn, sales)
+        sent = _ready_and_sent(dsn, settings, task_id)
         # the "ready" shipment from the pickup store's source and its comment: both accepted
         assert sent["failed"] == 0 and sent["done"] >= 1, sent
         shipped = magento(settings, "GET", f"/rest/V1/orders/{entity}")["items"][0]["qty_shipped"]
@@ -163,30 +185,17 @@ def test_a_pickup_order_at_a_store_below_its_safety_stock_still_ships(
     less salable than the platform's ATP)."""
     dsn, sku, entity, store = clean_ledger, "PICK-SAFETY", 950006, "AE-ST-01"
     magento_under_contract(settings, dsn, "physical", EMPTIED)
-    body = order(entity, [item(entity * 10 + 1, sku, qty=2, price=30.0, qty_invoiced=2)], T0,
-                 pickup_location_code=store.lower(), shipping_method="instore_pickup")
-    magento(settings, "POST", "/_sandbox/orders", json=[body])
-    with connect(dsn) as conn:
-        push = tokens.create_token(conn, "magento-webhook-pickup-safety", ["orders:write"])
+    body = _pickup_order(settings, entity, sku, store)
+    push = _push_token(dsn, "magento-webhook-pickup-safety")
     task_id = _route(dsn, api_client, push, body, f"AE{entity:09d}", f"{entity}-{entity * 10 + 1}", sku, store)
-    till_sale = {"document_id": "TILL-PICK-SAFETY", "line_no": 1, "movement_type": "sale", "store_id": store,
-                 "sku": sku, "qty": -1, "posted_at": (T0 + timedelta(minutes=10)).isoformat()}
-    answer = api_client.post("/v1/erp/stock-movements", json={"lines": [till_sale]},
-                             headers=auth(ledger_tokens["erp:write"]))
-    assert answer.status_code == 200, answer.text
+    _till_sale(api_client, ledger_tokens, "TILL-PICK-SAFETY", store, sku)
 
-    with MagentoClient(settings.magento_url, settings.magento_token, attempts=8) as msi:
-        publish(dsn, msi, run_id="pickup-safety")
-    countries, _, _ = atp_via_api(api_client, ledger_tokens["stock:read"], sku)
-    salable = float(magento(settings, "GET", f"/rest/V1/inventory/get-product-salable-quantity/{sku}/2"))
+    _publish(dsn, settings, "pickup-safety")
+    salable, atp = _salable_and_atp(api_client, ledger_tokens, settings, sku)
     # the warehouse's 4 less the AE buffer of 1; AE-ST-01 has nothing free (3 − 2 held − 2 safety)
-    assert salable == countries["AE"] == 3
+    assert salable == atp == 3
 
-    with connect(dsn) as conn:
-        tasks.accept(conn, task_id)
-        tasks.ready_for_pickup(conn, task_id)
-    with MagentoClient(settings.magento_url, settings.magento_token) as sales:
-        sent = send_pending(dsn, sales)
+    sent = _ready_and_sent(dsn, settings, task_id)
     assert sent["failed"] == 0 and sent["retry"] == 0 and sent["done"] >= 1, sent
     assert float(magento(settings, "GET", f"/rest/V1/orders/{entity}")["items"][0]["qty_shipped"]) == 2
 
@@ -199,34 +208,19 @@ def test_a_ready_pickup_order_magento_shipped_is_not_published_again(
     would show them salable a second time."""
     dsn, sku, entity, store = clean_ledger, "PICK-READY", 950007, "AE-ST-01"
     magento_under_contract(settings, dsn, "physical", EMPTIED)
-    with MagentoClient(settings.magento_url, settings.magento_token, attempts=8) as msi:
-        publish(dsn, msi, run_id="pickup-ready-before")
-    body = order(entity, [item(entity * 10 + 1, sku, qty=2, price=30.0, qty_invoiced=2)], T0,
-                 pickup_location_code=store.lower(), shipping_method="instore_pickup")
-    magento(settings, "POST", "/_sandbox/orders", json=[body])
-    with connect(dsn) as conn:
-        push = tokens.create_token(conn, "magento-webhook-pickup-ready", ["orders:write"])
+    _publish(dsn, settings, "pickup-ready-before")
+    body = _pickup_order(settings, entity, sku, store)
+    push = _push_token(dsn, "magento-webhook-pickup-ready")
     task_id = _route(dsn, api_client, push, body, f"AE{entity:09d}", f"{entity}-{entity * 10 + 1}", sku, store)
-    with MagentoClient(settings.magento_url, settings.magento_token, attempts=8) as msi:
-        publish(dsn, msi, run_id="pickup-ready-routed")   # AE-ST-01: its 3 free + the 2 held
-    with connect(dsn) as conn:
-        tasks.accept(conn, task_id)
-        tasks.ready_for_pickup(conn, task_id)
-    with MagentoClient(settings.magento_url, settings.magento_token) as sales:
-        sent = send_pending(dsn, sales)
+    _publish(dsn, settings, "pickup-ready-routed")   # AE-ST-01: its 3 free + the 2 held
+    sent = _ready_and_sent(dsn, settings, task_id)
     assert sent["failed"] == 0 and sent["retry"] == 0 and sent["done"] >= 1, sent
-    till_sale = {"document_id": "TILL-PICK-READY", "line_no": 1, "movement_type": "sale", "store_id": store,
-                 "sku": sku, "qty": -1, "posted_at": (T0 + timedelta(minutes=10)).isoformat()}
-    answer = api_client.post("/v1/erp/stock-movements", json={"lines": [till_sale]},
-                             headers=auth(ledger_tokens["erp:write"]))
-    assert answer.status_code == 200, answer.text
+    _till_sale(api_client, ledger_tokens, "TILL-PICK-READY", store, sku)
 
-    with MagentoClient(settings.magento_url, settings.magento_token, attempts=8) as msi:
-        publish(dsn, msi, run_id="pickup-ready-after")
-    countries, _, _ = atp_via_api(api_client, ledger_tokens["stock:read"], sku)
-    salable = float(magento(settings, "GET", f"/rest/V1/inventory/get-product-salable-quantity/{sku}/2"))
+    _publish(dsn, settings, "pickup-ready-after")
+    salable, atp = _salable_and_atp(api_client, ledger_tokens, settings, sku)
     # the warehouse's 4 + AE-ST-01's 4 left less the 2 held for the order, less the AE buffer of 1
-    assert salable == countries["AE"] == 5
+    assert salable == atp == 5
 
 
 def test_a_pickup_order_its_store_cannot_cover_is_held_until_routed(
@@ -236,21 +230,15 @@ def test_a_pickup_order_its_store_cannot_cover_is_held_until_routed(
     transfer from an eligible location) until routing allocates it, so both show the same."""
     dsn, sku, entity = clean_ledger, "PICK-SHORT", 950008
     magento_under_contract(settings, dsn, "physical", EMPTIED)
-    with MagentoClient(settings.magento_url, settings.magento_token, attempts=8) as msi:
-        publish(dsn, msi, run_id="pickup-short-before")
-    body = order(entity, [item(entity * 10 + 1, sku, qty=2, price=30.0, qty_invoiced=2)], T0,
-                 pickup_location_code="ae-st-01", shipping_method="instore_pickup")
-    magento(settings, "POST", "/_sandbox/orders", json=[body])
-    with connect(dsn) as conn:
-        push = tokens.create_token(conn, "magento-webhook-pickup-short", ["orders:write"])
+    _publish(dsn, settings, "pickup-short-before")
+    body = _pickup_order(settings, entity, sku, "AE-ST-01")
+    push = _push_token(dsn, "magento-webhook-pickup-short")
     assert api_client.post("/v1/magento/orders", json=body, headers=auth(push)).status_code == 200
 
-    with MagentoClient(settings.magento_url, settings.magento_token, attempts=8) as msi:
-        publish(dsn, msi, run_id="pickup-short-landed")
-    countries, _, _ = atp_via_api(api_client, ledger_tokens["stock:read"], sku)
-    salable = float(magento(settings, "GET", f"/rest/V1/inventory/get-product-salable-quantity/{sku}/2"))
+    _publish(dsn, settings, "pickup-short-landed")
+    salable, atp = _salable_and_atp(api_client, ledger_tokens, settings, sku)
     # the warehouse's 4 less the AE buffer of 1 less the order's 2
-    assert salable == countries["AE"] == 1
+    assert salable == atp == 1
     with connect(dsn) as conn:
         short = conn.execute("SELECT count(*) AS n FROM oms.reservation_shortfall WHERE sku = %s", (sku,)).fetchone()
     assert short["n"] == 0
