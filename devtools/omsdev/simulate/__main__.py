@@ -75,13 +75,16 @@ def main(argv: list[str] | None = None) -> int:
 
     from oms.shipping.config import get_shipping_settings
     from omsdev.simulate.report import daily_svg, incidents_markdown, print_table
-    from omsdev.simulate.run import Simulation, write_result
+    from omsdev.simulate.run import Simulation, write_partial, write_result
 
     console = Console()
     sim = Simulation(settings, days=args.days, seed=args.seed, scale=args.scale, tick_hours=args.tick_hours)
     sim.setup(get_shipping_settings().webhook_key)
+    partial = Path(args.out) / f"promise-partial-seed{args.seed}-{args.scale}-{args.days}d.json"
     result = sim.run(progress=lambda n, total, tick: console.print(
-        f"tick {n}/{total} {tick.start:%Y-%m-%d %H:%M} events={len(tick.events)} outages={sorted(tick.outages)}"))
+        f"tick {n}/{total} {tick.start:%Y-%m-%d %H:%M} events={len(tick.events)} outages={sorted(tick.outages)}"),
+        checkpoint=lambda figures: write_partial(figures, partial))
+    partial.unlink(missing_ok=True)
     path = write_result(result, Path(args.out))
     svg = path.with_suffix(".svg")
     svg.write_text(daily_svg(result))

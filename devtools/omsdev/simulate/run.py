@@ -146,7 +146,9 @@ class Simulation:
             self.dags.run(dag_id, self.start)
 
     # ------------------------------------------------------------------ the month
-    def run(self, progress=None) -> dict[str, Any]:
+    def run(self, progress=None, checkpoint=None) -> dict[str, Any]:
+        """The month, tick by tick. `checkpoint` gets the figures so far after each tick (a month
+        stopped part-way still leaves what it measured; the month-end checks are empty there)."""
         started = time.perf_counter()
         ticks = self.traffic.ticks(self.tick_hours)
         for number, tick in enumerate(ticks, 1):
@@ -157,6 +159,9 @@ class Simulation:
                 self.metrics.sample_drift(self, tick.end, reconciled=False)
             if progress:
                 progress(number, len(ticks), tick)
+            if checkpoint:
+                checkpoint({**self.metrics.report(self, wall_seconds=time.perf_counter() - started),
+                            "ticks_done": number, "ticks": len(ticks)})
         self.recover_all(ticks[-1].end)
         self.metrics.sample_drift(self, ticks[-1].end, reconciled=True)
         self.metrics.finish(self)
@@ -662,3 +667,11 @@ def write_result(result: dict[str, Any], folder: Path) -> Path:
     path = folder / f"promise-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     path.write_text(json.dumps(result, indent=2, default=str))
     return path
+
+
+def write_partial(result: dict[str, Any], path: Path) -> None:
+    """The figures so far, replaced after each tick (written aside and renamed: never half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_suffix(".tmp")
+    scratch.write_text(json.dumps(result, indent=2, default=str))
+    scratch.replace(path)
