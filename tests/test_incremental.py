@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
+import psycopg.sql
 import pytest
 
 from .test_dbt_project import FIXTURE_SQL, MAGENTO_FIXTURE_SQL
@@ -209,6 +210,43 @@ def test_data_tests_on_landed_history_read_the_changed_slice(dsn):
             conn.execute(statement, {"offset": "0 seconds"})
     _run(dsn)
     assert _sliced_test_statuses(dsn, env=env) == every_row
+
+
+# A landing after the statistics were taken: 200 rows stamped with one new loaded_at, as a landing
+# transaction stamps its rows.
+LATE_LANDING_SQL = """
+INSERT INTO raw.erp_stock (record_key, store_id, sku, modified_at, payload, batch_id,
+                           data_interval_start, data_interval_end, loaded_at)
+SELECT 'late-landing-' || n, 'AE-ST-01', 'TSHIRT-BLK-M', '2026-11-23T00:00:00Z',
+       jsonb_build_object('itemNumber', 'TSHIRT-BLK-M', 'locationCode', 'AE-ST-01', 'inventory', n),
+       'batch-late', '2026-11-23T00:00:00Z', '2026-11-24T00:00:00Z', %(at)s
+FROM generate_series(1, 200) AS n
+"""
+
+
+def _estimated_rows(conn: psycopg.Connection, since: datetime) -> int:
+    literal = psycopg.sql.Literal(since).as_string(conn)
+    plan = conn.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM raw.erp_stock WHERE loaded_at > {literal}").fetchone()[0]
+    return plan[0]["Plan"]["Plan Rows"]
+
+
+def test_an_incremental_build_sizes_the_stock_slice_before_it_tests_it(dsn):
+    """Rows landed since the last ANALYZE carry a loaded_at its statistics do not hold: unrefreshed,
+    the planner puts the sliced tests' `loaded_at > …` at 1 row (and at M chose a nested loop over
+    every SKU for each row). The build's slice set-up refreshes those statistics."""
+    from oms.tasks.atp_build import data_test_slice_env
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("ANALYZE raw.erp_stock")
+        since = conn.execute("SELECT max(loaded_at) FROM raw.erp_stock").fetchone()[0]
+        conn.execute(LATE_LANDING_SQL, {"at": since + timedelta(minutes=15)})
+        try:
+            assert _estimated_rows(conn, since) <= 10   # what the planner saw before the refresh
+            data_test_slice_env(dsn)
+            assert _estimated_rows(conn, since) >= 100
+        finally:
+            conn.execute("DELETE FROM raw.erp_stock WHERE batch_id = 'batch-late'")
+            conn.execute("ANALYZE raw.erp_stock")
 
 
 # Between builds, one kind of change at a time: each incremental build must equal a full refresh.
