@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
-import great_expectations as gx
-import great_expectations.expectations as gxe
 import pandas as pd
 import pytest
 
 from oms.validation.gx import Unexpected, unexpected_records
+
+# Great Expectations itself runs here (seconds of import): not the unit tier's, and imported in the
+# tests, not at collection (the unit tier collects this file too).
+pytestmark = pytest.mark.integration
 
 REASONS = ("missing_entity_id", "missing_items")
 
@@ -19,11 +21,15 @@ def _frame(*rows: tuple[str, dict]) -> pd.DataFrame:
 
 
 def _null_checks():
+    import great_expectations.expectations as gxe
+
     return [(reason, gxe.ExpectColumnValuesToBeNull(column=reason)) for reason in REASONS]
 
 
 @pytest.fixture
 def no_gx(monkeypatch):
+    import great_expectations as gx
+
     def refuse(*args, **kwargs):
         raise AssertionError("GX's context was built for a frame with nothing to find")
 
@@ -42,6 +48,8 @@ def test_a_problem_value_is_named_by_gx_and_fails_the_suite():
 
 
 def test_checks_other_than_null_checks_still_run_in_gx(no_gx):
+    import great_expectations.expectations as gxe
+
     frame = _frame(("1@x", {}))
     frame["qty"] = [-1]
     with pytest.raises(AssertionError, match="GX's context was built"):
