@@ -49,7 +49,7 @@ def running(tmp_path):
     fake = tmp_path / "airflow"
     fake.write_text(FAKE_AIRFLOW.format(calls=calls))
     fake.chmod(0o755)
-    sup = supervisor.Supervisor(tmp_path / "state", str(fake), max_backoff=2)
+    sup = supervisor.Supervisor(tmp_path / "state", str(fake), max_backoff=2, poll_seconds=0.05)
     thread = threading.Thread(target=sup.serve, daemon=True)
     thread.start()
     yield sup, calls, tmp_path / "state"

@@ -209,7 +209,7 @@ def _requests(token: str) -> dict[tuple[str, str], dict]:
 
 def test_every_route_answers_503_with_retry_after_while_the_warehouse_is_unreachable(monkeypatch):
     monkeypatch.setenv("OMS_CLICKPOST_WEBHOOK_KEY", WEBHOOK_KEY)
-    monkeypatch.setenv("OMS_API_POOL_TIMEOUT", "0.1")  # each route waits this long for the pool
+    monkeypatch.setenv("OMS_API_POOL_TIMEOUT", "0.02")  # each route waits this long for the pool
     closed = f"postgresql://oms@127.0.0.1:{free_port()}/oms"  # nothing listens there
     app = create_app(closed)
     requests = _requests("oms_any-token")  # never checked: the token look-up itself needs the warehouse

@@ -129,8 +129,9 @@ def _command(pid: int) -> str:
 
 
 class Supervisor:
-    def __init__(self, state_dir: Path, airflow_bin: str, max_backoff: float):
+    def __init__(self, state_dir: Path, airflow_bin: str, max_backoff: float, poll_seconds: float = 0.5):
         self.state_dir = Path(state_dir)
+        self.poll_seconds = poll_seconds   # between two looks at the components
         self.airflow_bin = airflow_bin
         self.max_backoff = max_backoff
         self.components = {name: Component(name) for name in COMPONENTS}
@@ -279,7 +280,7 @@ class Supervisor:
                     changed = True
             if changed:
                 self.write_state()
-            self._sleep(0.5)
+            self._sleep(self.poll_seconds)
 
     def serve(self) -> None:
         try:
