@@ -29,3 +29,12 @@ CREATE TABLE IF NOT EXISTS oms.atp_country_pending (
     country_code  text NOT NULL,
     sku           text NOT NULL
 );
+
+-- (store, SKU) keys whose rows fct_atp_store wrote in its last build: its post-hook replaces them
+-- (store_id '*': every key, after a full refresh). On an incremental build the data tests of
+-- fct_atp_store read only these keys' rows (dbt/macros/test_slice.sql): the other rows are as the
+-- previous build left and tested them, and the unique index on (sku, store_id) holds whatever runs.
+CREATE TABLE IF NOT EXISTS oms.atp_store_written (
+    store_id  text NOT NULL,
+    sku       text NOT NULL
+);

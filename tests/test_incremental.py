@@ -249,6 +249,57 @@ def test_an_incremental_build_sizes_the_stock_slice_before_it_tests_it(dsn):
             conn.execute("ANALYZE raw.erp_stock")
 
 
+# The store ATP row's snapshot rule; nothing else reads snapshot_atp_qty in a build of the store and
+# country marts' tests, so a row planted against it fails this test alone.
+SNAPSHOT_RULE_TEST = "expression_is_true_fct_atp_store_snapshot_atp_qty_greatest_snapshot_on_hand_qty_safety_stock_qty_0_"
+MOVED_PAIR = ("AE-ST-01", "TSHIRT-BLK-M")
+PLANT_SQL = "UPDATE marts.fct_atp_store SET snapshot_atp_qty = snapshot_atp_qty + 1000 WHERE (store_id, sku) = (%s, %s)"
+
+
+def _dbt(dsn: str, *args: str, env: dict[str, str] | None = None) -> dict[str, str]:
+    from oms.transform import run_dbt
+
+    return run_dbt(dsn, *args, *NO_LOOKBACK, env=env,
+                   target_path=Path(os.environ["OMS_STATE_DIR"]) / "dbt-target-incremental").nodes
+
+
+def test_store_atp_tests_read_the_keys_the_build_rewrote(dsn):
+    """On an incremental build the tests of the on-hand and store ATP rows read the (store, SKU)
+    keys the build rewrote: a bad row elsewhere (which no build writes: planted here) is for the
+    day's full build to find; a bad row among the rewritten keys fails the incremental build."""
+    from oms.tasks.atp_build import data_test_slice_env
+    from oms.transform import DbtBuildFailed
+
+    _run(dsn, "--full-refresh")
+    select = ("build", "--select", "int_stock__on_hand", "fct_atp_store", "fct_atp_country")
+    _dbt(dsn, *select, env=data_test_slice_env(dsn))   # nothing changed: what every build rewrites
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        planted = conn.execute(
+            "SELECT store_id, sku FROM marts.fct_atp_store WHERE (store_id, sku) <> (%s, %s)"
+            " AND (store_id, sku) NOT IN (SELECT store_id, sku FROM oms.atp_store_written) ORDER BY 1, 2 LIMIT 1",
+            MOVED_PAIR).fetchone()
+        conn.execute(PLANT_SQL, planted)
+        conn.execute("INSERT INTO oms.erp_movement (document_id, line_no, movement_type, store_id, sku, qty_delta,"
+                     " posted_at, batch_id, payload) VALUES ('DOC-SLICE', 1, 'receipt', %s, %s, 2, now(), 'mv-s', '{}')",
+                     MOVED_PAIR)
+    env = data_test_slice_env(dsn)
+    try:
+        nodes = _dbt(dsn, *select, env=env)
+        assert next(s for n, s in nodes.items() if SNAPSHOT_RULE_TEST in n) == "pass"
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            written = set(conn.execute("SELECT store_id, sku FROM oms.atp_store_written").fetchall())
+            assert MOVED_PAIR in written and tuple(planted) not in written
+            with pytest.raises(DbtBuildFailed, match=SNAPSHOT_RULE_TEST):   # every row: the planted one too
+                _dbt(dsn, "test", "--select", "fct_atp_store")
+            conn.execute(PLANT_SQL, MOVED_PAIR)
+            with pytest.raises(DbtBuildFailed, match=SNAPSHOT_RULE_TEST):
+                _dbt(dsn, "test", "--select", "fct_atp_store", env=env)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("DELETE FROM oms.erp_movement WHERE document_id = 'DOC-SLICE'")
+        _run(dsn, "--full-refresh")
+
+
 # Between builds, one kind of change at a time: each incremental build must equal a full refresh.
 # The ERP pushes movements (one for a held pair posted after its snapshot, one for a pair with no
 # snapshot row, one posted before the snapshot, which changes nothing but its watermark) and the

@@ -19,6 +19,10 @@
     {{ return(api.Relation.create(database=target.database, schema='oms', identifier='atp_store_pending')) }}
 {%- endmacro %}
 
+{% macro atp_store_written_relation() -%}
+    {{ return(api.Relation.create(database=target.database, schema='oms', identifier='atp_store_written')) }}
+{%- endmacro %}
+
 {% macro atp_country_pending_relation() -%}
     {{ return(api.Relation.create(database=target.database, schema='oms', identifier='atp_country_pending')) }}
 {%- endmacro %}
@@ -127,10 +131,12 @@
 {#- int_stock__on_hand's post-hook: hand the recomputed pairs to fct_atp_store. -#}
 {% macro on_hand_record() -%}
     {% if is_incremental() %}
-        insert into {{ atp_store_pending_relation() }} (store_id, sku) select store_id, sku from on_hand_slice
+        insert into {{ atp_store_pending_relation() }} (store_id, sku) select store_id, sku from on_hand_slice;
     {% else %}
-        insert into {{ atp_store_pending_relation() }} (store_id, sku) values ('*', '*')
+        insert into {{ atp_store_pending_relation() }} (store_id, sku) values ('*', '*');
     {% endif %}
+    -- sized for the model's data tests, which read these keys on an incremental build
+    analyze {{ atp_store_pending_relation() }}
 {%- endmacro %}
 
 {#- fct_atp_store's pre-hook: the (store, SKU) keys to recompute, into atp_store_slice. -#}
@@ -219,7 +225,8 @@
       and held.sku = slice.sku
 {%- endmacro %}
 
-{#- fct_atp_store's post-hook: hand the rewritten keys' countries to fct_atp_country, record the state. -#}
+{#- fct_atp_store's post-hook: hand the rewritten keys' countries to fct_atp_country, keep the keys
+    for the build's data tests, record the state. -#}
 {% macro atp_store_record() -%}
     {% if is_incremental() %}
         insert into {{ atp_country_pending_relation() }} (country_code, sku)
@@ -234,6 +241,14 @@
     {% if not is_incremental() %}
         delete from {{ atp_store_pending_relation() }};
     {% endif %}
+    -- the keys this build wrote, for its data tests on an incremental build (macros/test_slice.sql)
+    delete from {{ atp_store_written_relation() }};
+    {% if is_incremental() %}
+        insert into {{ atp_store_written_relation() }} (store_id, sku) select store_id, sku from atp_store_slice;
+    {% else %}
+        insert into {{ atp_store_written_relation() }} (store_id, sku) values ('*', '*');
+    {% endif %}
+    analyze {{ atp_store_written_relation() }};
     {{ record_incremental_state('fct_atp_store', 'select null::timestamptz', atp_store_reference_digest()) }}
 {%- endmacro %}
 

@@ -6,7 +6,11 @@
     and the ERP stock rows.
 
     The slice is what the incremental models recompute (macros/incremental_since.sql): rows landed
-    after the newest loaded_at they held when the build started, less the look-back.
+    after the newest loaded_at they held when the build started, less the look-back. The on-hand
+    and store ATP rows are tested on the (store, SKU) keys the build rewrote (the pending keys
+    int_stock__on_hand hands to fct_atp_store, the keys fct_atp_store wrote: macros/
+    atp_incremental.sql); both tables hold a unique index on those keys, so the rows not rewritten
+    stay as the build that wrote them tested them.
     oms.tasks.atp_build reads those watermarks before an incremental build and passes them as
     OMS_DBT_TEST_SINCE_ORDERS (base_magento__orders_current's) and OMS_DBT_TEST_SINCE_STOCK
     (int_stock__latest_snapshot's). Unset — a full refresh, the first build, the first build of a
@@ -47,6 +51,12 @@
     {%- elif stock_since
              and relation.identifier in ['base_erp__stock', 'stg_erp__stock', 'int_stock__latest_snapshot'] -%}
         {%- do return('loaded_at > ' ~ test_slice_since(stock_since, lookback)) -%}
+    {%- elif stock_since and relation.identifier in ['int_stock__on_hand', 'fct_atp_store'] -%}
+        {#- the (store, SKU) keys the model rewrote in this build; '*' after a full refresh -#}
+        {%- set keys = atp_store_pending_relation() if relation.identifier == 'int_stock__on_hand'
+                       else atp_store_written_relation() -%}
+        {%- do return('(store_id, sku) in (select store_id, sku from ' ~ keys ~ ') or exists (select 1 from '
+                      ~ keys ~ " where store_id = '*')") -%}
     {%- endif -%}
     {%- do return('') -%}
 {%- endmacro %}

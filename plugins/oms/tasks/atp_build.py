@@ -102,9 +102,9 @@ def build(dsn: str, dag_run_id: str | None, data_interval_end: datetime | None,
     selector = FULL_SELECTOR if full else CHANGED_SELECTOR
     with connect(dsn) as conn:
         first_build = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM oms.atp_snapshot) AS first").fetchone()["first"]
+    slice_env = None if full else data_test_slice_env(dsn)
     outcome = run_dbt(dsn, "build", "--selector", selector, *SKIP_UNIT_TESTS,
-                      *(("--full-refresh",) if full_refresh else ()),
-                      env=None if full else data_test_slice_env(dsn))
+                      *(("--full-refresh",) if full_refresh else ()), env=slice_env)
     with connect(dsn) as conn:
         # Orders that landed before the ATP marts existed had nothing to reserve against; the first
         # build reserves them, once, so a warehouse built in another order of runs (an outage and
@@ -120,7 +120,7 @@ def build(dsn: str, dag_run_id: str | None, data_interval_end: datetime | None,
     # The ATP marts show the holds as of their build: when this build's own reserving moved
     # holds, the two marts that read them are built again, so the marts say what the ledger
     # holds after the build whichever order the orders and the stock came in.
-    holds = run_dbt(dsn, "build", "--select", *HOLD_MARTS.split(), *SKIP_UNIT_TESTS) if moved else None
+    holds = run_dbt(dsn, "build", "--select", *HOLD_MARTS.split(), *SKIP_UNIT_TESTS, env=slice_env) if moved else None
     with connect(dsn) as conn:
         row = conn.execute(
             """
