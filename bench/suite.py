@@ -750,6 +750,7 @@ def rebuild_kept(name: str, admin: str, database: str, scale: dict[str, int], ou
     change (stock and order windows after every window landed so far), the rebuild after it. What a
     change to the dbt project costs at a scale, without filling the scale again (M: ~15 minutes)."""
     dsn = admin.rsplit("/", 1)[0] + f"/{database}"
+    apply_ddl(dsn)   # the DDL of the code measured (idempotent), as a deployment applies it
     data = demo_data.generate(skus=scale["skus"], stores_per_country=scale["stores_per_country"], orders=0,
                               seed=SEED, as_of=STOCK_T0, with_stock_rows=False)
     with connect(dsn) as conn:
