@@ -13,7 +13,9 @@
   still reserves their order until it ships them at the pickup) and units collected at it whose
   "ready for pickup" shipment the outbox has not sent yet. A shelf below safety stock + held
   units still publishes the held units: without them Magento would refuse their shipment (MSI's
-  source deduction) and show less salable than the platform.
+  source deduction) and show less salable than the platform. Units held for the platform's own
+  orders — an exchange's replacement — are not added back: Magento has no reservation of them
+  to offset (added, Magento showed them salable until they left the shelf).
 - 'sellable' channels: quantity = ATP (open orders already subtracted: store holds per source, and
   the country-level holds not yet routed taken with the buffer, below); Magento's reservations
   must be switched off for the channel's stock.
@@ -66,8 +68,21 @@ ready_shipped AS (   -- ready for pickup, Magento's shipment of it sent: Magento
     WHERE o.kind = 'ship' AND o.status = 'done' AND t.status = 'ready_for_pickup'
     GROUP BY 1, 2
 ),
-in_transit AS (
-    SELECT t.from_store_id AS store_id, t.sku, sum(t.qty) AS qty FROM oms.stock_in_transit t GROUP BY 1, 2
+-- held for orders Magento never had — an exchange's replacement (oms.return_exchange) is the
+-- platform's own order: Magento reserves nothing for it, so its units are not added back to the
+-- source for Magento's reservation to offset (they were, and Magento showed them salable)
+platform_held AS (
+    SELECT r.store_id, r.sku, sum(r.qty) AS qty
+    FROM oms.reservation r
+    JOIN oms.return_exchange x ON x.exchange_increment_id = r.order_increment_id
+    WHERE r.status = 'active' AND r.store_id IS NOT NULL
+    GROUP BY 1, 2
+),
+in_transit AS (   -- for Magento's orders only (above)
+    SELECT t.from_store_id AS store_id, t.sku, sum(t.qty) AS qty
+    FROM oms.stock_in_transit t
+    WHERE NOT EXISTS (SELECT 1 FROM oms.return_exchange x WHERE x.exchange_increment_id = t.order_increment_id)
+    GROUP BY 1, 2
 ),
 base AS (
     SELECT s.country_code,
@@ -78,7 +93,7 @@ base AS (
            s.is_channel_eligible AS eligible, c.publish_mode,
            CASE WHEN NOT s.is_channel_eligible   -- held for orders collected there, on the shelf, and
                     -- collected already while Magento's shipment of them is still to be sent
-                    THEN least(greatest(s.reserved_qty - coalesce(r.qty, 0), 0),
+                    THEN least(greatest(s.reserved_qty - coalesce(x.qty, 0) - coalesce(r.qty, 0), 0),
                                greatest(s.on_hand_qty - s.awaiting_erp_qty + s.restocked_qty - coalesce(r.qty, 0), 0))
                          + coalesce(u.qty, 0)
                 WHEN c.publish_mode = 'sellable' THEN s.atp_qty
@@ -87,13 +102,14 @@ base AS (
                 -- orders here and not shipped in Magento yet (parcels and "ready" click & collect
                 -- orders Magento shipped hold units it deducted already), in transit to a pickup
                 -- store, collected with the "ready" shipment unsent
-                ELSE s.atp_qty + greatest(s.reserved_qty - coalesce(f.qty, 0) - coalesce(r.qty, 0), 0)
+                ELSE s.atp_qty + greatest(s.reserved_qty - coalesce(x.qty, 0) - coalesce(f.qty, 0) - coalesce(r.qty, 0), 0)
                      + coalesce(t.qty, 0) + coalesce(u.qty, 0)
            END AS qty,
            CASE WHEN s.is_channel_eligible THEN s.atp_qty ELSE 0 END AS free
     FROM oms.atp_store_live((SELECT all_skus FROM skus)) s
     JOIN ref.channel c ON c.country_code = s.country_code AND c.active
     LEFT JOIN shipped_not_left f ON f.store_id = s.store_id AND f.sku = s.sku
+    LEFT JOIN platform_held x ON x.store_id = s.store_id AND x.sku = s.sku
     LEFT JOIN in_transit t ON t.store_id = s.store_id AND t.sku = s.sku
     LEFT JOIN collected_unshipped u ON u.store_id = s.store_id AND u.sku = s.sku
     LEFT JOIN ready_shipped r ON r.store_id = s.store_id AND r.sku = s.sku
