@@ -610,8 +610,14 @@ class Simulation:
         """The customer returns one unit: in a store (a refund, or an exchange for another size) or
         from home (a reverse pickup the platform books with Clickpost). A sellable unit handed in at
         a store is on its shelf at once; a damaged one is set apart (never on a sellable shelf)."""
+        line = {"sku": item["sku"], "qty": 1, "condition": item["condition"]}
+        placed = self.placed.get(item["order"]) or {}
+        same_sku = [i for i in placed.get("items", [])
+                    if i.get("sku") == item["sku"] and i.get("product_type") in STOCK_LINE_TYPES]
+        if len(same_sku) > 1:   # two lines of one SKU: the store names the line from the receipt, as the API asks
+            line["line_key"] = f"{placed['entity_id']}-{same_sku[0]['item_id']}"
         body = {"client_return_id": f"SIM-RET-{next(self.documents)}", "order_increment_id": item["order"],
-                "store_id": item["store_id"], "lines": [{"sku": item["sku"], "qty": 1, "condition": item["condition"]}]}
+                "store_id": item["store_id"], "lines": [line]}
         if item["how"] == "exchange":
             body["exchange"] = [{"sku": item["exchange_sku"], "qty": 1}]
         path = "/v1/returns/pickups" if item["how"] == "home" else "/v1/returns"
