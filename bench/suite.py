@@ -719,12 +719,7 @@ def run_scale(name: str, args: argparse.Namespace, admin: str, data_dir: Path) -
                 "SELECT pg_database_size(current_database()) AS b").fetchone()["b"] / 2**20)
         log("  ATP full build ...")
         out["loadavg_before_atp"] = os.getloadavg()[0]
-        out["atp_full"] = atp_build(dsn, f"{name}-full", full_refresh=True)
-        log(f"  ATP full build {out['atp_full']['seconds']} s; slowest: {out['atp_full']['slowest'][:3]}")
-        out["change"] = change_one_percent(dsn, data, channel_of_store(dsn))
-        out["atp_incremental"] = atp_build(dsn, f"{name}-incremental")
-        out["atp_incremental_pct"] = round(100 * out["atp_incremental"]["seconds"] / out["atp_full"]["seconds"], 1)
-        log(f"  ATP after a 1 % change {out['atp_incremental']['seconds']} s ({out['atp_incremental_pct']} % of full)")
+        full_then_one_percent(name, dsn, data, out)
         if "api" not in skip:
             log("  API (bench/atp_lookup.py --reuse) ...")
             out["api"] = run_api(admin, database, args.api_seconds, args.api_port)
@@ -745,6 +740,16 @@ def run_scale(name: str, args: argparse.Namespace, admin: str, data_dir: Path) -
     return out
 
 
+def full_then_one_percent(name: str, dsn: str, data: demo_data.DemoData, out: dict[str, Any], hours: int = 200) -> None:
+    """A full rebuild, a 1 % change landed `hours` after the first stock, the rebuild after it."""
+    out["atp_full"] = atp_build(dsn, f"{name}-full", full_refresh=True)
+    log(f"  ATP full build {out['atp_full']['seconds']} s; slowest: {out['atp_full']['slowest'][:3]}")
+    out["change"] = change_one_percent(dsn, data, channel_of_store(dsn), hours=hours)
+    out["atp_incremental"] = atp_build(dsn, f"{name}-incremental")
+    out["atp_incremental_pct"] = round(100 * out["atp_incremental"]["seconds"] / out["atp_full"]["seconds"], 1)
+    log(f"  ATP after a 1 % change {out['atp_incremental']['seconds']} s ({out['atp_incremental_pct']} % of full)")
+
+
 def rebuild_kept(name: str, admin: str, database: str, scale: dict[str, int], out: dict[str, Any]) -> dict[str, Any]:
     """The builds alone, on a database an earlier `--keep` run filled: a full rebuild, a new 1 %
     change (stock and order windows after every window landed so far), the rebuild after it. What a
@@ -755,14 +760,8 @@ def rebuild_kept(name: str, admin: str, database: str, scale: dict[str, int], ou
                               seed=SEED, as_of=STOCK_T0, with_stock_rows=False)
     with connect(dsn) as conn:
         last = conn.execute("SELECT max(data_interval_end) AS t FROM raw.erp_stock").fetchone()["t"]
-    hours = int((last - STOCK_T0).total_seconds() // 3600) + 1
     log(f"  reusing {database}: ATP full build ...")
-    out["atp_full"] = atp_build(dsn, f"{name}-full", full_refresh=True)
-    log(f"  ATP full build {out['atp_full']['seconds']} s; slowest: {out['atp_full']['slowest'][:3]}")
-    out["change"] = change_one_percent(dsn, data, channel_of_store(dsn), hours=hours)
-    out["atp_incremental"] = atp_build(dsn, f"{name}-incremental")
-    out["atp_incremental_pct"] = round(100 * out["atp_incremental"]["seconds"] / out["atp_full"]["seconds"], 1)
-    log(f"  ATP after a 1 % change {out['atp_incremental']['seconds']} s ({out['atp_incremental_pct']} % of full)")
+    full_then_one_percent(name, dsn, data, out, hours=int((last - STOCK_T0).total_seconds() // 3600) + 1)
     out["loadavg_after"] = os.getloadavg()[0]
     return out
 

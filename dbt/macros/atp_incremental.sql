@@ -228,6 +228,8 @@
 {#- fct_atp_store's post-hook: hand the rewritten keys' countries to fct_atp_country, keep the keys
     for the build's data tests, record the state. -#}
 {% macro atp_store_record() -%}
+    -- the keys this build wrote, for its data tests on an incremental build (macros/test_slice.sql)
+    delete from {{ atp_store_written_relation() }};
     {% if is_incremental() %}
         insert into {{ atp_country_pending_relation() }} (country_code, sku)
         select distinct held.country_code, held.sku
@@ -235,17 +237,10 @@
         inner join atp_store_slice as slice
             on slice.store_id = held.store_id
             and slice.sku = held.sku;
-    {% else %}
-        insert into {{ atp_country_pending_relation() }} (country_code, sku) values ('*', '*');
-    {% endif %}
-    {% if not is_incremental() %}
-        delete from {{ atp_store_pending_relation() }};
-    {% endif %}
-    -- the keys this build wrote, for its data tests on an incremental build (macros/test_slice.sql)
-    delete from {{ atp_store_written_relation() }};
-    {% if is_incremental() %}
         insert into {{ atp_store_written_relation() }} (store_id, sku) select store_id, sku from atp_store_slice;
     {% else %}
+        insert into {{ atp_country_pending_relation() }} (country_code, sku) values ('*', '*');
+        delete from {{ atp_store_pending_relation() }};
         insert into {{ atp_store_written_relation() }} (store_id, sku) values ('*', '*');
     {% endif %}
     analyze {{ atp_store_written_relation() }};

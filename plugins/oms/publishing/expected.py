@@ -68,20 +68,23 @@ ready_shipped AS (   -- ready for pickup, Magento's shipment of it sent: Magento
     WHERE o.kind = 'ship' AND o.status = 'done' AND t.status = 'ready_for_pickup'
     GROUP BY 1, 2
 ),
--- held for orders Magento never had — an exchange's replacement (oms.return_exchange) is the
--- platform's own order: Magento reserves nothing for it, so its units are not added back to the
--- source for Magento's reservation to offset (they were, and Magento showed them salable)
+-- orders Magento never had — an exchange's replacement is the platform's own order: Magento
+-- reserves nothing for it, so its units are not added back to the source for Magento's
+-- reservation to offset (they were, and Magento showed them salable)
+platform_orders AS (
+    SELECT exchange_increment_id AS order_increment_id FROM oms.return_exchange
+),
 platform_held AS (
     SELECT r.store_id, r.sku, sum(r.qty) AS qty
     FROM oms.reservation r
-    JOIN oms.return_exchange x ON x.exchange_increment_id = r.order_increment_id
+    JOIN platform_orders p USING (order_increment_id)
     WHERE r.status = 'active' AND r.store_id IS NOT NULL
     GROUP BY 1, 2
 ),
-in_transit AS (   -- for Magento's orders only (above)
+in_transit AS (   -- for Magento's orders only
     SELECT t.from_store_id AS store_id, t.sku, sum(t.qty) AS qty
     FROM oms.stock_in_transit t
-    WHERE NOT EXISTS (SELECT 1 FROM oms.return_exchange x WHERE x.exchange_increment_id = t.order_increment_id)
+    WHERE NOT EXISTS (SELECT 1 FROM platform_orders p WHERE p.order_increment_id = t.order_increment_id)
     GROUP BY 1, 2
 ),
 base AS (
