@@ -30,3 +30,13 @@
 {% macro default__json_text(column, key) -%}
     ({{ column }} ->> '{{ key }}')
 {%- endmacro %}
+
+
+{#-
+    The document when it is a JSON object, else an empty object: jsonb_to_record raises on an
+    array or a scalar, where `->>` answers null. The staging views read a payload's keys with
+    jsonb_to_record, once per order (stg_magento__orders says why).
+-#}
+{% macro json_object_or_empty(column) -%}
+    (case when jsonb_typeof({{ column }}) = 'object' then {{ column }} else '{}'::jsonb end)
+{%- endmacro %}

@@ -2,31 +2,32 @@
 -- shipping address (extension_attributes.shipping_assignments[0].shipping.address; for click &
 -- collect Magento puts the pickup store's address there).
 --
--- `not materialized`: the CTE is read twice, which would make Postgres materialise it, every order
--- parsed, before a caller's filter on entity_id (fct_orders' incremental slice) could reach it.
+-- The payload is read once per order (jsonb_to_record; stg_magento__orders says why), and both
+-- addresses are taken from that one reading.
 with
 
-orders as not materialized (
+orders as (
 
-    select * from {{ ref('base_magento__orders_current') }}
+    select
+        current_orders.entity_id,
+        current_orders.increment_id,
+        fields.billing_address,
+        fields.extension_attributes #> '{shipping_assignments,0,shipping,address}' as shipping_address
+
+    from {{ ref('base_magento__orders_current') }} as current_orders
+    cross join lateral jsonb_to_record({{ json_object_or_empty('current_orders.payload') }})
+        as fields (billing_address jsonb, extension_attributes jsonb)
 
 ),
 
 addresses as (
 
-    select entity_id, increment_id, 'billing' as address_type, payload -> 'billing_address' as address
+    select orders.entity_id, orders.increment_id, both_addresses.address_type, both_addresses.address
     from orders
-    where jsonb_typeof(payload -> 'billing_address') = 'object'
-
-    union all
-
-    select
-        entity_id,
-        increment_id,
-        'shipping' as address_type,
-        payload #> '{extension_attributes,shipping_assignments,0,shipping,address}' as address
-    from orders
-    where jsonb_typeof(payload #> '{extension_attributes,shipping_assignments,0,shipping,address}') = 'object'
+    cross join lateral (
+        values ('billing', orders.billing_address), ('shipping', orders.shipping_address)
+    ) as both_addresses (address_type, address)
+    where jsonb_typeof(both_addresses.address) = 'object'
 
 ),
 

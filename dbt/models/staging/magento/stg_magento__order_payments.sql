@@ -1,4 +1,5 @@
--- One row per Magento order: its payment (Magento has exactly one payment per order).
+-- One row per Magento order: its payment (Magento has exactly one payment per order). The payload
+-- is read once per order (jsonb_to_record; stg_magento__orders says why).
 with
 
 orders as (
@@ -10,12 +11,13 @@ orders as (
 payments as (
 
     select
-        entity_id,
-        increment_id,
-        payload -> 'payment' as payment
+        orders.entity_id,
+        orders.increment_id,
+        fields.payment
 
     from orders
-    where jsonb_typeof(payload -> 'payment') = 'object'
+    cross join lateral jsonb_to_record({{ json_object_or_empty('orders.payload') }}) as fields (payment jsonb)
+    where jsonb_typeof(fields.payment) = 'object'
 
 ),
 
