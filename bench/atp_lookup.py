@@ -151,11 +151,12 @@ CREATE TEMP TABLE bench_keys AS
 SELECT (SELECT array_agg(sku ORDER BY sku) FROM ref.sku) AS skus,
        (SELECT array_agg(store_id ORDER BY store_id) FROM ref.location) AS stores,
        (SELECT array_agg(country_code::text ORDER BY store_id) FROM ref.location) AS countries;
--- history the snapshot already counts (the ATP build marks it absorbed)
+-- history the snapshot already counts (the ATP build marks it absorbed); g is a bigint: at L
+-- (400,000 rows) g * 7919 passes 2^31
 INSERT INTO oms.erp_movement (document_id, line_no, movement_type, store_id, sku, qty_delta, posted_at, batch_id, payload)
 SELECT 'HIST-' || g, 1, 'sale', k.stores[1 + (g * 7) %% cardinality(k.stores)], k.skus[1 + (g * 7919) %% cardinality(k.skus)],
        -1, %(as_of)s::timestamptz - (1 + g %% 1000) * interval '1 minute', 'bench', '{}'
-FROM generate_series(1, %(history)s) g, bench_keys k;
+FROM generate_series(1, %(history)s::bigint) g, bench_keys k;
 -- the last hour's postings, after the snapshot: live
 INSERT INTO oms.erp_movement (document_id, line_no, movement_type, store_id, sku, qty_delta, posted_at, batch_id, payload)
 SELECT 'LIVE-' || g, 1, CASE WHEN g %% 3 = 0 THEN 'receipt' ELSE 'sale' END,
